@@ -1,0 +1,21 @@
+import { Schema } from "effect"
+import { Secret } from "./secret.js"
+
+// Schemas of the sync/RPC secrets profiles (original names: mdbsync-pub.yml, ...).
+// Unknown keys are errors here: a typo in a secrets file must not go unnoticed.
+const exact = { parseOptions: { onExcessProperty: "error" } } as const
+
+/** `mdbsync-pub`, `mdbsync-sub`, `udb-client-auth`, `udbsync-pub`, `udbsync-sub`, `presencesync-pub`, `mdb-server`. */
+export const SharedSecretProfile = Schema.Struct({
+  url: Schema.optional(Schema.String),
+  shared_secret: Secret
+}).annotations(exact)
+export type SharedSecretProfile = typeof SharedSecretProfile.Type
+
+/** `presencesync-sub` also carries the long-poll timeout in seconds (original default 30). */
+export const PresenceSubProfile = Schema.Struct({
+  url: Schema.optional(Schema.String),
+  shared_secret: Secret,
+  timeout: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 30 })
+}).annotations(exact)
+export type PresenceSubProfile = typeof PresenceSubProfile.Type
