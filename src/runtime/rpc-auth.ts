@@ -37,54 +37,55 @@ const isPublic = (rpc: Rpc.AnyWithProps): boolean => Context.get(rpc.annotations
 export class TimeAuth extends RpcMiddleware.Tag<TimeAuth>()("prolo/TimeAuth", {
   failure: Unauthorized,
   requiredForClient: true
-}) {
-  /** Server side for `service`; rejections are counted in `prolo_auth_rejected_total{service,reason}`. */
-  static server(service: string, secret: Redacted.Redacted<string>): Layer.Layer<TimeAuth, never, Metrics> {
-    return Layer.effect(
-      TimeAuth,
-      Effect.gen(function* () {
-        const rejected = yield* promCounter({
-          name: "prolo_auth_rejected_total",
-          help: "RPC calls refused by time-auth, by service and reason",
-          labelNames: ["service", "reason"]
-        })
-        const reject = (rpc: string, reason: RejectReason) =>
-          Effect.zipRight(
-            Effect.sync(() => rejected.inc({ service, reason })),
-            Effect.fail(new Unauthorized({ service, rpc, reason }))
-          )
-        return TimeAuth.of(({ rpc, payload, headers }) => {
-          if (isPublic(rpc)) return Effect.void
-          return signedMessage(rpc, payload).pipe(
-            Effect.matchEffect({
-              onFailure: () => reject(rpc._tag, "malformed"),
-              onSuccess: (message) =>
-                check(headers[AUTH_HEADER], secret, message).pipe(
-                  Effect.catchTag("TokenRejected", (e: TokenRejected) => reject(rpc._tag, e.reason))
-                )
-            })
-          )
-        })
-      })
-    )
-  }
+}) {}
 
-  /** Client side: signs every non-public call with `secret`. */
-  static client(secret: Redacted.Redacted<string>): Layer.Layer<RpcMiddleware.ForClient<TimeAuth>> {
-    return RpcMiddleware.layerClient(TimeAuth, ({ rpc, request }) => {
-      if (isPublic(rpc)) return Effect.succeed(request)
-      return signedMessage(rpc, request.payload).pipe(
-        // The payload was built by our own code from the rpc's schema: failing to encode it is a bug.
-        Effect.orDie,
-        Effect.flatMap((message) => generate(secret, message)),
-        Effect.map((token) => ({ ...request, headers: Headers.set(request.headers, AUTH_HEADER, token) }))
-      )
-    })
-  }
+// Standalone functions, not statics of TimeAuth: any static on an RpcMiddleware.Tag class
+// turns the middleware type of every group using it into `any`.
 
-  /** Client side without a secret, for callers that only use public rpcs (others answer `missing`). */
-  static readonly anonymous: Layer.Layer<RpcMiddleware.ForClient<TimeAuth>> = RpcMiddleware.layerClient(
+/** Server side for `service`; rejections are counted in `prolo_auth_rejected_total{service,reason}`. */
+export const timeAuthServer = (service: string, secret: Redacted.Redacted<string>): Layer.Layer<TimeAuth, never, Metrics> =>
+  Layer.effect(
     TimeAuth,
-    ({ request }) => Effect.succeed(request)
+    Effect.gen(function* () {
+      const rejected = yield* promCounter({
+        name: "prolo_auth_rejected_total",
+        help: "RPC calls refused by time-auth, by service and reason",
+        labelNames: ["service", "reason"]
+      })
+      const reject = (rpc: string, reason: RejectReason) =>
+        Effect.zipRight(
+          Effect.sync(() => rejected.inc({ service, reason })),
+          Effect.fail(new Unauthorized({ service, rpc, reason }))
+        )
+      return TimeAuth.of(({ rpc, payload, headers }) => {
+        if (isPublic(rpc)) return Effect.void
+        return signedMessage(rpc, payload).pipe(
+          Effect.matchEffect({
+            onFailure: () => reject(rpc._tag, "malformed"),
+            onSuccess: (message) =>
+              check(headers[AUTH_HEADER], secret, message).pipe(
+                Effect.catchTag("TokenRejected", (e: TokenRejected) => reject(rpc._tag, e.reason))
+              )
+          })
+        )
+      })
+    })
   )
-}
+
+/** Client side: signs every non-public call with `secret`. */
+export const timeAuthClient = (secret: Redacted.Redacted<string>): Layer.Layer<RpcMiddleware.ForClient<TimeAuth>> =>
+  RpcMiddleware.layerClient(TimeAuth, ({ rpc, request }) => {
+    if (isPublic(rpc)) return Effect.succeed(request)
+    return signedMessage(rpc, request.payload).pipe(
+      // The payload was built by our own code from the rpc's schema: failing to encode it is a bug.
+      Effect.orDie,
+      Effect.flatMap((message) => generate(secret, message)),
+      Effect.map((token) => ({ ...request, headers: Headers.set(request.headers, AUTH_HEADER, token) }))
+    )
+  })
+
+/** Client side without a secret, for callers that only use public rpcs (others answer `missing`). */
+export const timeAuthAnonymous: Layer.Layer<RpcMiddleware.ForClient<TimeAuth>> = RpcMiddleware.layerClient(
+  TimeAuth,
+  ({ request }) => Effect.succeed(request)
+)

@@ -7,7 +7,7 @@ import { createHmac } from "node:crypto"
 import { createServer } from "node:http"
 import * as Prom from "prom-client"
 import { Metrics } from "../../src/runtime/metrics.js"
-import { AUTH_HEADER, canonicalJson, Public, signedMessage, TimeAuth, Unauthorized } from "../../src/runtime/rpc-auth.js"
+import { AUTH_HEADER, canonicalJson, Public, signedMessage, TimeAuth, timeAuthAnonymous, timeAuthClient, timeAuthServer, Unauthorized } from "../../src/runtime/rpc-auth.js"
 
 // A payload whose encoded form differs from its decoded one (Date -> ISO string,
 // bigint -> string, optional key), so signing the wrong form would show.
@@ -117,14 +117,14 @@ describe("rpc-auth message", () => {
 describe("TimeAuth over RpcTest", () => {
   const clientWith = (client: Layer.Layer<RpcMiddleware.ForClient<TimeAuth>>) =>
     RpcTest.makeClient(TestRpcs).pipe(
-      Effect.provide(Layer.mergeAll(Handlers, TimeAuth.server("test", secret), client).pipe(Layer.provide(Metrics.layer)))
+      Effect.provide(Layer.mergeAll(Handlers, timeAuthServer("test", secret), client).pipe(Layer.provide(Metrics.layer)))
     )
 
   it.scoped("the real client is accepted; every bad token gets its typed reason and runs nothing", () =>
     Effect.gen(function* () {
       yield* TestClock.setTime(T0 * 1000)
       invocations = 0
-      const good = yield* clientWith(TimeAuth.client(secret))
+      const good = yield* clientWith(timeAuthClient(secret))
       expect(yield* outcome(good.Stamp(payload))).toBe("ok: héllo 2024-05-06T07:08:09.010Z 12345678901234567890")
       expect(invocations).toBe(1)
 
@@ -136,9 +136,9 @@ describe("TimeAuth over RpcTest", () => {
         expect([name, invocations - before]).toEqual([name, expected.startsWith("ok") ? 1 : 0])
       }
 
-      const wrongSecret = yield* clientWith(TimeAuth.client(Redacted.make("nope")))
+      const wrongSecret = yield* clientWith(timeAuthClient(Redacted.make("nope")))
       expect(yield* outcome(wrongSecret.Stamp(payload))).toBe("test/Stamp/bad_signature")
-      const anonymous = yield* clientWith(TimeAuth.anonymous)
+      const anonymous = yield* clientWith(timeAuthAnonymous)
       expect(yield* outcome(anonymous.Stamp(payload))).toBe("test/Stamp/missing")
       expect(yield* outcome(anonymous.Ping())).toBe("ok: pong")
       expect(invocations).toBe(2)
@@ -152,7 +152,7 @@ describe("TimeAuth over real HTTP (127.0.0.1)", () => {
     HttpLayerRouter.serve(
       RpcServer.layerHttpRouter({ group: TestRpcs, path: "/rpc", protocol: "http" }).pipe(
         Layer.provide(Handlers),
-        Layer.provide(TimeAuth.server("test", secret)),
+        Layer.provide(timeAuthServer("test", secret)),
         Layer.provide(metrics),
         Layer.provide(RpcSerialization.layerJson)
       ),
@@ -182,7 +182,7 @@ describe("TimeAuth over real HTTP (127.0.0.1)", () => {
       const url = `http://127.0.0.1:${server.address.port}/rpc`
       invocations = 0
 
-      const good = yield* clientAt(url, TimeAuth.client(secret))
+      const good = yield* clientAt(url, timeAuthClient(secret))
       expect(yield* outcome(good.Stamp(payload))).toBe("ok: héllo 2024-05-06T07:08:09.010Z 12345678901234567890")
       expect(invocations).toBe(1)
 
@@ -197,7 +197,7 @@ describe("TimeAuth over real HTTP (127.0.0.1)", () => {
         if (reason !== undefined) expect([name, yield* rejectedCount(metrics.registry, reason)]).toEqual([name, counted + 1])
       }
 
-      const anonymous = yield* clientAt(url, TimeAuth.anonymous)
+      const anonymous = yield* clientAt(url, timeAuthAnonymous)
       expect(yield* outcome(anonymous.Ping())).toBe("ok: pong")
       expect(yield* outcome(anonymous.Stamp(payload))).toBe("test/Stamp/missing")
       expect(invocations).toBe(2)

@@ -1,0 +1,130 @@
+// `npm run bench:sync`: publish→delivery latency of the sync hub to many subscribers over
+// loopback HTTP (websocket rpc), then the same with one extra subscriber that stopped reading.
+// The hub runs in this process; the subscribers (SyncClient.follow, one websocket each) in a
+// child process, so that both sides do not share one event loop. The all-reading run is the
+// peer the stalled run is compared with (ratio of p99s). Goal: p99 < 50 ms, and the stalled
+// subscriber adds < 5 ms to the others' p99 (it is detached as lagging).
+//
+// Knobs (environment): SUBSCRIBERS [200], MESSAGES [500], INTERVAL_MS [20], BUFFER [256].
+import { fork } from "node:child_process"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { Context, Effect, Exit, Layer, Logger, LogLevel, Metric, Redacted, Scope } from "effect"
+import * as HttpServer from "@effect/platform/HttpServer"
+import { SyncHub } from "../src/actors/sync/hub.js"
+import { makeMemorySource } from "../src/actors/sync/memory-source.js"
+import { hubMetrics } from "../src/actors/sync/metrics.js"
+import { syncRoutes } from "../src/actors/sync/routes.js"
+import { httpHostLayer, serverUrl } from "../src/runtime/http-host.js"
+import { Metrics } from "../src/runtime/metrics.js"
+
+const subscribers = Number(process.env["SUBSCRIBERS"] ?? "200")
+const messages = Number(process.env["MESSAGES"] ?? "500")
+const intervalMs = Number(process.env["INTERVAL_MS"] ?? "20")
+const bufferSize = Number(process.env["BUFFER"] ?? "256")
+const secret = "bench-secret"
+const here = path.dirname(fileURLToPath(import.meta.url))
+const now = () => performance.timeOrigin + performance.now()
+const log = (msg: string) => process.stderr.write(`[bench:sync] ${msg}\n`)
+
+const quantile = (sorted: ReadonlyArray<number>, q: number) =>
+  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+
+interface Report {
+  readonly p50: number
+  readonly p99: number
+  readonly max: number
+  readonly n: number
+  readonly resumes: number
+  readonly lagging: number
+  readonly rssMiB: number
+}
+
+const run = (stall: boolean) =>
+  Effect.gen(function* () {
+    const scope = yield* Scope.make()
+    const source = yield* makeMemorySource({ topic: "bench", keyField: "key", retention: 10_000 })
+    const topic = {
+      definition: { name: "bench", keyField: "key", durable: false, profile: "bench" },
+      secrets: { publisher: Redacted.make(secret), subscriber: Redacted.make(secret) },
+      source
+    }
+    const ctx = yield* Layer.buildWithScope(
+      httpHostLayer(syncRoutes, { listen: { host: "127.0.0.1", port: 0 }, drainTimeout: "100 millis" }).pipe(
+        Layer.provideMerge(SyncHub.layer({ topics: [topic], options: { bufferSize } })),
+        Layer.provide(Metrics.layer)
+      ),
+      scope
+    )
+    const hub = Context.get(ctx, SyncHub)
+    const url = serverUrl(Context.get(ctx, HttpServer.HttpServer).address)
+    const lagBefore = (yield* Metric.value(hubMetrics("bench").lagging)).count
+
+    const child = fork(path.join(here, "sync-clients.ts"), [url, String(subscribers), stall ? "1" : "0", secret], {
+      execArgv: process.env["SYNC_BENCH_PROFILE"] ? ["--import", "tsx", "--cpu-prof", `--cpu-prof-dir=${process.env["SYNC_BENCH_PROFILE"]}`] : ["--import", "tsx"],
+      stdio: ["ignore", "inherit", "inherit", "ipc"]
+    })
+    const inbox: Array<{ type: string; latencies?: Array<number>; resumes?: number }> = []
+    child.on("message", (m) => inbox.push(m as (typeof inbox)[number]))
+    const waitFor = (type: string) =>
+      Effect.gen(function* () {
+        for (let i = 0; i < 12_000; i++) {
+          const found = inbox.find((m) => m.type === type)
+          if (found !== undefined) return found
+          yield* Effect.sleep("5 millis")
+        }
+        return yield* Effect.dieMessage(`no ${type} from the subscriber process`)
+      })
+    yield* waitFor("ready")
+    if (stall) yield* waitFor("stalled")
+    log(`${subscribers} subscribers${stall ? " + 1 stalled" : ""} connected to ${url}; publishing ${messages} batches every ${intervalMs} ms`)
+
+    let rss = 0
+    for (let i = 0; i < messages; i++) {
+      yield* hub.publish("bench", [{ type: "update", data: { key: `k${i % 50}`, t: now(), seq: i } }])
+      rss = Math.max(rss, process.memoryUsage.rss())
+      yield* Effect.sleep(`${intervalMs} millis`)
+    }
+    yield* Effect.sleep("500 millis")
+    child.send("report")
+    const report = yield* waitFor("report")
+    yield* Effect.async<void>((resume) => {
+      if (child.exitCode !== null) return resume(Effect.void)
+      const timer = setTimeout(() => child.kill(), 5000)
+      child.once("exit", () => {
+        clearTimeout(timer)
+        resume(Effect.void)
+      })
+    })
+    const lagging = (yield* Metric.value(hubMetrics("bench").lagging)).count - lagBefore
+    yield* Scope.close(scope, Exit.void)
+    const sorted = [...(report.latencies ?? [])].sort((a, b) => a - b)
+    const expected = subscribers * messages
+    if (sorted.length !== expected) log(`warning: ${sorted.length} deliveries measured, expected ${expected}`)
+    return {
+      p50: quantile(sorted, 0.5),
+      p99: quantile(sorted, 0.99),
+      max: sorted[sorted.length - 1] ?? NaN,
+      n: sorted.length,
+      resumes: report.resumes ?? 0,
+      lagging,
+      rssMiB: rss / (1 << 20)
+    } satisfies Report
+  })
+
+const program = Effect.gen(function* () {
+  const reading = yield* run(false)
+  const stalled = yield* run(true)
+  const fmt = (r: Report) =>
+    `p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  max ${r.max.toFixed(1)} ms  (${r.n} deliveries, ${r.resumes} resumes, ${r.lagging} detached as lagging, hub RSS ${r.rssMiB.toFixed(0)} MiB)`
+  console.log(`sync hub: ${subscribers} subscribers over loopback websocket, ${messages} batches every ${intervalMs} ms, buffer ${bufferSize}`)
+  console.log(`  all reading          ${fmt(reading)}`)
+  console.log(`  + 1 stalled          ${fmt(stalled)}`)
+  console.log(`  p99 stalled - reading: ${(stalled.p99 - reading.p99).toFixed(2)} ms (ratio ${(stalled.p99 / reading.p99).toFixed(2)})`)
+  console.log(`  goals: p99 < 50 ms: ${reading.p99 < 50 && stalled.p99 < 50 ? "met" : "NOT met"}; stalled adds < 5 ms: ${stalled.p99 - reading.p99 < 5 ? "met" : "NOT met"}; stalled one detached: ${stalled.lagging >= 1 ? "yes" : "no"}`)
+})
+
+Effect.runPromise(program.pipe(Logger.withMinimumLogLevel(LogLevel.Warning))).catch((e) => {
+  console.error(e)
+  process.exit(1)
+})

@@ -1,0 +1,117 @@
+// prolo-node: runs the subsystems of one or more roles behind one HTTP port.
+// Exit codes: 0 after SIGTERM/SIGINT (graceful), 2 for a usage or configuration error (one
+// line on stderr), 70 when the root supervisor gives up, 1 for anything else.
+import * as Command from "@effect/cli/Command"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as Span from "@effect/cli/HelpDoc/Span"
+import * as Options from "@effect/cli/Options"
+import { isValidationError } from "@effect/cli/ValidationError"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Cause, Config, Context, Effect, Exit, Layer, Option, Schema } from "effect"
+import { describeRoles, parseRoles, subsystemsOf } from "../src/roles.js"
+import { parseListen } from "../src/runtime/http-host.js"
+import { logLevelNames, loggingLayer } from "../src/runtime/logging.js"
+
+const PROGRAM = "prolo-node"
+
+// Errors an operator fixes by changing the command line or the configuration.
+const usageTags = new Set(["RoleError", "ListenError", "ConfigError"])
+
+class StartError extends Schema.TaggedError<StartError>()("StartError", { message: Schema.String }) {}
+
+const oneLine = (text: string) => text.split("\n", 1)[0] ?? text
+
+const layer = Options.text("layer").pipe(
+  Options.withAlias("l"),
+  Options.repeated,
+  Options.withDescription("role(s) to run: a comma list, and/or repeat the option (see the roles above)")
+)
+const config = Options.text("config").pipe(
+  Options.withFallbackConfig(Config.string("PROLO_CONFIG_DIR")),
+  Options.withDefault("/etc/prologin"),
+  Options.withDescription("configuration directory holding the <profile>.yml files (env PROLO_CONFIG_DIR)")
+)
+const listen = Options.text("listen").pipe(
+  Options.withDefault("0.0.0.0:20000"),
+  Options.withDescription("HOST:PORT of the node's HTTP server; port 0 picks a free one")
+)
+const logLevel = Options.choice("log-level", logLevelNames).pipe(
+  Options.withDefault("info" as const),
+  Options.withDescription("minimum level logged on stderr")
+)
+
+const help = HelpDoc.blocks([
+  HelpDoc.p("Runs the prolo subsystems of the given roles behind one HTTP port (/__ping, /__actors, /metrics, /rpc/<service>)."),
+  HelpDoc.p("Roles:"),
+  HelpDoc.descriptionList(
+    describeRoles().map(([name, text]) => [Span.text(name), HelpDoc.p(text)] as [Span.Span, HelpDoc.HelpDoc]) as [
+      [Span.Span, HelpDoc.HelpDoc],
+      ...Array<[Span.Span, HelpDoc.HelpDoc]>
+    ]
+  )
+])
+
+const start = (options: {
+  readonly layer: ReadonlyArray<string>
+  readonly config: string
+  readonly listen: string
+  readonly logLevel: (typeof logLevelNames)[number]
+}) =>
+  Effect.gen(function* () {
+    const roleNames = yield* parseRoles(options.layer)
+    const address = yield* parseListen(options.listen)
+    // Loaded after parsing, so that `--help` and usage errors stay quick.
+    const { nodeLayer, NodeUrls } = yield* Effect.promise(() => import("../src/runtime/http-host-node.js"))
+    const node = nodeLayer({ subsystems: subsystemsOf(roleNames), listen: address, configDir: options.config })
+    const urls = yield* Layer.build(node).pipe(
+      Effect.map((ctx) => Context.get(ctx, NodeUrls)),
+      Effect.mapError((e) =>
+        tagOf(e) === "ServeError" && typeof e === "object" && e !== null && "cause" in e
+          ? new StartError({ message: `cannot listen on ${options.listen}: ${messageOf(e.cause) ?? "error"}` })
+          : e
+      )
+    )
+    yield* Effect.logInfo(`${PROGRAM} listening on ${urls.base} (layers: ${roleNames.join(", ")})`)
+    for (const path of urls.paths) yield* Effect.logInfo(`  ${urls.base}${path}`)
+    return yield* Effect.never
+  }).pipe(Effect.scoped, Effect.provide(loggingLayer(options.logLevel)))
+
+const command = Command.make(PROGRAM, { layer, config, listen, logLevel }, start).pipe(Command.withDescription(help))
+
+const cli = Command.run(command, { name: PROGRAM, version: "0.1.0" })
+
+const failureOf = (exit: Exit.Exit<unknown, unknown>): unknown =>
+  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+
+const tagOf = (error: unknown): string | undefined =>
+  typeof error === "object" && error !== null && "_tag" in error ? String(error._tag) : undefined
+
+const messageOf = (error: unknown): string | undefined =>
+  typeof error === "object" && error !== null && "message" in error && typeof error.message === "string" && error.message !== ""
+    ? oneLine(error.message)
+    : undefined
+
+const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
+  if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return 0
+  const error = failureOf(exit)
+  return isValidationError(error) || usageTags.has(tagOf(error) ?? "") ? 2 : 1
+}
+
+// A failure the operator can act on is one line; a defect keeps its stack, it is a bug report.
+const report = (exit: Exit.Exit<unknown, unknown>): string | undefined => {
+  if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return undefined
+  const error = failureOf(exit)
+  if (isValidationError(error)) return undefined // @effect/cli printed it
+  const message = messageOf(error)
+  return message !== undefined ? `${PROGRAM}: ${message}` : `${PROGRAM}: failed\n${Cause.pretty(exit.cause)}`
+}
+
+cli(process.argv).pipe(
+  Effect.onExit((exit) => {
+    const text = report(exit)
+    return text === undefined ? Effect.void : Effect.sync(() => process.stderr.write(`${text}\n`))
+  }),
+  Effect.provide(NodeContext.layer),
+  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true, teardown: (exit, onExit) => onExit(exitCode(exit)) })
+)

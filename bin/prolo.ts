@@ -1,0 +1,107 @@
+// prolo: the operator CLI. Talks to a node over HTTP (`--node`, env PROLO_NODE); secrets come
+// from the configuration directory (`--config`, env PROLO_CONFIG_DIR). Any failure is one
+// line on stderr and exit status 2.
+import * as Command from "@effect/cli/Command"
+import { isValidationError } from "@effect/cli/ValidationError"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Cause, Console, Effect, Exit, Option, Schema } from "effect"
+import { mdbCommand, table } from "../src/actors/mdb/cli.js"
+import { udbCommand } from "../src/actors/udb/cli.js"
+import { nbdCommand } from "../src/nbd/cli.js"
+import { ActorInfo } from "../src/runtime/actor-tree.js"
+import { configOption, nodeOption } from "../src/runtime/cli-client-options.js"
+
+const PROGRAM = "prolo"
+
+class CliError extends Schema.TaggedError<CliError>()("CliError", { message: Schema.String }) {}
+
+const root = Command.make(PROGRAM, { node: nodeOption, config: configOption })
+
+const fetchText = (url: string) =>
+  Effect.tryPromise({
+    try: async (signal) => {
+      const res = await fetch(url, { signal })
+      const body = await res.text()
+      if (!res.ok) throw new Error(`HTTP ${res.status}`)
+      return body
+    },
+    catch: (e) => {
+      const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : ""
+      return new CliError({ message: `cannot reach ${url}: ${e instanceof Error ? e.message : String(e)}${cause}` })
+    }
+  }).pipe(
+    Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new CliError({ message: `no answer from ${url} within 10 s` }) })
+  )
+
+const formatAge = (seconds: number): string => {
+  const s = Math.floor(seconds)
+  if (s < 60) return `${s}s`
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`
+}
+
+const decodeActors = Schema.decodeUnknown(Schema.parseJson(Schema.Array(ActorInfo)))
+
+const status = Command.make("status", {}, () =>
+  Effect.gen(function* () {
+    const { node } = yield* root
+    const base = node.replace(/\/+$/, "")
+    const pong = yield* fetchText(`${base}/__ping`)
+    if (pong !== "pong") return yield* new CliError({ message: `${base}/__ping answered ${JSON.stringify(pong.slice(0, 40))}, not pong` })
+    const actors = yield* fetchText(`${base}/__actors`).pipe(
+      Effect.flatMap(decodeActors),
+      Effect.mapError((e) => (e._tag === "CliError" ? e : new CliError({ message: `${base}/__actors: unexpected answer` })))
+    )
+    yield* Console.log(`node ${base}: up, ${actors.length} actor${actors.length === 1 ? "" : "s"}`)
+    if (actors.length === 0) return
+    yield* Console.log(
+      table(
+        ["PATH", "KIND", "MAILBOX", "HANDLED", "RESTARTS", "AGE"],
+        actors.map((a) => [
+          a.path,
+          a.kind ?? "actor",
+          String(a.mailboxDepth),
+          String(a.handled),
+          String(a.restarts),
+          formatAge(a.ageSeconds)
+        ])
+      )
+    )
+  })
+).pipe(Command.withDescription("is the node up, and its actor tree (mailbox depth, restarts, age)"))
+
+// Subcommands contributed by subsystems: one line each.
+const subcommands = [
+  status,
+  mdbCommand,
+  udbCommand,
+  nbdCommand
+] as const
+
+const command = root.pipe(
+  Command.withDescription("operator CLI of prolo: status, machines (mdb), users (udb)"),
+  Command.withSubcommands(subcommands)
+)
+
+const report = (exit: Exit.Exit<unknown, unknown>): string | undefined => {
+  if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return undefined
+  const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
+  if (isValidationError(error)) return undefined // @effect/cli printed it
+  const message =
+    typeof error === "object" && error !== null && "message" in error && typeof error.message === "string" ? error.message : undefined
+  return `${PROGRAM}: ${message?.split("\n", 1)[0] ?? Cause.pretty(exit.cause)}`
+}
+
+Command.run(command, { name: PROGRAM, version: "0.1.0" })(process.argv).pipe(
+  Effect.onExit((exit) => {
+    const text = report(exit)
+    return text === undefined ? Effect.void : Effect.sync(() => process.stderr.write(`${text}\n`))
+  }),
+  Effect.provide(NodeContext.layer),
+  NodeRuntime.runMain({
+    disableErrorReporting: true,
+    disablePrettyLogger: true,
+    teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause) ? 0 : 2)
+  })
+)

@@ -1,0 +1,248 @@
+import { Clock, Effect, Either, Option, Request, Schedule, Stream, SubscriptionRef } from "effect"
+import {
+  HeartbeatRefused,
+  LoginRefused,
+  LogoutRefused,
+  type PresenceList,
+  PresenceUnavailable
+} from "../../protocols/presence.js"
+import * as Actor from "../../runtime/actor.js"
+import { Directory } from "./directory.js"
+import { LeaseStore, type StoredLease } from "./lease-store.js"
+import type { PresenceMetrics } from "./metrics.js"
+import { deleteOf, PresencePublisher, updateOf } from "./publisher.js"
+import {
+  admit,
+  assign,
+  dueLeases,
+  type Lease,
+  nextExpiry,
+  occupancy,
+  occupiedRefusal,
+  type Refusal,
+  release,
+  type Table,
+  tableOf,
+  logoutText
+} from "./rules.js"
+
+// The PresenceActor owns the login table; one message at a time, so a decision and the write
+// that records it are never interleaved with another decision.
+//
+// Every change of membership (accepted login, logout, expiry) is written to the LeaseStore,
+// then committed to the table, then published. Replies are `Either`s rather than typed
+// failures because a refusal may follow changes already stored (leases that expired on the
+// way): the actor keeps state only from handlers that succeed, so those must succeed.
+
+type Answer<E> = Either.Either<void, E | PresenceUnavailable>
+
+export class RequestLogin extends Request.TaggedClass("RequestLogin")<
+  Answer<LoginRefused>,
+  never,
+  { readonly login: string; readonly hostname: string }
+> {}
+export class Heartbeat extends Request.TaggedClass("Heartbeat")<
+  Answer<HeartbeatRefused>,
+  never,
+  { readonly login: string; readonly hostname: string }
+> {}
+export class Logout extends Request.TaggedClass("Logout")<
+  Answer<LogoutRefused>,
+  never,
+  { readonly login: string; readonly hostname: string }
+> {}
+export class List extends Request.TaggedClass("List")<Either.Either<PresenceList, PresenceUnavailable>, never, {}> {}
+/** Sent by the expiry timer when the earliest lease is due. */
+export class Expire extends Request.TaggedClass("Expire")<void, never, {}> {}
+
+export type PresenceMessage = RequestLogin | Heartbeat | Logout | List | Expire
+
+export interface PresenceActorOptions {
+  readonly leaseMillis: number
+  readonly metrics: PresenceMetrics
+  /** How soon the timer retries an expiry the store refused. */
+  readonly expiryRetryMillis?: number
+}
+
+/** Every stored lease is live after a (re)start, for one whole lease period from now. */
+export const restoredTable = (rows: ReadonlyArray<StoredLease>, now: number, leaseMillis: number, keep?: Table): Table =>
+  tableOf(
+    rows.map((row): Lease => {
+      const known = keep?.byLogin.get(row.login)
+      return known !== undefined && known.hostname === row.hostname
+        ? known
+        : { login: row.login, hostname: row.hostname, since: row.since, expiresAt: now + leaseMillis, refreshedAt: now }
+    })
+  )
+
+const associations = (table: Table) => [...table.byLogin.values()].map((l) => ({ login: l.login, hostname: l.hostname }))
+
+export const makePresenceActor = (options: PresenceActorOptions) =>
+  Effect.gen(function* () {
+    const store = yield* LeaseStore
+    const directory = yield* Directory
+    const publisher = yield* PresencePublisher
+    const { metrics, leaseMillis } = options
+    const retryMillis = options.expiryRetryMillis ?? 1000
+    // When the expiry timer must next wake up; the timer fiber follows it.
+    const wakeAt = yield* SubscriptionRef.make(Option.none<number>())
+
+    // The earliest expiry as last computed: nothing can be due before it, so most requests
+    // skip the scan. Re-arming the timer only when it moves keeps heartbeats cheap.
+    let earliest: number | undefined
+    const committed = (table: Table, wake?: number) =>
+      Effect.suspend(() => {
+        metrics.loggedUsers.set(table.byLogin.size)
+        const next = wake ?? nextExpiry(table)
+        const moved = next !== earliest
+        earliest = next
+        return moved ? Effect.as(SubscriptionRef.set(wakeAt, Option.fromNullable(next)), table) : Effect.succeed(table)
+      })
+
+    const load = (keep?: Table) =>
+      Effect.gen(function* () {
+        const rows = yield* store.load
+        const now = yield* Clock.currentTimeMillis
+        const table = restoredTable(rows, now, leaseMillis, keep)
+        yield* publisher.reset(associations(table))
+        return yield* committed(table)
+      })
+
+    // Drops the leases due at `now`. If the store refuses, they stay (a user held a little
+    // longer is safe; one freed in memory but not in the database could be logged in twice).
+    const expire = (table: Table, now: number) =>
+      Effect.gen(function* () {
+        if (earliest === undefined || now < earliest) return table
+        const due = dueLeases(table, now)
+        if (due.length === 0) return yield* committed(table)
+        const stored = yield* Effect.either(store.remove(due.map((l) => l.login)))
+        if (Either.isLeft(stored)) {
+          yield* Effect.logWarning(`presence: cannot record the expiry of ${due.map((l) => l.login).join(", ")}`, stored.left)
+          return yield* committed(table, now + retryMillis)
+        }
+        for (const lease of due) metrics.leaseAge.observe((now - lease.refreshedAt) / 1000)
+        yield* publisher.publish(due.map((l) => deleteOf(l.login)))
+        return yield* committed(release(table, due.map((l) => l.login)))
+      })
+
+    const refresh = (table: Table, lease: Lease, now: number) =>
+      committed(assign(table, { ...lease, expiresAt: now + leaseMillis, refreshedAt: now }))
+
+    // A login on a free host: the directory decides, then the store records, then we publish.
+    const establish = (table: Table, login: string, hostname: string, now: number) =>
+      Effect.gen(function* () {
+        const machine = yield* directory.machine(hostname)
+        const user = yield* directory.user(login)
+        const admitted = admit(login, hostname, Option.getOrUndefined(machine), Option.getOrUndefined(user))
+        if (Either.isLeft(admitted)) return Either.left(admitted.left)
+        yield* store.put({ login, hostname, since: now })
+        const next = assign(table, { login, hostname, since: now, expiresAt: now + leaseMillis, refreshedAt: now })
+        yield* publisher.publish([updateOf({ login, hostname })])
+        return Either.right(yield* committed(next))
+      }).pipe(Effect.either)
+
+    type Decision = Either.Either<Table, Refusal | PresenceUnavailable>
+
+    // The login rules shared by RequestLogin and a heartbeat without a lease.
+    const decide = (table: Table, login: string, hostname: string, now: number): Effect.Effect<Decision> => {
+      const occ = occupancy(table, login, hostname)
+      switch (occ) {
+        case "here":
+          return Effect.map(refresh(table, table.byLogin.get(login)!, now), Either.right)
+        case "elsewhere":
+        case "busy":
+          return Effect.succeed(Either.left(occupiedRefusal(occ, login, hostname)))
+        case "free":
+          return Effect.map(establish(table, login, hostname, now), (r) => Either.flatMap(r, (inner) => inner))
+      }
+    }
+
+    const isRefusal = (e: Refusal | PresenceUnavailable): e is Refusal => !(e instanceof PresenceUnavailable)
+
+    const behaviour = Actor.behaviour<PresenceMessage>()({
+      init: load(),
+      // A defect may strike between a store write and the commit: reload membership from the
+      // store, keeping the expiries of leases we still agree on.
+      onDefect: (last: Table) => load(last),
+      receive: {
+        RequestLogin: (state, { login, hostname }) =>
+          Effect.gen(function* () {
+            const now = yield* Clock.currentTimeMillis
+            const table = yield* expire(state, now)
+            const decision = yield* decide(table, login, hostname, now)
+            if (Either.isRight(decision)) return { reply: Either.void, state: decision.right }
+            const e = decision.left
+            if (!isRefusal(e)) return { reply: Either.left(e), state: table }
+            metrics.loginFailed.inc({ reason: e.reason })
+            yield* Effect.logInfo(`presence: login of ${login} on ${hostname} refused: ${e.message}`)
+            return { reply: Either.left(new LoginRefused({ login, hostname, ...e })), state: table }
+          }),
+        Heartbeat: (state, { login, hostname }) =>
+          Effect.gen(function* () {
+            const now = yield* Clock.currentTimeMillis
+            const table = yield* expire(state, now)
+            const lease = table.byLogin.get(login)
+            if (lease !== undefined && lease.hostname === hostname) {
+              metrics.leaseAge.observe((now - lease.refreshedAt) / 1000)
+            }
+            const decision = yield* decide(table, login, hostname, now)
+            if (Either.isRight(decision)) return { reply: Either.void, state: decision.right }
+            const e = decision.left
+            if (!isRefusal(e)) return { reply: Either.left(e), state: table }
+            metrics.heartbeatRefused.inc({ reason: e.reason })
+            yield* Effect.logWarning(`presence: heartbeat of ${login} from ${hostname} refused: ${e.message}`)
+            return { reply: Either.left(new HeartbeatRefused({ login, hostname, ...e })), state: table }
+          }),
+        Logout: (state, { login, hostname }) =>
+          Effect.gen(function* () {
+            const now = yield* Clock.currentTimeMillis
+            const table = yield* expire(state, now)
+            const lease = table.byLogin.get(login)
+            if (lease === undefined || lease.hostname !== hostname) {
+              const reason = lease === undefined ? "not_logged_in" : "wrong_host"
+              return {
+                reply: Either.left(new LogoutRefused({ login, hostname, reason, message: logoutText[reason] })),
+                state: table
+              }
+            }
+            const stored = yield* Effect.either(store.remove([login]))
+            if (Either.isLeft(stored)) return { reply: Either.left(stored.left), state: table }
+            yield* publisher.publish([deleteOf(login)])
+            return { reply: Either.void, state: yield* committed(release(table, [login])) }
+          }),
+        List: (state) =>
+          Effect.gen(function* () {
+            const table = yield* expire(state, yield* Clock.currentTimeMillis)
+            const list: Record<string, string> = {}
+            for (const lease of table.byLogin.values()) list[lease.login] = lease.hostname
+            return { reply: Either.right(list), state: table }
+          }),
+        Expire: (state) =>
+          Effect.gen(function* () {
+            return { state: yield* expire(state, yield* Clock.currentTimeMillis) }
+          })
+      }
+    })
+
+    const ref = yield* Actor.make("presence", behaviour)
+
+    // The expiry timer: sleeps until the earliest expiry (restarted whenever it moves), then
+    // asks the actor to expire. A failed tell (mailbox full) is retried: the next request
+    // would expire the lease anyway, but an idle table must still free its hosts.
+    const fire = (at: number) =>
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        if (at > now) yield* Effect.sleep(at - now)
+        yield* ref.tell(new Expire()).pipe(Effect.retry(Schedule.spaced("100 millis")), Effect.ignore)
+      })
+    yield* Effect.forkScoped(
+      Stream.runDrain(
+        Stream.flatMap(
+          wakeAt.changes,
+          (next) => (Option.isNone(next) ? Stream.empty : Stream.fromEffect(fire(next.value))),
+          { switch: true }
+        )
+      )
+    )
+    return ref
+  })

@@ -1,0 +1,99 @@
+import { Context, Deferred, Duration, Effect, Layer, Option } from "effect"
+import { PresenceUnavailable } from "../../protocols/presence.js"
+import type { SyncRecord } from "../../protocols/sync.js"
+import { SyncClient } from "../sync/client.js"
+import type { MachineFacts, UserFacts } from "./rules.js"
+
+// The machine and user facts the login rules need, answered from the mdb and udb topics this
+// node follows: the login path never waits for a database or another service (the original
+// called MDB and UDB synchronously inside its event loop).
+
+export interface DirectoryService {
+  /** The machine named exactly `hostname` (aliases do not count, as the original's query). */
+  readonly machine: (hostname: string) => Effect.Effect<Option.Option<MachineFacts>, PresenceUnavailable>
+  readonly user: (login: string) => Effect.Effect<Option.Option<UserFacts>, PresenceUnavailable>
+}
+
+export class Directory extends Context.Tag("prolo/presence/Directory")<Directory, DirectoryService>() {
+  /** Fixed facts (tests, benchmarks). */
+  static readonly fromRecords = (
+    machines: Readonly<Record<string, MachineFacts>>,
+    users: Readonly<Record<string, UserFacts>>
+  ): Layer.Layer<Directory> =>
+    Layer.succeed(Directory, {
+      machine: (hostname) => Effect.succeed(Option.fromNullable(Object.hasOwn(machines, hostname) ? machines[hostname] : undefined)),
+      user: (login) => Effect.succeed(Option.fromNullable(Object.hasOwn(users, login) ? users[login] : undefined))
+    })
+
+  /**
+   * Follows `mdb` and `udb` through the node's `SyncClient`. Until both topics delivered their
+   * first snapshot a lookup waits up to `readyWait`, then answers `PresenceUnavailable` (never a
+   * wrong "not registered").
+   */
+  static readonly following = (options: { readonly readyWait: Duration.DurationInput }): Layer.Layer<Directory, never, SyncClient> =>
+    Layer.scoped(
+      Directory,
+      Effect.gen(function* () {
+        const sync = yield* SyncClient
+        const machines = new Map<string, MachineFacts>()
+        const users = new Map<string, UserFacts>()
+        const machinesReady = yield* Deferred.make<void>()
+        const usersReady = yield* Deferred.make<void>()
+
+        // Rebuilt from the whole followed state on each frame: a hostname change or a deleted
+        // machine leaves no stale entry behind. ~150 machines and a few hundred users: cheap.
+        yield* Effect.forkScoped(
+          sync.follow("mdb", (state) =>
+            Effect.zipRight(
+              Effect.sync(() => indexMachines(state, machines)),
+              Deferred.succeed(machinesReady, undefined)
+            )
+          )
+        )
+        yield* Effect.forkScoped(
+          sync.follow("udb", (state) =>
+            Effect.zipRight(Effect.sync(() => indexUsers(state, users)), Deferred.succeed(usersReady, undefined))
+          )
+        )
+
+        const ready = (which: Deferred.Deferred<void>, topic: string) =>
+          Deferred.await(which).pipe(
+            Effect.timeoutFail({
+              duration: options.readyWait,
+              onTimeout: () =>
+                new PresenceUnavailable({
+                  message: `the ${topic} topic has not been received yet (waited ${Duration.format(Duration.decode(options.readyWait))}); retry`
+                })
+            })
+          )
+        return {
+          // read the maps after waiting, not when the effect is built
+          machine: (hostname) => Effect.map(ready(machinesReady, "mdb"), () => Option.fromNullable(machines.get(hostname))),
+          user: (login) => Effect.map(ready(usersReady, "udb"), () => Option.fromNullable(users.get(login)))
+        }
+      })
+    )
+}
+
+const text = (record: SyncRecord, field: string): string | undefined => {
+  const value = record[field]
+  return typeof value === "string" ? value : undefined
+}
+
+export const indexMachines = (state: ReadonlyMap<string, SyncRecord>, into: Map<string, MachineFacts>): void => {
+  into.clear()
+  for (const record of state.values()) {
+    const hostname = text(record, "hostname")
+    const mtype = text(record, "mtype")
+    if (hostname !== undefined && mtype !== undefined) into.set(hostname, { mtype })
+  }
+}
+
+export const indexUsers = (state: ReadonlyMap<string, SyncRecord>, into: Map<string, UserFacts>): void => {
+  into.clear()
+  for (const record of state.values()) {
+    const login = text(record, "login")
+    const group = text(record, "group")
+    if (login !== undefined && group !== undefined) into.set(login, { group })
+  }
+}

@@ -1,0 +1,68 @@
+import { Duration, Effect, Layer } from "effect"
+import { PRESENCE_LIST_SERVICE, PRESENCE_SERVICE, PresenceListRpcs, PresenceRpcs } from "../../protocols/presence.js"
+import type { FileSystem } from "@effect/platform/FileSystem"
+import { type ConfigDir, loadProfile } from "../../runtime/config.js"
+import { PresenceSubProfile, SharedSecretProfile } from "../../runtime/profiles.js"
+import { rpcRoute } from "../../runtime/rpc-route.js"
+import { DatabaseLive } from "../../store/database.js"
+import { makeSyncClient, SyncClient } from "../sync/client.js"
+import { inProcessConnector } from "../sync/connection.js"
+import { SyncHub } from "../sync/hub.js"
+import { SyncHubLive } from "../sync/layer.js"
+import { leaseOf, loadPresenceProfile } from "./config.js"
+import { Directory } from "./directory.js"
+import { PresenceHandlers, PresenceListHandlers } from "./handlers.js"
+import { presenceHttpRoutes } from "./http-compat.js"
+import { LeaseStore } from "./lease-store.js"
+import { PresencePublisher } from "./publisher.js"
+import { Presence } from "./service.js"
+
+// Presence on the gateway, beside the sync hub it publishes to and whose mdb and udb topics it
+// follows in process: `/rpc/presence` (pub secret), `/rpc/presence-list` (sub secret) and the
+// original endpoints under `/presencesync/`, over the node's database.
+
+/** How long a login waits for the first mdb/udb snapshot after a start before answering "retry". */
+export const DIRECTORY_READY_WAIT = Duration.seconds(5)
+
+/** A follower of the node's own hub (subscriber secrets of mdbsync and udbsync). */
+export const inProcessSyncClient: Layer.Layer<SyncClient, unknown, SyncHub | ConfigDir | FileSystem> = Layer.effect(
+    SyncClient,
+    Effect.gen(function* () {
+      const hub = yield* SyncHub
+      const mdb = yield* loadProfile("mdbsync-sub", SharedSecretProfile)
+      const udb = yield* loadProfile("udbsync-sub", SharedSecretProfile)
+      const secrets: Record<string, typeof mdb.shared_secret> = { mdb: mdb.shared_secret, udb: udb.shared_secret }
+      return makeSyncClient({
+        connect: Effect.provideService(inProcessConnector, SyncHub, hub),
+        credentials: (topic) => {
+          const secret = secrets[topic]
+          return secret === undefined ? {} : { subscribe: secret }
+        }
+      })
+    })
+  )
+
+/** The routes and the actor; needs the node's `SyncHub` (give the same layer value the sync subsystem uses). */
+export const presenceSubsystem = <E, R>(hub: Layer.Layer<SyncHub, E, R>) =>
+  Layer.unwrapEffect(
+    Effect.gen(function* () {
+      const profile = yield* loadPresenceProfile
+      const pub = yield* loadProfile("presencesync-pub", SharedSecretProfile)
+      const sub = yield* loadProfile("presencesync-sub", PresenceSubProfile)
+      return Layer.mergeAll(
+        rpcRoute({ service: PRESENCE_SERVICE, group: PresenceRpcs, handlers: PresenceHandlers, secret: pub.shared_secret }),
+        rpcRoute({ service: PRESENCE_LIST_SERVICE, group: PresenceListRpcs, handlers: PresenceListHandlers, secret: sub.shared_secret }),
+        presenceHttpRoutes({ pub: pub.shared_secret, sub: sub.shared_secret })
+      ).pipe(Layer.provide(Presence.layer({ leaseMillis: Duration.toMillis(leaseOf(profile)) })))
+    })
+  ).pipe(
+    Layer.provide(Directory.following({ readyWait: DIRECTORY_READY_WAIT })),
+    Layer.provide(inProcessSyncClient),
+    Layer.provide(PresencePublisher.hub),
+    Layer.provide(LeaseStore.sql),
+    Layer.provide(DatabaseLive),
+    Layer.provide(hub)
+  )
+
+/** `prolo-node` subsystem (role gw): presence beside the node's one sync hub. */
+export const PresenceLayer = presenceSubsystem(SyncHubLive)

@@ -1,0 +1,146 @@
+import { Clock, Context, Duration, Effect, Layer, Redacted, Schema } from "effect"
+import * as Prom from "prom-client"
+import type { RpcClientError } from "@effect/rpc/RpcClientError"
+import {
+  type HeartbeatRefused,
+  type InvalidPresenceRequest,
+  PRESENCE_SERVICE,
+  type PresenceUnavailable,
+  PresenceRpcs
+} from "../../protocols/presence.js"
+import type { Unauthorized } from "../../runtime/rpc-auth.js"
+import { makeRpcClient } from "../../runtime/cli-client.js"
+import { Metrics, promCounter } from "../../runtime/metrics.js"
+import { SessionSource } from "./sessions.js"
+
+// presenced: every heartbeat period, one heartbeat per Prologin user with a session here.
+// It never gives up: a failed round (sessions unreadable, presence unreachable) is logged and
+// retried after a growing delay (never longer than the period); `prolo_presenced_last_ok_seconds`
+// tells when presence last answered every heartbeat of a round.
+
+/** Presence answered, and refused (the login is leased on another host, or not allowed here). */
+export class HeartbeatRejected extends Schema.TaggedError<HeartbeatRejected>()("HeartbeatRejected", {
+  login: Schema.String,
+  message: Schema.String
+}) {}
+
+/** Presence could not be asked or could not decide; the round is retried. */
+export class HeartbeatFailed extends Schema.TaggedError<HeartbeatFailed>()("HeartbeatFailed", {
+  login: Schema.String,
+  message: Schema.String
+}) {}
+
+// What a Heartbeat call can end with. Spelled out because the client type of a group with the
+// TimeAuth middleware currently degrades to `Effect<void, any, unknown>` under tsc.
+type HeartbeatCall = Effect.Effect<
+  void,
+  HeartbeatRefused | InvalidPresenceRequest | PresenceUnavailable | Unauthorized | RpcClientError
+>
+
+export interface HeartbeatSenderService {
+  readonly send: (login: string, hostname: string) => Effect.Effect<void, HeartbeatRejected | HeartbeatFailed>
+}
+
+export class HeartbeatSender extends Context.Tag("prolo/presenced/HeartbeatSender")<HeartbeatSender, HeartbeatSenderService>() {
+  /** The gateway's `presence` rpc group at `url`, signed with the presencesync-pub secret. */
+  static readonly rpc = (url: string, secret: Redacted.Redacted<string>): Layer.Layer<HeartbeatSender> =>
+    Layer.scoped(
+      HeartbeatSender,
+      Effect.map(makeRpcClient(PresenceRpcs, { url, service: PRESENCE_SERVICE, secret }), (client) => ({
+        send: (login, hostname) =>
+          (client.Heartbeat({ login, hostname }) as HeartbeatCall).pipe(
+            Effect.catchAll((e) =>
+              Effect.fail(
+                e._tag === "HeartbeatRefused"
+                  ? new HeartbeatRejected({ login, message: e.message })
+                  : new HeartbeatFailed({ login, message: `${e._tag}: ${e.message}` })
+              )
+            )
+          )
+      }))
+    )
+}
+
+export interface HeartbeatOptions {
+  readonly period: Duration.DurationInput
+  /** This machine's name in MDB (see hostname.ts). */
+  readonly hostname: string
+  /** First retry delay after a failed round; doubles up to the period. */
+  readonly retryInitial?: Duration.DurationInput
+}
+
+const describe = (e: { readonly message: string }) => e.message
+
+/** Runs forever: sends the rounds. Needs its scope only for metrics registration. */
+export const runHeartbeats = (options: HeartbeatOptions) =>
+  Effect.gen(function* () {
+    const sessions = yield* SessionSource
+    const sender = yield* HeartbeatSender
+    const { registry } = yield* Metrics
+    const period = Duration.toMillis(Duration.decode(options.period))
+    const retryInitial = Duration.toMillis(Duration.decode(options.retryInitial ?? "500 millis"))
+    const existing = registry.getSingleMetric("prolo_presenced_last_ok_seconds")
+    const lastOk =
+      existing instanceof Prom.Gauge
+        ? existing
+        : new Prom.Gauge({
+            name: "prolo_presenced_last_ok_seconds",
+            help: "Unix time when presence last answered every heartbeat of a round (0: never since start)",
+            registers: [registry]
+          })
+    lastOk.set(0)
+    const refused = yield* promCounter({
+      name: "prolo_presenced_heartbeat_refused_total",
+      help: "Heartbeats presence refused (login leased on another host, or not allowed here)",
+      labelNames: []
+    })
+    const failed = yield* promCounter({
+      name: "prolo_presenced_round_failed_total",
+      help: "Heartbeat rounds that failed (sessions unreadable or presence unreachable) and were retried",
+      labelNames: []
+    })
+
+    // One round: true when presence answered every heartbeat (accepted or refused).
+    const round = Effect.gen(function* () {
+      const users = yield* sessions.users
+      const results = yield* Effect.forEach(
+        users,
+        (login) =>
+          sender.send(login, options.hostname).pipe(
+            Effect.as(true),
+            Effect.catchTags({
+              HeartbeatRejected: (e) =>
+                Effect.as(
+                  Effect.zipRight(
+                    Effect.sync(() => refused.inc()),
+                    Effect.logWarning(`presenced: heartbeat of ${login} on ${options.hostname} refused: ${describe(e)}`)
+                  ),
+                  true
+                ),
+              HeartbeatFailed: (e) => Effect.as(Effect.logWarning(`presenced: heartbeat of ${login} failed: ${describe(e)}`), false)
+            })
+          ),
+        { concurrency: 4 }
+      )
+      return results.every((ok) => ok)
+    }).pipe(
+      Effect.catchTag("SessionSourceError", (e) => Effect.as(Effect.logWarning(`presenced: ${e.message}`), false)),
+      Effect.catchAllDefect((d) => Effect.as(Effect.logError("presenced: round died", d), false))
+    )
+
+    let failures = 0
+    while (true) {
+      const started = yield* Clock.currentTimeMillis
+      if (yield* round) {
+        failures = 0
+        lastOk.set(Math.floor((yield* Clock.currentTimeMillis) / 1000))
+        const spent = (yield* Clock.currentTimeMillis) - started
+        yield* Effect.sleep(Math.max(0, period - spent))
+      } else {
+        failed.inc()
+        const delay = Math.min(period, retryInitial * 2 ** Math.min(failures, 20))
+        failures++
+        yield* Effect.sleep(delay)
+      }
+    }
+  })

@@ -1,0 +1,28 @@
+import { Duration, Effect, Layer } from "effect"
+import * as os from "node:os"
+import { loadProfile } from "../../runtime/config.js"
+import { SharedSecretProfile } from "../../runtime/profiles.js"
+import { heartbeatPeriodOf, loadPresenceProfile } from "../presence/config.js"
+import { HeartbeatSender, runHeartbeats } from "./heartbeat.js"
+import { machineName } from "./hostname.js"
+import { SystemSessionsLive } from "./sessions.js"
+
+// presenced on a user machine: heartbeats for every logged-in Prologin user, to the gateway
+// named by `presencesync-pub.yml` → `url` (default http://presencesync/), every fifth of
+// `presence.yml` → `lease_seconds`.
+
+export const DEFAULT_PRESENCE_URL = "http://presencesync/"
+
+export const PresencedLayer = Layer.unwrapEffect(
+  Effect.gen(function* () {
+    const profile = yield* loadPresenceProfile
+    const pub = yield* loadProfile("presencesync-pub", SharedSecretProfile)
+    const hostname = machineName(os.hostname())
+    const period = heartbeatPeriodOf(profile)
+    yield* Effect.logInfo(`presenced: heartbeats for ${hostname} every ${Duration.format(period)}`)
+    return Layer.scopedDiscard(Effect.forkScoped(runHeartbeats({ period, hostname }))).pipe(
+      Layer.provide(HeartbeatSender.rpc(pub.url ?? DEFAULT_PRESENCE_URL, pub.shared_secret)),
+      Layer.provide(SystemSessionsLive)
+    )
+  })
+)

@@ -1,0 +1,223 @@
+import {
+  Cause,
+  Clock,
+  Context,
+  Duration,
+  Effect,
+  Layer,
+  Metric,
+  Option,
+  Random,
+  type Redacted,
+  Schedule,
+  Schema,
+  Stream
+} from "effect"
+import {
+  type Frame,
+  type Position,
+  type PublishError,
+  subscribeMessage,
+  type SyncRecord,
+  type Update
+} from "../../protocols/sync.js"
+import { generate } from "../../runtime/timeauth.js"
+import { applySnapshot, applyUpdates, type Metadata, type State } from "./apply-updates.js"
+import type { SyncConnector, SyncTransportError } from "./connection.js"
+import { followerMetrics } from "./metrics.js"
+import { validateUpdates } from "./parse-batch.js"
+import { DEFAULT_TOPICS } from "./topics.js"
+
+// The subscriber side (the original's `poll_updates`): keeps the topic's materialised state,
+// calls the handler after every applied snapshot or batch, and never gives up: whatever ends a
+// stream (hub restart, lagging, network), it waits a jittered backoff and resumes from the last
+// revision it applied. Frames that do not follow that revision end the stream too (resume), so a
+// batch is never applied twice nor skipped.
+
+export interface FrameInfo {
+  readonly kind: "snapshot" | "batch"
+  readonly revision: number
+  readonly epoch: string
+}
+
+export type FollowHandler = (
+  state: ReadonlyMap<string, SyncRecord>,
+  metadata: Metadata,
+  info: FrameInfo
+) => Effect.Effect<void, unknown>
+
+export interface FollowOptions {
+  /** Fields whose change counts as `updated` (the original's `watch`); every change when absent. */
+  readonly watch?: ReadonlyArray<string>
+  /** Key field of the topic; known topics (mdb, udb, presence) need none. */
+  readonly keyField?: string
+}
+
+export interface BackoffOptions {
+  readonly initial: Duration.DurationInput
+  readonly max: Duration.DurationInput
+  /** No frame for this long (3 progress intervals) means a dead connection: reconnect. */
+  readonly idleTimeout: Duration.DurationInput
+  /** How often the staleness gauge is refreshed. */
+  readonly stalenessInterval: Duration.DurationInput
+}
+
+export const defaultBackoff: BackoffOptions = {
+  initial: "200 millis",
+  max: "10 seconds",
+  idleTimeout: "35 seconds",
+  stalenessInterval: "1 second"
+}
+
+/** The caller holds no secret for this topic and action (the original: "No secret provided"). */
+export class NoSecret extends Schema.TaggedError<NoSecret>()("NoSecret", {
+  topic: Schema.String,
+  action: Schema.Literal("publish", "subscribe")
+}) {
+  override get message(): string {
+    return `no ${this.action} secret configured for sync topic ${this.topic}`
+  }
+}
+
+/** A frame that does not continue the follower's revision: the stream is dropped and resumed. */
+class OutOfSequence extends Schema.TaggedError<OutOfSequence>()("OutOfSequence", { reason: Schema.String }) {}
+
+export interface TopicCredentials {
+  /** Signs Subscribe (subscriber secret, or the publisher secret for the private audience). */
+  readonly subscribe?: Redacted.Redacted<string>
+  readonly publish?: Redacted.Redacted<string>
+}
+
+export interface SyncClientConfig {
+  readonly connect: SyncConnector
+  readonly credentials: (topic: string) => TopicCredentials
+  readonly backoff?: Partial<BackoffOptions>
+  /** Key field per topic, for topics other than mdb, udb and presence. */
+  readonly keyFields?: Readonly<Record<string, string>>
+}
+
+export interface SyncClientService {
+  /** Follows `topic` forever (fork it); the handler's failures are logged and ignored. */
+  readonly follow: (topic: string, handler: FollowHandler, options?: FollowOptions) => Effect.Effect<never, NoSecret>
+  /** Publishes one update message; returns its revision. */
+  readonly publish: (
+    topic: string,
+    updates: ReadonlyArray<Update>
+  ) => Effect.Effect<number, PublishError | SyncTransportError | NoSecret>
+}
+
+export class SyncClient extends Context.Tag("prolo/SyncClient")<SyncClient, SyncClientService>() {
+  static readonly layer = (config: SyncClientConfig): Layer.Layer<SyncClient> => Layer.succeed(SyncClient, makeSyncClient(config))
+}
+
+const keyFieldOf = (config: SyncClientConfig, topic: string, options: FollowOptions | undefined): string =>
+  options?.keyField ?? config.keyFields?.[topic] ?? DEFAULT_TOPICS.find((t) => t.name === topic)?.keyField ?? "key"
+
+/** Exponential delay for attempt n (0-based) with "equal jitter": between half and all of it. */
+export const backoffDelay = (attempt: number, options: BackoffOptions): Effect.Effect<Duration.Duration> =>
+  Effect.map(Random.next, (r) => {
+    const initial = Duration.toMillis(options.initial)
+    const capped = Math.min(Duration.toMillis(options.max), initial * 2 ** Math.min(attempt, 30))
+    return Duration.millis(Math.round(capped / 2 + (r * capped) / 2))
+  })
+
+export const makeSyncClient = (config: SyncClientConfig): SyncClientService => {
+  const backoff: BackoffOptions = { ...defaultBackoff, ...config.backoff }
+
+  const follow = (topic: string, handler: FollowHandler, options?: FollowOptions): Effect.Effect<never, NoSecret> =>
+    Effect.gen(function* () {
+      const secret = config.credentials(topic).subscribe
+      if (secret === undefined) return yield* new NoSecret({ topic, action: "subscribe" })
+      const keyField = keyFieldOf(config, topic, options)
+      const metrics = followerMetrics(topic)
+      const state: State = new Map()
+      let position: Option.Option<Position> = Option.none()
+      let lastFrameAt = yield* Clock.currentTimeMillis
+
+      yield* Effect.forkScoped(
+        Effect.flatMap(Clock.currentTimeMillis, (now) => Metric.set(metrics.staleness, (now - lastFrameAt) / 1000)).pipe(
+          Effect.repeat(Schedule.spaced(backoff.stalenessInterval))
+        )
+      )
+
+      const deliver = (metadata: Metadata, info: FrameInfo) =>
+        Effect.suspend(() => handler(state, metadata, info)).pipe(
+          Effect.catchAll((e) => Effect.logError(`sync ${topic}: handler failed at revision ${info.revision}`, e)),
+          Effect.catchAllDefect((d) => Effect.logError(`sync ${topic}: handler died at revision ${info.revision}`, d))
+        )
+
+      const onFrame = (frame: Frame): Effect.Effect<void, OutOfSequence> =>
+        Effect.gen(function* () {
+          lastFrameAt = yield* Clock.currentTimeMillis
+          yield* Metric.set(metrics.staleness, 0)
+          switch (frame._tag) {
+            case "Snapshot": {
+              if (Option.isSome(position)) yield* Metric.increment(metrics.resyncs)
+              const metadata = applySnapshot(keyField, state, frame.records, options?.watch)
+              position = Option.some({ epoch: frame.epoch, revision: frame.revision })
+              return yield* deliver(metadata, { kind: "snapshot", revision: frame.revision, epoch: frame.epoch })
+            }
+            case "Batch": {
+              if (Option.isNone(position) || frame.revision !== position.value.revision + 1) {
+                return yield* new OutOfSequence({
+                  reason: `batch ${frame.revision} after ${Option.match(position, { onNone: () => "nothing", onSome: (p) => String(p.revision) })}`
+                })
+              }
+              const metadata = applyUpdates(keyField, state, frame.updates, options?.watch)
+              const epoch = position.value.epoch
+              position = Option.some({ epoch, revision: frame.revision })
+              return yield* deliver(metadata, { kind: "batch", revision: frame.revision, epoch })
+            }
+            case "Progress": {
+              if (Option.isNone(position) || frame.revision !== position.value.revision) {
+                return yield* new OutOfSequence({ reason: `progress ${frame.revision} does not match our revision` })
+              }
+              return
+            }
+          }
+        })
+
+      // One subscription: true when it delivered at least one frame (the backoff restarts).
+      const attempt = Effect.gen(function* () {
+        let received = false
+        const token = yield* generate(secret, subscribeMessage(topic))
+        const since = Option.getOrUndefined(position)
+        const exit = yield* Effect.scoped(
+          Effect.flatMap(config.connect, (connection) =>
+            connection.subscribe(since === undefined ? { topic, token } : { topic, since, token }).pipe(
+              Stream.timeoutFail(() => new OutOfSequence({ reason: `no frame for ${Duration.format(backoff.idleTimeout)}` }), backoff.idleTimeout),
+              Stream.runForEach((frame) => {
+                received = true
+                return onFrame(frame)
+              })
+            )
+          )
+        ).pipe(Effect.exit)
+        const why = exit._tag === "Success" ? "stream ended" : Cause.pretty(exit.cause).split("\n", 1)[0]
+        yield* Effect.logInfo(`sync ${topic}: subscription ended (${why}); resuming`)
+        return received
+      })
+
+      let failures = 0
+      while (true) {
+        const received = yield* attempt
+        failures = received ? 0 : failures + 1
+        yield* Effect.sleep(yield* backoffDelay(failures, backoff))
+      }
+    }).pipe(Effect.scoped)
+
+  const publish = (topic: string, updates: ReadonlyArray<Update>) =>
+    Effect.gen(function* () {
+      const secret = config.credentials(topic).publish
+      if (secret === undefined) return yield* new NoSecret({ topic, action: "publish" })
+      const keyField = keyFieldOf(config, topic, undefined)
+      // Same checks as the hub: a bad message fails here with the hub's error, before sending.
+      const valid = validateUpdates(topic, keyField, updates)
+      if (valid._tag === "Left") return yield* valid.left
+      const data = JSON.stringify(updates)
+      const token = yield* generate(secret, data)
+      return yield* Effect.scoped(Effect.flatMap(config.connect, (c) => c.publish({ topic, data, token })))
+    })
+
+  return { follow, publish }
+}

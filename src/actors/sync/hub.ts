@@ -1,0 +1,179 @@
+import { Context, Effect, Either, Layer, Metric, Option, Stream } from "effect"
+import * as Prom from "prom-client"
+import {
+  type Frame,
+  InvalidBatch,
+  type Position,
+  type PublishError,
+  type SubscribeError,
+  SyncUnauthorized,
+  type SyncUnavailable,
+  subscribeMessage,
+  UnknownTopic,
+  type Update
+} from "../../protocols/sync.js"
+import { Metrics, promCounter } from "../../runtime/metrics.js"
+import { check, type TokenRejected } from "../../runtime/timeauth.js"
+import { parseUpdates, validateUpdates } from "./parse-batch.js"
+import { defaultTopicHubOptions, makeTopicHub, type StartKind, type TopicHub, type TopicHubOptions } from "./topic-hub.js"
+import type { TopicSource } from "./topic-source.js"
+import type { Audience, RecordFilter, TopicDefinition, TopicSecrets } from "./topics.js"
+
+// The gateway's sync hub: one TopicHub per topic, plus the per-topic authorisation that a
+// single rpc group serving topics with different secrets needs (tokens are checked here, not by
+// group middleware).
+
+export interface HubTopic {
+  readonly definition: TopicDefinition
+  readonly secrets: TopicSecrets
+  readonly source: TopicSource
+}
+
+export interface SyncHubConfig {
+  readonly topics: ReadonlyArray<HubTopic>
+  readonly options?: Partial<TopicHubOptions>
+  /** Sees how each subscription starts (metrics label and tests). */
+  readonly onStart?: (topic: string, kind: StartKind) => void
+}
+
+
+export interface SyncHubService {
+  readonly topicNames: ReadonlyArray<string>
+  readonly topic: (name: string) => Effect.Effect<TopicHub, UnknownTopic>
+  /** In-process publishing by a trusted actor (presence): no token. */
+  readonly publish: (name: string, updates: unknown) => Effect.Effect<number, UnknownTopic | InvalidBatch | SyncUnavailable>
+  /** As the original `POST /update`: `token` signs the exact `data` text with the publisher secret. */
+  readonly publishSigned: (name: string, data: string, token: string) => Effect.Effect<number, PublishError>
+  /**
+   * Which audience `token` (over `message`) proves for `name`: the topic's publisher secret gives
+   * the private audience, its subscriber secret the public one.
+   */
+  readonly authorize: (name: string, token: string, message: string | null) => Effect.Effect<Audience, SyncUnauthorized | UnknownTopic>
+  /** Frames for a subscriber authorised as `authorize` does. */
+  readonly subscribeSigned: (
+    name: string,
+    since: Option.Option<Position>,
+    token: string,
+    message: string | null
+  ) => Stream.Stream<Frame, SubscribeError>
+}
+
+export class SyncHub extends Context.Tag("prolo/SyncHub")<SyncHub, SyncHubService>() {
+  static readonly layer = (config: SyncHubConfig): Layer.Layer<SyncHub, never, Metrics> => Layer.scoped(SyncHub, make(config))
+}
+
+/** The message a `Subscribe` rpc token signs (the `/poll` route signs `None`, as the original). */
+export { subscribeMessage }
+
+const BUFFER_DEPTH = "prolo_sync_subscriber_buffer_depth"
+
+const filterFrame = (filter: RecordFilter, audience: Audience) => (frame: Frame): Frame => {
+  switch (frame._tag) {
+    case "Snapshot":
+      return { ...frame, records: frame.records.map((r) => filter(audience, r)) }
+    case "Batch":
+      return { ...frame, updates: frame.updates.map((u) => ({ type: u.type, data: filter(audience, u.data) })) }
+    case "Progress":
+      return frame
+  }
+}
+
+const subscriptions = Metric.counter("prolo_sync_subscriptions_total", {
+  description: "Subscriptions by how they started (resume, or snapshot and why)",
+  incremental: true
+})
+
+export const make = (config: SyncHubConfig) =>
+  Effect.gen(function* () {
+    const options: TopicHubOptions = { ...defaultTopicHubOptions, ...config.options }
+    const entries = new Map<string, { readonly topic: HubTopic; readonly hub: TopicHub }>()
+    for (const topic of config.topics) {
+      entries.set(topic.definition.name, { topic, hub: yield* makeTopicHub(topic.source, options) })
+    }
+    const topicNames = [...entries.keys()]
+
+    const { registry } = yield* Metrics
+    const rejected = yield* promCounter({
+      name: "prolo_auth_rejected_total",
+      help: "RPC calls refused by time-auth, by service and reason",
+      labelNames: ["service", "reason"]
+    })
+    // Filled at scrape time, so that departed subscribers leave no stale series.
+    registry.removeSingleMetric(BUFFER_DEPTH)
+    const depthGauge = new Prom.Gauge({
+      name: BUFFER_DEPTH,
+      help: "Frames queued for each live subscriber (it is detached as lagging when its buffer is full)",
+      labelNames: ["topic", "subscriber"],
+      registers: [registry],
+      collect() {
+        this.reset()
+        for (const [name, { hub }] of entries) {
+          for (const s of Effect.runSync(hub.subscribers)) this.set({ topic: name, subscriber: String(s.id) }, s.depth)
+        }
+      }
+    })
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        if (registry.getSingleMetric(BUFFER_DEPTH) === depthGauge) registry.removeSingleMetric(BUFFER_DEPTH)
+      })
+    )
+
+    const entry = (name: string) => {
+      const found = entries.get(name)
+      return found === undefined ? Effect.fail(new UnknownTopic({ topic: name, known: topicNames })) : Effect.succeed(found)
+    }
+
+    const refuse = (topic: string, action: "publish" | "subscribe") => (e: TokenRejected) =>
+      Effect.zipRight(
+        Effect.sync(() => rejected.inc({ service: `sync/${topic}`, reason: e.reason })),
+        Effect.fail(new SyncUnauthorized({ topic, action, reason: e.reason }))
+      )
+
+    const publishChecked = (
+      name: string,
+      updates: Either.Either<ReadonlyArray<Update>, InvalidBatch>
+    ): Effect.Effect<number, UnknownTopic | InvalidBatch | SyncUnavailable> =>
+      Effect.flatMap(entry(name), ({ hub }) =>
+        Either.match(updates, {
+          onLeft: (e): Effect.Effect<number, InvalidBatch | SyncUnavailable> => Effect.fail(e),
+          onRight: (u) => hub.publish(u)
+        })
+      )
+
+    const authorize = (name: string, token: string, message: string | null) =>
+      Effect.flatMap(entry(name), ({ topic }) =>
+        check(token, topic.secrets.publisher, message).pipe(
+          Effect.as<Audience>("private"),
+          Effect.orElse(() => Effect.as(check(token, topic.secrets.subscriber, message), "public" as const)),
+          Effect.catchAll(refuse(name, "subscribe"))
+        )
+      )
+
+    const service: SyncHubService = {
+      topicNames,
+      topic: (name) => Effect.map(entry(name), (e) => e.hub),
+      publish: (name, updates) =>
+        Effect.flatMap(entry(name), ({ topic }) => publishChecked(name, validateUpdates(name, topic.definition.keyField, updates))),
+      publishSigned: (name, data, token) =>
+        Effect.gen(function* () {
+          const { topic } = yield* entry(name)
+          yield* check(token, topic.secrets.publisher, data).pipe(Effect.catchAll(refuse(name, "publish")))
+          return yield* publishChecked(name, parseUpdates(name, topic.definition.keyField, data))
+        }),
+      authorize,
+      subscribeSigned: (name, since, token, message) =>
+        Stream.unwrap(
+          Effect.gen(function* () {
+            const { topic, hub } = yield* entry(name)
+            const audience = yield* authorize(name, token, message)
+            const frames = hub.subscribe(since, (kind) => {
+              Metric.tagged(Metric.tagged(subscriptions, "topic", name), "start", kind).unsafeUpdate(1, [])
+              config.onStart?.(name, kind)
+            })
+            const filter = topic.definition.filter
+            return filter === undefined ? frames : Stream.map(frames, filterFrame(filter, audience))
+          })
+        )
+    }
+    return service
+  })

@@ -1,0 +1,41 @@
+import { Metric } from "effect"
+
+// Effect metrics of the sync hub and its followers, per topic (rendered on /metrics by the
+// runtime's bridge). The per-subscriber buffer depth is a prom-client gauge filled at scrape
+// time (hub.ts), so that departed subscribers leave no stale series.
+
+const perTopic = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>, topic: string): Metric.Metric<Type, In, Out> =>
+  Metric.tagged(metric, "topic", topic)
+
+const revision = Metric.gauge("prolo_sync_revision", { description: "Last revision the hub fanned out" })
+const published = Metric.counter("prolo_sync_published_batches_total", {
+  description: "Batches published through the hub",
+  incremental: true
+})
+const snapshots = Metric.counter("prolo_sync_snapshots_sent_total", {
+  description: "Snapshots sent to subscribers (new subscribers, resumes beyond retention)",
+  incremental: true
+})
+const lagging = Metric.counter("prolo_sync_lagging_total", {
+  description: "Subscribers detached because their buffer was full",
+  incremental: true
+})
+const staleness = Metric.gauge("prolo_sync_staleness_seconds", {
+  description: "Seconds since the follower last received a frame"
+})
+const resyncs = Metric.counter("prolo_sync_resyncs_total", {
+  description: "Snapshots a follower had to apply over a state it already held",
+  incremental: true
+})
+
+export const hubMetrics = (topic: string) => ({
+  revision: perTopic(revision, topic),
+  published: perTopic(published, topic),
+  snapshots: perTopic(snapshots, topic),
+  lagging: perTopic(lagging, topic)
+})
+
+export const followerMetrics = (topic: string) => ({
+  staleness: perTopic(staleness, topic),
+  resyncs: perTopic(resyncs, topic)
+})

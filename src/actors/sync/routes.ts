@@ -1,0 +1,112 @@
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { RpcSerialization, RpcServer } from "@effect/rpc"
+import { Effect, Layer, Option, Stream } from "effect"
+import { type Frame, subscribeMessage, SYNC_SERVICE, SyncRpcs } from "../../protocols/sync.js"
+import { SyncHub, type SyncHubService } from "./hub.js"
+import { pythonJson } from "./python-json.js"
+
+// What the hub serves on the node's HTTP port:
+//   GET  /rpc/sync                 the SyncRpcs group over a websocket (Publish, Subscribe);
+//   GET  /sync/<topic>/poll?hmac=  the original `/poll`: newline-delimited update lists,
+//                                   snapshot first (token: subscriber secret over `None`);
+//   POST /sync/<topic>/update      the original `/update` form (`data`, `hmac` over `data`).
+// The group is served over a websocket rather than the node's `POST /rpc/<service>` http
+// protocol: @effect/rpc's http protocol buffers a stream's output without bound, so a stalled
+// subscriber would never fill its hub buffer; websocket acknowledgements carry backpressure.
+
+export const syncRpcHandlers = SyncRpcs.toLayer(
+  Effect.map(SyncHub, (hub) =>
+    SyncRpcs.of({
+      Publish: ({ data, token, topic }) => Effect.map(hub.publishSigned(topic, data, token), (revision) => ({ revision })),
+      Subscribe: ({ since, token, topic }) =>
+        hub.subscribeSigned(topic, Option.fromNullable(since), token, subscribeMessage(topic))
+    })
+  )
+)
+
+export const syncRpcRoute = RpcServer.layerHttpRouter({
+  group: SyncRpcs,
+  path: `/rpc/${SYNC_SERVICE}`,
+  protocol: "websocket"
+}).pipe(Layer.provide(syncRpcHandlers), Layer.provide(RpcSerialization.layerJson))
+
+const text = (status: number, body: string) => HttpServerResponse.text(body, { status })
+
+const encoder = new TextEncoder()
+
+/** One `/poll` line per snapshot or batch, in the original's update-message form. */
+export const pollLine = (frame: Frame): Option.Option<string> => {
+  switch (frame._tag) {
+    case "Snapshot":
+      return Option.some(`${pythonJson(frame.records.map((data) => ({ type: "update", data })))}\n`)
+    case "Batch":
+      return Option.some(`${pythonJson(frame.updates)}\n`)
+    case "Progress":
+      return Option.none() // the original sent no keep-alive lines; its clients decode every line
+  }
+}
+
+const queryParam = (request: HttpServerRequest.HttpServerRequest, name: string): string | undefined => {
+  const value = new URL(request.url, "http://localhost").searchParams.get(name)
+  return value === null ? undefined : value.trim()
+}
+
+const topicParam = Effect.map(HttpRouter.params, (p) => p["topic"] ?? "")
+
+const poll = (hub: SyncHubService) => Effect.gen(function* () {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const topic = yield* topicParam
+  const token = queryParam(request, "hmac")
+  if (token === undefined) return text(400, "Missing argument hmac")
+  // Checked before streaming so that a refusal is a plain HTTP status, as the original.
+  const refused = yield* hub.authorize(topic, token, null).pipe(
+    Effect.as(Option.none<HttpServerResponse.HttpServerResponse>()),
+    Effect.catchTags({
+      SyncUnauthorized: () => Effect.succeed(Option.some(text(403, "Invalid token"))),
+      UnknownTopic: (e) => Effect.succeed(Option.some(text(404, e.message)))
+    })
+  )
+  if (Option.isSome(refused)) return refused.value
+  const lines = hub.subscribeSigned(topic, Option.none(), token, null).pipe(
+    Stream.filterMap(pollLine),
+    Stream.map((line) => encoder.encode(line)),
+    // Lagging, hub restart: end the response; original clients reconnect on a closed stream.
+    Stream.catchAll(() => Stream.empty)
+  )
+  return HttpServerResponse.stream(lines, { contentType: "application/json" })
+})
+
+const update = (hub: SyncHubService) => Effect.gen(function* () {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const topic = yield* topicParam
+  const form = yield* Effect.either(request.urlParamsBody)
+  if (form._tag === "Left") return text(400, `unreadable form body: ${form.left.message}`)
+  const field = (name: string) => form.right.find(([k]) => k === name)?.[1]?.trim()
+  const data = field("data")
+  const token = field("hmac")
+  if (token === undefined) return text(400, "Missing argument hmac")
+  if (data === undefined) return text(400, "Missing argument data")
+  return yield* hub.publishSigned(topic, data, token).pipe(
+    Effect.as(text(200, "")),
+    Effect.catchTags({
+      SyncUnauthorized: () => Effect.succeed(text(403, "Invalid token")),
+      UnknownTopic: (e) => Effect.succeed(text(404, e.message)),
+      InvalidBatch: (e) => Effect.succeed(text(400, e.message)),
+      SyncUnavailable: (e) => Effect.succeed(text(503, e.message))
+    })
+  )
+})
+
+export const syncPlainRoutes: Layer.Layer<never, never, HttpLayerRouter.HttpRouter | SyncHub> = HttpLayerRouter.use((router) =>
+  Effect.gen(function* () {
+    const hub = yield* SyncHub
+    yield* router.add("GET", "/sync/:topic/poll", poll(hub))
+    yield* router.add("POST", "/sync/:topic/update", update(hub))
+  })
+)
+
+/** Everything the hub serves; needs `SyncHub` and the node's router. */
+export const syncRoutes = Layer.mergeAll(syncRpcRoute, syncPlainRoutes)

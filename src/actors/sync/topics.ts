@@ -1,0 +1,39 @@
+import type { Redacted } from "effect"
+import type { SyncRecord } from "../../protocols/sync.js"
+import { udbRecordFilter } from "../../protocols/udb.js"
+
+// The topics the gateway's hub serves, and who may do what on them.
+
+/**
+ * Which secret a subscriber proved: the publisher secret reads everything (`private`), the
+ * subscriber secret reads what the topic's filter lets through (`public`).
+ */
+export type Audience = "private" | "public"
+
+/**
+ * Shapes a record for an audience before it leaves the hub (e.g. the udb topic drops `password`
+ * for public subscribers). Must keep the key field.
+ */
+export type RecordFilter = (audience: Audience, record: SyncRecord) => SyncRecord
+
+export interface TopicDefinition {
+  readonly name: string
+  readonly keyField: string
+  /** History in the PostgreSQL change log (survives restarts) rather than in memory. */
+  readonly durable: boolean
+  /** Profile prefix of the secrets: `<profile>-pub.yml`, `<profile>-sub.yml` (`shared_secret`). */
+  readonly profile: string
+  readonly filter?: RecordFilter
+}
+
+export interface TopicSecrets {
+  readonly publisher: Redacted.Redacted<string>
+  readonly subscriber: Redacted.Redacted<string>
+}
+
+export const MDB_TOPIC: TopicDefinition = { name: "mdb", keyField: "mac", durable: true, profile: "mdbsync" }
+// Public subscribers (subscriber secret) get users without `password`.
+export const UDB_TOPIC: TopicDefinition = { name: "udb", keyField: "login", durable: true, profile: "udbsync", filter: udbRecordFilter }
+export const PRESENCE_TOPIC: TopicDefinition = { name: "presence", keyField: "login", durable: false, profile: "presencesync" }
+
+export const DEFAULT_TOPICS: ReadonlyArray<TopicDefinition> = [MDB_TOPIC, UDB_TOPIC, PRESENCE_TOPIC]

@@ -1,0 +1,151 @@
+import * as net from "node:net"
+import { Context, Duration, Effect, Fiber, Layer, Runtime } from "effect"
+import { makeBufferPool } from "./buffer-pool.js"
+import {
+  type Connection,
+  type ConnectionEvent,
+  type ConnectionLimits,
+  type ConnectionStats,
+  defaultLimits,
+  makeConnection
+} from "./connection.js"
+import { NbdListenError } from "./errors.js"
+import { NbdExports } from "./exports.js"
+import { readIntoSharedBuffer } from "./socket-reads.js"
+
+// The NBD listener: a node:net server whose lifetime is a Scope. Closing the scope stops
+// accepting, lets every connection answer what it already received, closes them, and
+// destroys whoever is still there after `shutdownTimeout`. Each connection runs on socket
+// callbacks (connection.ts); Effect only manages the lifecycle, the handshake timer and logs.
+
+export interface NbdServerOptions {
+  readonly host: string
+  // 0 picks a free port (see NbdServer.address).
+  readonly port: number
+  readonly limits?: Partial<ConnectionLimits>
+  readonly maxConnections?: number
+  // A client that has not finished option haggling by then is dropped.
+  readonly handshakeTimeout?: Duration.DurationInput
+  readonly shutdownTimeout?: Duration.DurationInput
+  // Free pooled buffers kept for reuse, shared by all connections.
+  readonly poolRetainBytes?: number
+}
+
+export class NbdServer extends Context.Tag("prolo/NbdServer")<
+  NbdServer,
+  {
+    readonly address: { readonly host: string; readonly port: number }
+    readonly connections: Effect.Effect<number>
+    // Per-connection load, for metrics and for tests of the memory bounds.
+    readonly stats: Effect.Effect<ReadonlyArray<ConnectionStats>>
+  }
+>() {}
+
+const logEvent = (event: ConnectionEvent, remote: string) => {
+  switch (event._tag) {
+    case "Attached":
+      return Effect.logDebug(`nbd client attached to ${event.export}@${event.generation}`).pipe(Effect.annotateLogs("remote", remote))
+    case "Dropped":
+      return Effect.logDebug(`nbd connection closed: ${event.reason}`).pipe(Effect.annotateLogs("remote", remote))
+    case "BackendError":
+      return Effect.logWarning(`nbd backend error on ${event.export}: command ${event.command} → errno ${event.errno}: ${event.error}`).pipe(
+        Effect.annotateLogs("remote", remote)
+      )
+  }
+}
+
+export const make = (options: NbdServerOptions) =>
+  Effect.gen(function* () {
+    const { table } = yield* NbdExports
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    const limits: ConnectionLimits = { ...defaultLimits, ...options.limits }
+    const pool = makeBufferPool(options.poolRetainBytes ?? 64 * 1024 * 1024)
+    const handshakeTimeout = Duration.decode(options.handshakeTimeout ?? "30 seconds")
+    const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? "10 seconds")
+    const live = new Set<Connection>()
+    // Every socket reads into this one buffer; connections copy what they keep.
+    const readBuffer = Buffer.allocUnsafeSlow(256 * 1024)
+    let shuttingDown = false
+
+    const onConnection = (socket: net.Socket) => {
+      socket.setNoDelay(true)
+      const remote = `${socket.remoteAddress}:${socket.remotePort}`
+      let onData = (_chunk: Buffer) => {}
+      const sharedReads = readIntoSharedBuffer(socket, readBuffer, (chunk) => onData(chunk))
+      const conn = makeConnection(socket, {
+        chunksReused: sharedReads,
+        table,
+        pool,
+        limits,
+        shuttingDown: () => shuttingDown,
+        onEvent: (event) => {
+          runFork(logEvent(event, remote))
+        }
+      })
+      live.add(conn)
+      const timer = runFork(
+        Effect.sleep(handshakeTimeout).pipe(
+          Effect.andThen(
+            Effect.sync(() => {
+              if (!conn.inTransmission()) conn.drop("handshake timeout")
+            })
+          )
+        )
+      )
+      onData = conn.onData
+      if (!sharedReads) socket.on("data", conn.onData)
+      socket.on("end", conn.onEnd)
+      socket.on("error", (err) => {
+        runFork(Effect.logDebug(`nbd socket error: ${err.message}`).pipe(Effect.annotateLogs("remote", remote)))
+      })
+      socket.on("close", () => {
+        live.delete(conn)
+        conn.onClose()
+        runFork(Fiber.interrupt(timer))
+      })
+      socket.resume()
+    }
+
+    const server = yield* Effect.acquireRelease(
+      Effect.async<net.Server, NbdListenError>((resume) => {
+        const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true })
+        server.maxConnections = options.maxConnections ?? 1024
+        server.on("connection", onConnection)
+        const onListenError = (err: Error) =>
+          resume(Effect.fail(new NbdListenError({ host: options.host, port: options.port, reason: err.message })))
+        server.once("error", onListenError)
+        server.listen(options.port, options.host, () => {
+          server.off("error", onListenError)
+          server.on("error", (err) => runFork(Effect.logError(`nbd listener error: ${err.message}`)))
+          resume(Effect.succeed(server))
+        })
+      }),
+      (server) =>
+        Effect.gen(function* () {
+          shuttingDown = true
+          yield* Effect.log(`nbd server stopping: ${live.size} connection(s) to drain`)
+          // Stop accepting now; the callback fires once every connection is gone.
+          const listenerClosed = new Promise<void>((resolve) => server.close(() => resolve()))
+          const conns = [...live]
+          const drained = yield* Effect.promise(() => Promise.all(conns.map((c) => c.shutdown()))).pipe(
+            Effect.timeout(shutdownTimeout),
+            Effect.as(true),
+            Effect.catchAll(() => Effect.succeed(false))
+          )
+          if (!drained) {
+            yield* Effect.logWarning(`nbd shutdown: dropping ${live.size} connection(s) still busy after ${Duration.format(shutdownTimeout)}`)
+            for (const c of [...live]) c.drop("server shutdown timeout")
+          }
+          yield* Effect.promise(() => listenerClosed)
+        })
+    )
+
+    const addr = server.address() as net.AddressInfo
+    return {
+      address: { host: addr.address, port: addr.port },
+      connections: Effect.sync(() => live.size),
+      stats: Effect.sync(() => [...live].map((c) => c.stats()))
+    }
+  })
+
+export const layer = (options: NbdServerOptions) => Layer.scoped(NbdServer, make(options))

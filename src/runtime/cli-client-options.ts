@@ -1,0 +1,33 @@
+import * as Options from "@effect/cli/Options"
+import { Config } from "effect"
+import { existsSync } from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+
+// The options every `prolo` subcommand shares, with the same defaults everywhere.
+
+const checkoutRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
+
+/**
+ * Run from a checkout, the example configuration next to the code (what `npm start` uses), so
+ * `prolo` talks to a dev node as is; installed (under node_modules or /usr), `/etc/prologin`.
+ */
+export const defaultConfigDir = (): string => {
+  const example = path.join(checkoutRoot, "etc/prologin")
+  const installed = checkoutRoot.split(path.sep).includes("node_modules")
+  return !installed && existsSync(example) ? example : "/etc/prologin"
+}
+
+export const DEFAULT_NODE = "http://127.0.0.1:20000"
+
+export const nodeOption = Options.text("node").pipe(
+  Options.withDescription(`the node to talk to (env PROLO_NODE, default ${DEFAULT_NODE})`),
+  Options.withFallbackConfig(Config.string("PROLO_NODE")),
+  Options.withDefault(DEFAULT_NODE)
+)
+
+export const configOption = Options.text("config").pipe(
+  Options.withDescription("configuration directory holding the secrets' profiles (env PROLO_CONFIG_DIR)"),
+  Options.withFallbackConfig(Config.string("PROLO_CONFIG_DIR")),
+  Options.withDefault(defaultConfigDir())
+)

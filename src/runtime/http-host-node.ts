@@ -1,0 +1,96 @@
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as HttpServer from "@effect/platform/HttpServer"
+import type { HttpRouter } from "@effect/platform/HttpLayerRouter"
+import type { Path } from "@effect/platform/Path"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
+import { Context, Duration, Effect, Layer, Schema } from "effect"
+import { ActorTree } from "./actor-tree.js"
+import { ConfigDir, type ConfigError, configError, loadProfile, profilePath } from "./config.js"
+import { httpHostLayer, type ListenAddress, runtimeRoutes, serverUrl } from "./http-host.js"
+import { Metrics } from "./metrics.js"
+import { type ActorSupervisor, RootSupervisor } from "./supervisor.js"
+
+// A node: the HTTP host, the runtime services every subsystem shares, and the subsystems of
+// its roles (the role map is src/roles.ts).
+
+/** What every node gives its subsystems; a subsystem provides anything else it needs itself. */
+export type NodeServices = HttpRouter | ActorTree | Metrics | ActorSupervisor | ConfigDir | FileSystem.FileSystem | Path
+
+export interface Subsystem {
+  readonly name: string
+  /** A lazy import, so that `--help` and the roles that do not run it never load it. */
+  readonly load: () => Promise<Layer.Layer<never, unknown, NodeServices>>
+  /** Paths worth printing at start-up, e.g. a web UI's `/`. */
+  readonly urls?: ReadonlyArray<string>
+}
+
+/** `<config>/node.yml`, optional: settings of prolo-node itself. Other keys are left to others. */
+export const NodeProfile = Schema.Struct({
+  drainTimeoutSeconds: Schema.optionalWith(
+    Schema.Number.pipe(Schema.positive()).annotations({ description: "a positive number of seconds" }),
+    { default: () => 5 }
+  )
+})
+export type NodeProfile = typeof NodeProfile.Type
+
+const loadNodeProfile: Effect.Effect<NodeProfile, ConfigError, ConfigDir | FileSystem.FileSystem> = Effect.gen(
+  function* () {
+    const dir = yield* ConfigDir
+    const fs = yield* FileSystem.FileSystem
+    const isDir = yield* fs.stat(dir).pipe(
+      Effect.map((info) => info.type === "Directory"),
+      Effect.orElseSucceed(() => false)
+    )
+    if (!isDir) {
+      return yield* configError(dir, "", "a configuration directory (set --config or PROLO_CONFIG_DIR)", "no such directory")
+    }
+    const present = yield* fs.exists(profilePath(dir, "node")).pipe(Effect.orElseSucceed(() => true))
+    return present ? yield* loadProfile("node", NodeProfile) : NodeProfile.make({})
+  }
+)
+
+export class SubsystemLoadError extends Schema.TaggedError<SubsystemLoadError>()("SubsystemLoadError", {
+  subsystem: Schema.String,
+  message: Schema.String
+}) {}
+
+export interface NodeOptions {
+  readonly subsystems: ReadonlyArray<Subsystem>
+  readonly listen: ListenAddress
+  readonly configDir: string
+  /** The root of the actor tree; the default ends the process with code 70 on escalation. */
+  readonly supervisor?: Layer.Layer<ActorSupervisor, never, ActorTree>
+}
+
+/** Where a started node answers, for the first log lines. */
+export class NodeUrls extends Context.Tag("prolo/NodeUrls")<NodeUrls, { readonly base: string; readonly paths: ReadonlyArray<string> }>() {}
+
+export const nodeLayer = (options: NodeOptions): Layer.Layer<NodeUrls, unknown> =>
+  Layer.unwrapEffect(
+    Effect.gen(function* () {
+      const profile = yield* loadNodeProfile
+      const layers = yield* Effect.forEach(options.subsystems, (sub) =>
+        Effect.tryPromise({
+          try: sub.load,
+          catch: (e) => new SubsystemLoadError({ subsystem: sub.name, message: `cannot load subsystem ${sub.name}: ${String(e)}` })
+        })
+      )
+      const host = httpHostLayer(Layer.mergeAll(runtimeRoutes, ...layers), {
+        listen: options.listen,
+        drainTimeout: Duration.seconds(profile.drainTimeoutSeconds)
+      })
+      const paths = ["/__ping", "/__actors", "/metrics", ...options.subsystems.flatMap((s) => s.urls ?? [])]
+      return Layer.effect(
+        NodeUrls,
+        Effect.map(HttpServer.HttpServer, (server) => ({ base: serverUrl(server.address), paths }))
+      ).pipe(Layer.provide(host))
+    })
+  ).pipe(
+    Layer.provide(options.supervisor ?? RootSupervisor.layer),
+    Layer.provide(ActorTree.layer),
+    Layer.provide(Metrics.layer),
+    Layer.provide(ConfigDir.layer(options.configDir)),
+    Layer.provide(NodeFileSystem.layer),
+    Layer.provide(NodePath.layer)
+  )

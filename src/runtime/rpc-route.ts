@@ -1,0 +1,38 @@
+import type * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import type { Rpc, RpcGroup } from "@effect/rpc"
+import * as RpcSerialization from "@effect/rpc/RpcSerialization"
+import * as RpcServer from "@effect/rpc/RpcServer"
+import { Layer, type Redacted } from "effect"
+import type { Metrics } from "./metrics.js"
+import { type TimeAuth, timeAuthServer } from "./rpc-auth.js"
+
+/** Where a service's rpc group is served on a node: `POST /rpc/<service>`. */
+export const rpcPath = (service: string): `/${string}` => `/rpc/${service}`
+
+const SERVICE_NAME = /^[a-z][a-z0-9-]*$/
+
+export interface RpcRouteOptions<Rpcs extends Rpc.Any, EH, RH> {
+  /** Names the mount point and the TimeAuth secret's scope, e.g. "mdb". */
+  readonly service: string
+  /** A group built with `.middleware(TimeAuth)`. */
+  readonly group: RpcGroup.RpcGroup<Rpcs>
+  /** `group.toLayer(...)`. */
+  readonly handlers: Layer.Layer<Rpc.ToHandler<Rpcs>, EH, RH>
+  readonly secret: Redacted.Redacted<string>
+}
+
+/**
+ * Mounts an rpc group on the node's HTTP host at `/rpc/<service>`, behind TimeAuth with the
+ * service's secret, in ndjson: responses stream, so streaming rpcs (change feeds) work and a
+ * unary call is one short body. Clients: `makeRpcClient` in cli-client.ts.
+ */
+export const rpcRoute = <Rpcs extends Rpc.Any, EH, RH>(options: RpcRouteOptions<Rpcs, EH, RH>) => {
+  if (!SERVICE_NAME.test(options.service)) {
+    throw new Error(`rpcRoute: service name ${JSON.stringify(options.service)} must match ${SERVICE_NAME}`)
+  }
+  return RpcServer.layerHttpRouter({ group: options.group, path: rpcPath(options.service), protocol: "http" }).pipe(
+    Layer.provide(options.handlers),
+    Layer.provide(timeAuthServer(options.service, options.secret)),
+    Layer.provide(RpcSerialization.layerNdjson)
+  ) satisfies Layer.Layer<never, EH, HttpLayerRouter.HttpRouter | Metrics | RH | Rpc.Context<Rpcs> | Exclude<Rpc.Middleware<Rpcs>, TimeAuth>>
+}

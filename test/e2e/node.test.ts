@@ -1,0 +1,105 @@
+import { chmod, copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import * as path from "node:path"
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { checkout, exitWithin, killAll, spawnBin, waitForOutput } from "./node-process.js"
+
+// The real binary, spawned as an operator would. The embedded database makes `--layer all`
+// slow to start on a busy machine: timeouts are generous, nothing here measures speed.
+const LISTENING = /prolo-node listening on (http:\/\/\S+) \(layers: ([^)]*)\)/
+const START_MS = 120_000
+
+let scratch = ""
+beforeAll(async () => {
+  scratch = await mkdtemp(path.join(tmpdir(), "prolo-node-e2e-"))
+  // the embedded PostgreSQL runs as the `postgres` user when we are root: it must reach its data dir
+  await chmod(scratch, 0o755)
+})
+afterEach(killAll)
+afterAll(async () => {
+  await rm(scratch, { recursive: true, force: true })
+})
+
+const copyConfig = async (name: string): Promise<string> => {
+  const dir = path.join(scratch, name)
+  await mkdir(dir, { recursive: true })
+  const source = path.join(checkout, "etc/prologin")
+  for (const file of await readdir(source)) if (file.endsWith(".yml")) await copyFile(path.join(source, file), path.join(dir, file))
+  return dir
+}
+
+const stderrLines = (text: string) => text.split("\n").filter((l) => l.trim() !== "")
+
+describe("prolo-node binary", () => {
+  it(
+    "--layer all serves /__ping, then exits 0 within 5 s of SIGTERM",
+    async () => {
+      const data = path.join(scratch, "data-all")
+      await mkdir(data, { mode: 0o755 })
+      const node = spawnBin("prolo-node", ["--layer", "all", "--listen", "127.0.0.1:0", "--config", "etc/prologin"], {
+        PROLO_DATA_DIR: data
+      })
+      const [, url, layers] = await waitForOutput(node, LISTENING, START_MS)
+      expect(layers).toBe("all")
+      const res = await fetch(`${url}/__ping`)
+      expect(res.status).toBe(200)
+      expect(await res.text()).toBe("pong")
+      node.child.kill("SIGTERM")
+      expect(await exitWithin(node, 5_000)).toBe(0)
+    },
+    START_MS + 30_000
+  )
+
+  it("accepts roles as a comma list and as a repeated option", async () => {
+    const node = spawnBin("prolo-node", ["--layer", "rhfs,web", "-l", "user", "--listen", "127.0.0.1:0", "--config", "etc/prologin"], {
+      PROLO_DATA_DIR: path.join(scratch, "data-roles")
+    })
+    const [, url, layers] = await waitForOutput(node, LISTENING, START_MS)
+    expect(layers).toBe("rhfs, web, user")
+    expect(await (await fetch(`${url}/__ping`)).text()).toBe("pong")
+    // the operator's view of the same node
+    const status = spawnBin("prolo", ["--node", url ?? "", "status"])
+    expect(await exitWithin(status, 60_000)).toBe(0)
+    expect(status.stdout).toContain(`node ${url}: up`)
+    expect(status.stdout).toMatch(/^\/root\s+supervisor\s+0\s+/m)
+    node.child.kill("SIGTERM")
+    expect(await exitWithin(node, 5_000)).toBe(0)
+  }, START_MS + 30_000)
+
+  it("prolo status on a node that is not there: one line, exit 2", async () => {
+    const status = spawnBin("prolo", ["status"], { PROLO_NODE: "http://127.0.0.1:9" })
+    expect(await exitWithin(status, 60_000)).toBe(2)
+    const lines = stderrLines(status.stderr)
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/^prolo: cannot reach http:\/\/127\.0\.0\.1:9\/__ping: /)
+  }, 70_000)
+
+  it("an unknown role: one line naming it, exit 2", async () => {
+    const node = spawnBin("prolo-node", ["--layer", "nope", "--listen", "127.0.0.1:0", "--config", "etc/prologin"])
+    expect(await exitWithin(node, 60_000)).toBe(2)
+    expect(stderrLines(node.stderr)).toEqual([`prolo-node: --layer: unknown role "nope" (expected gw, rhfs, web, user, all)`])
+  }, 70_000)
+
+  it("a bad --listen: one line naming it, exit 2", async () => {
+    const node = spawnBin("prolo-node", ["--layer", "rhfs", "--listen", "localhost", "--config", "etc/prologin"])
+    expect(await exitWithin(node, 60_000)).toBe(2)
+    const lines = stderrLines(node.stderr)
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/^prolo-node: --listen "localhost": expected HOST:PORT/)
+  }, 70_000)
+
+  it("a wrong-typed config value: one line naming file and key, exit 2, nothing started", async () => {
+    const dir = await copyConfig("bad-type")
+    await writeFile(path.join(dir, "node.yml"), "drainTimeoutSeconds: soon\n")
+    const node = spawnBin("prolo-node", ["--layer", "all", "--listen", "127.0.0.1:0", "--config", dir], {
+      PROLO_DATA_DIR: path.join(scratch, "data-bad")
+    })
+    expect(await exitWithin(node, 60_000)).toBe(2)
+    const lines = stderrLines(node.stderr)
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toContain(path.join(dir, "node.yml"))
+    expect(lines[0]).toContain("drainTimeoutSeconds")
+    expect(lines[0]).toContain(`"soon"`)
+    expect(node.stderr).not.toMatch(/\n\s+at /)
+  }, 70_000)
+})

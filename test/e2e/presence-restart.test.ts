@@ -1,0 +1,105 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Redacted, Schedule } from "effect"
+import { MDB_SERVICE, MdbRpcs } from "../../src/protocols/mdb.js"
+import { PRESENCE_LIST_SERVICE, PRESENCE_SERVICE, PresenceListRpcs, PresenceRpcs } from "../../src/protocols/presence.js"
+import { UDB_SERVICE, UdbRpcs } from "../../src/protocols/udb.js"
+import { makeRpcClient } from "../../src/runtime/cli-client.js"
+import { generate } from "../../src/runtime/timeauth.js"
+import { DEV_SECRETS, hostOf, macOf, startGateway, writeConfig } from "../presence/support/spawn-node.js"
+import { createTestDatabase } from "../support/pg.js"
+
+// `prolo-node --layer gw` on a real PostgreSQL: machines and users registered through MDB and
+// UDB (presence learns them from the mdb/udb topics), 50 logins, kill -9, start again.
+
+const SECRETS = DEV_SECRETS
+
+const clients = (url: string) =>
+  Effect.all({
+    pub: makeRpcClient(PresenceRpcs, { url, service: PRESENCE_SERVICE, secret: Redacted.make(SECRETS.presence) }),
+    list: makeRpcClient(PresenceListRpcs, { url, service: PRESENCE_LIST_SERVICE, secret: Redacted.make(SECRETS.presence) })
+  })
+
+const seed = (url: string, count: number) =>
+  Effect.gen(function* () {
+    const mdb = yield* makeRpcClient(MdbRpcs, { url, service: MDB_SERVICE, secret: Redacted.make(SECRETS.mdb) })
+    const udb = yield* makeRpcClient(UdbRpcs, { url, service: UDB_SERVICE, secret: Redacted.make(SECRETS.udb) })
+    yield* Effect.forEach(
+      Array.from({ length: count }, (_, i) => i),
+      (i) =>
+        Effect.all([
+          mdb.addMachine({ hostname: hostOf(i), mac: macOf(i), mtype: "user", room: "pasteur" }),
+          udb.createUser({ login: `user${i}`, firstname: "User", lastname: `Number${i}`, group: "user" })
+        ]),
+      { concurrency: 4, discard: true }
+    )
+  })
+
+const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString()
+
+describe("presence survives kill -9", () => {
+  it.live(
+    "all 50 logins listed after a restart, a new login accepted at once, a listed user refused elsewhere",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* createTestDatabase
+        // 60 s leases: the restart must not depend on heartbeats arriving
+        const dir = yield* writeConfig(url, 60)
+        const first = yield* startGateway(dir)
+        yield* seed(first.url, 60)
+        const a = yield* clients(first.url)
+        // presence hears of the new machines and users through the sync topics
+        yield* a.pub.RequestLogin({ login: "user59", hostname: hostOf(59) }).pipe(
+          Effect.retry({ schedule: Schedule.spaced("100 millis"), times: 100 })
+        )
+        yield* a.pub.Logout({ login: "user59", hostname: hostOf(59) })
+        yield* Effect.forEach(Array.from({ length: 50 }, (_, i) => i), (i) => a.pub.RequestLogin({ login: `user${i}`, hostname: hostOf(i) }), {
+          concurrency: 8
+        })
+        expect(Object.keys(yield* a.list.List()).length).toBe(50)
+        yield* first.kill9
+
+        const second = yield* startGateway(dir)
+        const b = yield* clients(second.url)
+        const listed = yield* b.list.List()
+        expect(listed).toEqual(Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`user${i}`, hostOf(i)])))
+        yield* b.pub.RequestLogin({ login: "user55", hostname: hostOf(55) })
+        yield* b.pub.RequestLogin({ login: "user7", hostname: hostOf(7) })
+        const refused = yield* Effect.flip(b.pub.RequestLogin({ login: "user3", hostname: hostOf(56) }))
+        expect(refused).toMatchObject({ _tag: "LoginRefused", message: "user3 is already logged somewhere else" })
+        const busy = yield* Effect.flip(b.pub.RequestLogin({ login: "user57", hostname: hostOf(4) }))
+        expect(busy).toMatchObject({ _tag: "LoginRefused", message: `${hostOf(4)} is busy` })
+
+        // the original form endpoints, as a shell would drive them
+        const data = JSON.stringify({ login: "user58", hostname: hostOf(3) })
+        const post = (path: string, body: string) =>
+          Effect.promise(() =>
+            fetch(`${second.url}/presencesync${path}`, {
+              method: "POST",
+              headers: { "content-type": "application/x-www-form-urlencoded" },
+              body
+            }).then(async (r) => ({ status: r.status, body: await r.text() }))
+          )
+        const token = yield* generate(Redacted.make(SECRETS.presence), data)
+        expect(yield* post("/login", form({ data, hmac: token }))).toEqual({ status: 423, body: `${hostOf(3)} is busy` })
+        expect(yield* post("/login", form({ data, hmac: `${token.split(":")[0]}:${"0".repeat(64)}` }))).toEqual({
+          status: 403,
+          body: "Invalid token"
+        })
+        const logout = JSON.stringify({ login: "user3", hostname: hostOf(3) })
+        expect(yield* post("/logout", form({ data: logout, hmac: yield* generate(Redacted.make(SECRETS.presence), logout) }))).toEqual({
+          status: 200,
+          body: ""
+        })
+        expect((yield* post("/login", form({ data, hmac: token }))).status).toBe(200)
+        const listData = "{}"
+        const listToken = yield* generate(Redacted.make(SECRETS.presence), listData)
+        const list = yield* Effect.promise(() =>
+          fetch(`${second.url}/presencesync/get_list?${form({ data: listData, hmac: listToken })}`).then((r) => r.json() as Promise<Record<string, string>>)
+        )
+        expect(list["user58"]).toBe(hostOf(3))
+        expect(list["user3"]).toBeUndefined()
+        expect(Object.keys(list).length).toBe(51)
+      }).pipe(Effect.scoped),
+    120_000
+  )
+})

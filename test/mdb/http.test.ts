@@ -1,0 +1,147 @@
+import * as HttpServer from "@effect/platform/HttpServer"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Redacted } from "effect"
+import { callCompatRoutes } from "../../src/actors/mdb/call-compat.js"
+import { MdbHandlers } from "../../src/actors/mdb/handlers.js"
+import { AlreadyTaken, MdbRpcs } from "../../src/protocols/mdb.js"
+import { makeRpcClient } from "../../src/runtime/cli-client.js"
+import { httpHostLayer, serverUrl } from "../../src/runtime/http-host.js"
+import { Metrics } from "../../src/runtime/metrics.js"
+import { rpcRoute } from "../../src/runtime/rpc-route.js"
+import { dumpDatabase } from "../support/pg-dump.js"
+import { gw, MdbTest } from "./support.js"
+
+const SECRET = "test-mdb-secret"
+
+// The MDB routes on a real HTTP server on 127.0.0.1, over a fresh database per test.
+const Host = httpHostLayer(
+  Layer.mergeAll(
+    rpcRoute({ service: "mdb", group: MdbRpcs, handlers: MdbHandlers, secret: Redacted.make(SECRET) }),
+    callCompatRoutes
+  ),
+  { listen: { host: "127.0.0.1", port: 0 } }
+).pipe(Layer.provideMerge(MdbTest), Layer.provideMerge(Metrics.layer))
+
+const baseUrl = Effect.map(HttpServer.HttpServer, (server) => serverUrl(server.address))
+
+const call = (path: string, init?: RequestInit) =>
+  Effect.flatMap(baseUrl, (url) =>
+    Effect.promise(async () => {
+      const res = await fetch(`${url}${path}`, init)
+      return { status: res.status, type: res.headers.get("content-type"), body: await res.text() }
+    })
+  )
+
+const post = (path: string, body: string) => call(path, { method: "POST", body })
+
+const client = (secret?: string) =>
+  Effect.gen(function* () {
+    const url = yield* baseUrl
+    return yield* makeRpcClient(MdbRpcs, { url, service: "mdb", ...(secret === undefined ? {} : { secret: Redacted.make(secret) }) })
+  })
+
+describe("MDB over HTTP", () => {
+  it.live("GET /call/query answers the original envelope, exactly application/json", () =>
+    Effect.gen(function* () {
+      const empty = yield* call("/call/query")
+      expect(empty).toEqual({ status: 200, type: "application/json", body: '{"type": "result", "data": []}\n' })
+
+      const admin = yield* client(SECRET)
+      yield* admin.addMachine(gw)
+      yield* admin.addMachine({ hostname: "rhfs01", mac: "00:00:00:00:01:01", mtype: "service", aliases: "rfs1" })
+      const all = yield* call("/call/query")
+      expect(all.status).toBe(200)
+      expect(all.body).toBe(
+        '{"type": "result", "data": [{"hostname": "gw", "aliases": "mdb,mdbsync,ns,netboot,udb,udbsync,presencesync,ntp,sso", ' +
+          '"ip": "192.168.1.254", "mac": "11:22:33:44:55:66", "rfs": 0, "hfs": 0, "mtype": "service", "room": "pasteur", ' +
+          '"is_faulty": false, "is_faulty_details": ""}, {"hostname": "rhfs01", "aliases": "rfs1", "ip": "192.168.1.1", ' +
+          '"mac": "00:00:00:00:01:01", "rfs": 0, "hfs": 0, "mtype": "service", "room": "other", "is_faulty": false, ' +
+          '"is_faulty_details": ""}]}\n'
+      )
+      const filtered = yield* post("/call/query", JSON.stringify({ args: [], kwargs: { aliases__contains: "rfs1" } }))
+      expect(JSON.parse(filtered.body).data.map((m: { hostname: string }) => m.hostname)).toEqual(["rhfs01"])
+      // The original ignores the query string and reads only POST bodies.
+      const ignored = yield* call("/call/query?mac=nope")
+      expect(JSON.parse(ignored.body).data).toHaveLength(2)
+
+      const inventory = JSON.parse((yield* call("/call/ansible")).body)
+      expect(inventory.type).toBe("result")
+      expect(inventory.data.service.hosts).toEqual(["gw", "rhfs01"])
+      const switches = yield* call("/call/switches", { method: "PUT" })
+      expect(switches.body).toBe('{"type": "result", "data": []}\n')
+    }).pipe(Effect.scoped, Effect.provide(Host))
+  )
+
+  it.live("errors use the original exception envelope and status", () =>
+    Effect.gen(function* () {
+      const envelope = (exnType: string, message: string) =>
+        `{"type": "exception", "exn_type": "${exnType}", "exn_message": ${JSON.stringify(message)}, "exn_traceback": []}\n`
+      expect(yield* call("/call/nope")).toEqual({ status: 404, type: "application/json", body: envelope("MethodError", "nope") })
+      expect(yield* post("/call/query", "{not json")).toMatchObject({ status: 500, type: "application/json" })
+      expect(JSON.parse((yield* post("/call/query", "")).body).exn_type).toBe("JSONDecodeError")
+      expect(yield* post("/call/query", JSON.stringify({ kwargs: { owner: "x" } }))).toEqual({
+        status: 500,
+        type: "application/json",
+        body: envelope(
+          "ValueError",
+          "'owner' is not a valid query argument (fields: hostname, aliases, ip, mac, rfs, hfs, mtype, room, is_faulty, is_faulty_details)"
+        )
+      })
+      expect(JSON.parse((yield* post("/call/query", JSON.stringify({ args: [1] }))).body)).toMatchObject({
+        exn_type: "TypeError",
+        exn_message: "query() takes 0 positional arguments but 1 were given"
+      })
+
+      // register: public as the original; positional or keyword arguments; gated by the setting.
+      const reg = (body: unknown) => Effect.map(post("/call/register", JSON.stringify(body)), (r) => JSON.parse(r.body))
+      expect(yield* reg({ args: ["pas-r01p01", "AA:BB:CC:00:00:01", 0, 1, "pasteur", "user"] })).toEqual({
+        type: "result",
+        data: "192.168.0.1"
+      })
+      expect(yield* reg({ kwargs: { hostname: "pas-r01p02", mac: "aa:bb:cc:00:00:02", rfs: "0", hfs: "1", room: "pasteur", mtype: "user" } })).toEqual({
+        type: "result",
+        data: "192.168.0.2"
+      })
+      expect(yield* reg({ kwargs: { hostname: "pas_r01p03", mac: "aa:bb:cc:00:00:03", rfs: 0, hfs: 0, room: "pasteur", mtype: "user" } })).toMatchObject({
+        type: "exception",
+        exn_type: "ValidationError",
+        exn_message: "hostname 'pas_r01p03': '_' is not allowed in DNS names (use '-')"
+      })
+      expect(yield* reg({ kwargs: { hostname: "pas-r01p03" } })).toMatchObject({
+        exn_type: "TypeError",
+        exn_message: "register() missing required arguments: 'mac', 'rfs', 'hfs', 'room', 'mtype'"
+      })
+      const admin = yield* client(SECRET)
+      yield* admin.setSetting({ key: "allow_self_registration", value: false })
+      expect(yield* reg({ args: ["pas-r01p03", "aa:bb:cc:00:00:03", 0, 0, "pasteur", "user"] })).toMatchObject({
+        exn_type: "RuntimeError",
+        exn_message: "self registration is disabled"
+      })
+    }).pipe(Effect.scoped, Effect.provide(Host))
+  )
+
+  it.live("rpc writes need the mdb secret; reads are public; typed errors arrive as their class", () =>
+    Effect.gen(function* () {
+      const anonymous = yield* client()
+      const intruder = yield* client("wrong-secret")
+      const admin = yield* client(SECRET)
+      yield* admin.addMachine(gw)
+      const before = yield* dumpDatabase
+      const denied = yield* Effect.flip(anonymous.addMachine({ hostname: "evil", mac: "66:66:66:66:66:66" }))
+      expect(denied).toMatchObject({ _tag: "Unauthorized", service: "mdb", rpc: "addMachine", reason: "missing" })
+      const forged = yield* Effect.flip(intruder.deleteMachine({ hostname: "gw" }))
+      expect(forged).toMatchObject({ _tag: "Unauthorized", reason: "bad_signature" })
+      const flipped = yield* Effect.flip(intruder.setSetting({ key: "allow_self_registration", value: false }))
+      expect(flipped._tag).toBe("Unauthorized")
+      expect(yield* dumpDatabase).toEqual(before)
+
+      expect((yield* anonymous.query({ filters: { hostname: "gw" } })).map((m) => m.ip)).toEqual(["192.168.1.254"])
+      const dup = yield* Effect.flip(admin.addMachine({ hostname: "other", mac: gw.mac }))
+      expect(dup).toBeInstanceOf(AlreadyTaken)
+      expect(dup.message).toBe("mac 11:22:33:44:55:66 is already used by machine gw")
+      const badFilter = yield* Effect.flip(anonymous.query({ filters: { nope: 1 } }))
+      expect(badFilter._tag).toBe("InvalidFilter")
+      expect(yield* admin.deleteMachine({ hostname: "gw" })).toMatchObject({ hostname: "gw" })
+    }).pipe(Effect.scoped, Effect.provide(Host))
+  )
+})

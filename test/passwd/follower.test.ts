@@ -1,0 +1,143 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Effect, Fiber, Layer, Option, Queue, Redacted, Stream } from "effect"
+import { execFileSync } from "node:child_process"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import * as path from "node:path"
+import { udbFollower } from "../../src/actors/passwd/follower.js"
+import { authorizedKeysFile } from "../../src/actors/passwd/root-ssh.js"
+import { verifyCrypt } from "../../src/actors/passwd/shadow-hash.js"
+import { makeChangeLogSource } from "../../src/actors/sync/changelog-source.js"
+import { makeSyncClient } from "../../src/actors/sync/client.js"
+import { inProcessConnector } from "../../src/actors/sync/connection.js"
+import { SyncHub } from "../../src/actors/sync/hub.js"
+import { UDB_TOPIC } from "../../src/actors/sync/topics.js"
+import { Udb } from "../../src/actors/udb/service.js"
+import { subscribeMessage } from "../../src/protocols/sync.js"
+import { ChangeLog } from "../../src/store/change-log.js"
+import { Metrics } from "../../src/runtime/metrics.js"
+import { generate } from "../../src/runtime/timeauth.js"
+import { UdbTest } from "../udb/support.js"
+import { baseFiles } from "./fixtures.js"
+
+const PUB = Redacted.make("udbsync-pub-secret")
+const SUB = Redacted.make("udbsync-sub-secret")
+
+// The gateway's udb topic over the PostgreSQL change log, with the UDB writing into it.
+const HubTest = Layer.unwrapEffect(
+  Effect.map(ChangeLog, (log) =>
+    SyncHub.layer({
+      topics: [
+        {
+          definition: UDB_TOPIC,
+          secrets: { publisher: PUB, subscriber: SUB },
+          source: makeChangeLogSource(log, { topic: "udb", keyField: "login" })
+        }
+      ]
+    })
+  )
+).pipe(Layer.provideMerge(UdbTest), Layer.provideMerge(Metrics.layer))
+
+const tempRoot = () =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const root = mkdtempSync(path.join(tmpdir(), "prolo-follow-"))
+      mkdirSync(path.join(root, "etc"))
+      writeFileSync(path.join(root, "etc/passwd"), baseFiles.passwd)
+      writeFileSync(path.join(root, "etc/shadow"), baseFiles.shadow, { mode: 0o640 })
+      writeFileSync(path.join(root, "etc/group"), baseFiles.group)
+      writeFileSync(path.join(root, "etc/gshadow"), baseFiles.gshadow!, { mode: 0o640 })
+      return root
+    }),
+    (root) => Effect.sync(() => rmSync(root, { recursive: true, force: true }))
+  )
+
+const read = (root: string, file: string) => readFileSync(path.join(root, file), "utf8")
+
+describe("udb topic subscribers", () => {
+  it.live("an unprivileged subscriber never sees a password; a private one does", () =>
+    Effect.gen(function* () {
+      const hub = yield* SyncHub
+      const udb = yield* Udb
+      yield* udb.create({ login: "early", firstname: "E", lastname: "Arly", group: "user", password: "early-pw" })
+      const frames = (secret: Redacted.Redacted<string>) =>
+        Effect.flatMap(generate(secret, subscribeMessage("udb")), (token) =>
+          Effect.forkScoped(Stream.runCollect(Stream.take(hub.subscribeSigned("udb", Option.none(), token, subscribeMessage("udb")), 5)))
+        )
+      const publicFrames = yield* frames(SUB)
+      const privateFrames = yield* frames(PUB)
+      // snapshot, then a create, a password change, an import-like batch and a delete.
+      yield* udb.create({ login: "alice", firstname: "A", lastname: "Lice", group: "root", password: "alice-pw", ssh_key: "ssh-ed25519 AAAA alice" })
+      yield* udb.setPassword("alice", "alice-pw-2")
+      yield* udb.update("early", { group: "orga" })
+      yield* udb.remove("alice")
+      const pub = JSON.stringify(Chunk.toArray(yield* Fiber.join(publicFrames)))
+      const priv = JSON.stringify(Chunk.toArray(yield* Fiber.join(privateFrames)))
+      expect(pub).not.toContain("password")
+      expect(pub).not.toContain("-pw")
+      expect(pub).toContain("ssh-ed25519 AAAA alice") // the rest of the record is there
+      for (const pw of ["early-pw", "alice-pw", "alice-pw-2"]) expect(priv).toContain(`"password":"${pw}"`)
+    }).pipe(Effect.scoped, Effect.provide(HubTest))
+  )
+
+  it.live("passwd sync and root keys follow the UDB through the hub", () =>
+    Effect.gen(function* () {
+      const udb = yield* Udb
+      const root = yield* tempRoot()
+      const applied = yield* Queue.unbounded<number>()
+      const follower = udbFollower({ roots: [root], sshRoots: [root] })
+      const client = makeSyncClient({ connect: Effect.provide(inProcessConnector, Layer.succeed(SyncHub, yield* SyncHub)), credentials: () => ({ subscribe: PUB }) })
+      yield* Effect.forkScoped(
+        client.follow("udb", (state, metadata, info) => Effect.zipRight(follower(state, metadata, info), Queue.offer(applied, info.revision)))
+      )
+      const log = yield* ChangeLog
+      const reach = (revision: number) =>
+        Effect.iterate(0, { while: (r) => r < revision, body: () => Queue.take(applied) })
+      yield* reach(yield* log.head("udb"))
+
+      yield* udb.create({ login: "jdoe", firstname: "John", lastname: "Doe", group: "user", password: "pw-john" })
+      yield* udb.create({ login: "rita", firstname: "Rita", lastname: "Root", group: "root", password: "pw-rita", ssh_key: "ssh-ed25519 AAAA rita" })
+      yield* reach(yield* log.head("udb"))
+      const passwd = read(root, "etc/passwd")
+      expect(passwd).toContain("jdoe:x:10001:10000:John Doe:/home/jdoe:/bin/bash\n")
+      expect(passwd).toContain("rita:x:12001:10:Rita Root:/home/rita:/bin/bash\n")
+      expect(passwd).not.toContain("gone:") // the stale managed account left
+      const hashOf = (login: string) => read(root, "etc/shadow").split("\n").find((l) => l.startsWith(`${login}:`))!.split(":")[1]!
+      expect(verifyCrypt("pw-john", hashOf("jdoe"))).toBe(true)
+      expect(read(root, "etc/group")).toContain("wheel:x:10:rita\n")
+      expect(statSync(path.join(root, "etc/shadow")).mode & 0o777).toBe(0o640) // kept the file's mode
+      expect(read(root, "root/.ssh/authorized_keys")).toBe("ssh-ed25519 AAAA rita\n")
+      expect(statSync(authorizedKeysFile(root)).mode & 0o777).toBe(0o600)
+      expect(statSync(path.dirname(authorizedKeysFile(root))).mode & 0o777).toBe(0o700)
+      execFileSync("pwck", ["-R", root, "-r", "-q"], { stdio: "pipe" })
+      execFileSync("grpck", ["-R", root, "-r"], { stdio: "pipe" })
+
+      // A change that does not touch jdoe keeps jdoe's hash; a password change renews it.
+      const johnHash = hashOf("jdoe")
+      const mtime = statSync(path.join(root, "etc/passwd")).mtimeMs
+      yield* udb.setPassword("rita", "pw-rita-2")
+      yield* reach(yield* log.head("udb"))
+      expect(hashOf("jdoe")).toBe(johnHash)
+      expect(verifyCrypt("pw-rita-2", hashOf("rita"))).toBe(true)
+      expect(statSync(path.join(root, "etc/passwd")).mtimeMs).toBe(mtime) // passwd unchanged: not rewritten
+
+      // An unparsable local line stops regeneration and leaves every file as it was.
+      const broken = `${read(root, "etc/passwd")}broken line\n`
+      writeFileSync(path.join(root, "etc/passwd"), broken)
+      const shadowBefore = read(root, "etc/shadow")
+      yield* udb.create({ login: "late", firstname: "L", lastname: "Ate", group: "user", password: "pw" })
+      yield* reach(yield* log.head("udb"))
+      expect(read(root, "etc/passwd")).toBe(broken)
+      expect(read(root, "etc/shadow")).toBe(shadowBefore)
+
+      yield* udb.remove("rita")
+      writeFileSync(path.join(root, "etc/passwd"), broken.replace("broken line\n", ""))
+      yield* udb.update("jdoe", { firstname: "Johnny" })
+      yield* reach(yield* log.head("udb"))
+      expect(read(root, "etc/passwd")).toContain("jdoe:x:10001:10000:Johnny Doe:")
+      expect(read(root, "etc/passwd")).toContain("late:x:10002:")
+      expect(read(root, "etc/passwd")).not.toContain("rita")
+      expect(read(root, "root/.ssh/authorized_keys")).toBe("")
+    }).pipe(Effect.scoped, Effect.provide(HubTest))
+  )
+})

@@ -1,0 +1,67 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Effect, Layer, Option, Stream, TestClock } from "effect"
+import { SyncHub } from "../../src/actors/sync/hub.js"
+import { makeMemorySource } from "../../src/actors/sync/memory-source.js"
+import type { RecordFilter } from "../../src/actors/sync/topics.js"
+import { subscribeMessage } from "../../src/protocols/sync.js"
+import { Metrics } from "../../src/runtime/metrics.js"
+import { generate } from "../../src/runtime/timeauth.js"
+import { PUB, SUB } from "./harness.js"
+
+// Per-topic authorisation in the hub: which secret signed decides the audience, the topic's
+// filter shapes records per audience, and refused calls change nothing.
+
+const hidePassword: RecordFilter = (audience, record) => {
+  if (audience === "private") return record
+  const { password: _password, ...rest } = record
+  return rest
+}
+
+const Hub = Layer.unwrapEffect(
+  Effect.map(makeMemorySource({ topic: "udb", keyField: "login", retention: 10, epoch: "e" }), (source) =>
+    SyncHub.layer({
+      topics: [{ definition: { name: "udb", keyField: "login", durable: false, profile: "udbsync", filter: hidePassword }, secrets: { publisher: PUB, subscriber: SUB }, source }]
+    })
+  )
+).pipe(Layer.provide(Metrics.layer))
+
+const firstFrames = (token: string) =>
+  Effect.flatMap(SyncHub, (hub) => Stream.runCollect(Stream.take(hub.subscribeSigned("udb", Option.none(), token, subscribeMessage("udb")), 1)))
+
+describe("sync hub auth", () => {
+  it.scoped("the publisher secret reads everything, the subscriber secret what the topic's filter lets through", () =>
+    Effect.gen(function* () {
+      const hub = yield* SyncHub
+      const data = JSON.stringify([{ type: "update", data: { login: "alice", password: "s3cret", uid: 10000 } }])
+      expect(yield* hub.publishSigned("udb", data, yield* generate(PUB, data))).toBe(1)
+      const priv = Chunk.toReadonlyArray(yield* firstFrames(yield* generate(PUB, subscribeMessage("udb"))))
+      const pub = Chunk.toReadonlyArray(yield* firstFrames(yield* generate(SUB, subscribeMessage("udb"))))
+      expect(priv).toEqual([{ _tag: "Snapshot", epoch: "e", revision: 1, records: [{ login: "alice", password: "s3cret", uid: 10000 }] }])
+      expect(pub).toEqual([{ _tag: "Snapshot", epoch: "e", revision: 1, records: [{ login: "alice", uid: 10000 }] }])
+    }).pipe(Effect.provide(Hub))
+  )
+
+  it.scoped("stale, future, forged and wrong-secret tokens are refused with their reason and change nothing", () =>
+    Effect.gen(function* () {
+      const hub = yield* SyncHub
+      const data = JSON.stringify([{ type: "update", data: { login: "bob" } }])
+      const stale = yield* generate(PUB, data)
+      const staleSub = yield* generate(SUB, subscribeMessage("udb"))
+      yield* TestClock.adjust("121 seconds")
+      const refused = (token: string) => Effect.flip(hub.publishSigned("udb", data, token))
+      expect(yield* refused(stale)).toMatchObject({ _tag: "SyncUnauthorized", action: "publish", reason: "expired" })
+      // Stamped 300 s while the clock reads 121 s.
+      expect(yield* refused("300:" + "0".repeat(64))).toMatchObject({ reason: "future" })
+      expect(yield* refused("garbage")).toMatchObject({ reason: "malformed" })
+      expect(yield* refused("")).toMatchObject({ reason: "missing" })
+      expect(yield* refused(yield* generate(SUB, data))).toMatchObject({ reason: "bad_signature" })
+      const sub = yield* Effect.flip(Stream.runCollect(hub.subscribeSigned("udb", Option.none(), staleSub, subscribeMessage("udb"))))
+      expect(sub).toMatchObject({ _tag: "SyncUnauthorized", action: "subscribe", reason: "expired" })
+      const topic = yield* hub.topic("udb")
+      expect(yield* topic.source.head).toBe(0)
+      expect(yield* Effect.flip(hub.publish("nope", []))).toMatchObject({ _tag: "UnknownTopic", known: ["udb"] })
+      expect(yield* Effect.flip(hub.publish("udb", [{ type: "update", data: { nologin: 1 } }]))).toMatchObject({ _tag: "InvalidBatch", index: 0 })
+      expect(yield* topic.source.head).toBe(0)
+    }).pipe(Effect.provide(Hub))
+  )
+})

@@ -1,0 +1,162 @@
+import * as HttpServer from "@effect/platform/HttpServer"
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Effect, Layer, Redacted, Stream } from "effect"
+import { udbRoutes } from "../../src/actors/udb/layer.js"
+import * as Repo from "../../src/actors/udb/repo.js"
+import { SystemAccounts } from "../../src/actors/udb/system-accounts.js"
+import { UdbRpcs } from "../../src/protocols/udb.js"
+import { makeRpcClient } from "../../src/runtime/cli-client.js"
+import { httpHostLayer, serverUrl } from "../../src/runtime/http-host.js"
+import { Metrics } from "../../src/runtime/metrics.js"
+import { generate } from "../../src/runtime/timeauth.js"
+import { PgTest } from "../support/pg.js"
+import { SYSTEM } from "./support.js"
+
+const SECRET = "test-udb-secret"
+
+// The UDB routes on a real HTTP server on 127.0.0.1, over a fresh database per test.
+const Host = httpHostLayer(udbRoutes(Redacted.make(SECRET)), { listen: { host: "127.0.0.1", port: 0 } }).pipe(
+  Layer.provide(Repo.layer),
+  Layer.provide(SystemAccounts.fixed(SYSTEM)),
+  Layer.provide(PgTest),
+  Layer.provideMerge(Metrics.layer)
+)
+
+const baseUrl = Effect.map(HttpServer.HttpServer, (server) => serverUrl(server.address))
+
+const call = (path: string, init?: RequestInit) =>
+  Effect.flatMap(baseUrl, (url) =>
+    Effect.promise(async () => {
+      const res = await fetch(`${url}${path}`, init)
+      return { status: res.status, type: res.headers.get("content-type"), body: await res.text() }
+    })
+  )
+
+const client = (secret?: string) =>
+  Effect.gen(function* () {
+    const url = yield* baseUrl
+    return yield* makeRpcClient(UdbRpcs, { url, service: "udb", ...(secret === undefined ? {} : { secret: Redacted.make(secret) }) })
+  })
+
+const envelope = (exnType: string, message: string) =>
+  `{"type": "exception", "exn_type": "${exnType}", "exn_message": ${JSON.stringify(message)}, "exn_traceback": []}\n`
+
+describe("UDB over HTTP", () => {
+  it.live("/udb/call/query is public and never shows passwords; query_private needs the token", () =>
+    Effect.gen(function* () {
+      expect(yield* call("/udb/call/query")).toEqual({ status: 200, type: "application/json", body: '{"type": "result", "data": []}\n' })
+      const admin = yield* client(SECRET)
+      yield* admin.createUser({ login: "jdoe", firstname: "Jöhn", lastname: "Doe", group: "user", password: "s3cret" })
+      yield* admin.createUser({ login: "boss", firstname: "Big", lastname: "Boss", group: "root", password: "r00t" })
+
+      const pub = yield* call("/udb/call/query")
+      expect(pub.body).not.toContain("password")
+      expect(pub.body).toContain('"firstname": "J\\u00f6hn"') // Python's json.dumps escaping
+      expect(JSON.parse(pub.body).data.map((u: { login: string }) => u.login)).toEqual(["boss", "jdoe"])
+      const filtered = yield* call("/udb/call/query", { method: "POST", body: JSON.stringify({ kwargs: { group: "root" } }) })
+      expect(JSON.parse(filtered.body).data.map((u: { login: string }) => u.login)).toEqual(["boss"])
+
+      const priv = (body: unknown) => call("/udb/call/query_private", { method: "POST", body: JSON.stringify(body) })
+      expect(yield* call("/udb/call/query_private")).toEqual({
+        status: 400,
+        type: "application/json",
+        body: envelope("MissingToken", "query_private")
+      })
+      const wrong = yield* generate(Redacted.make("not-the-secret"), "query_private")
+      expect((yield* priv({ kwargs: {}, hmac: wrong })).body).toBe(envelope("BadToken", "query_private"))
+      expect((yield* priv({ kwargs: {}, hmac: wrong })).status).toBe(403)
+      // A token for another method does not open query_private.
+      const other = yield* generate(Redacted.make(SECRET), "query")
+      expect((yield* priv({ kwargs: {}, hmac: other })).status).toBe(403)
+      const good = yield* generate(Redacted.make(SECRET), "query_private")
+      const ok = yield* priv({ kwargs: { login: "jdoe" }, hmac: good })
+      expect(ok.status).toBe(200)
+      expect(JSON.parse(ok.body).data).toEqual([
+        { id: 1, login: "jdoe", firstname: "Jöhn", lastname: "Doe", uid: 10001, group: "user", password: "s3cret", shell: "/bin/bash", ssh_key: null }
+      ])
+      expect(yield* call("/udb/call/nope")).toEqual({ status: 404, type: "application/json", body: envelope("MethodError", "nope") })
+      const badFilter = yield* call("/udb/call/query", { method: "POST", body: JSON.stringify({ kwargs: { password: "x" } }) })
+      expect(badFilter.status).toBe(500)
+      expect(JSON.parse(badFilter.body)).toMatchObject({ exn_type: "ValueError" })
+    }).pipe(Effect.scoped, Effect.provide(Host))
+  )
+
+  it.live("rpc: query is public, everything else needs the secret", () =>
+    Effect.gen(function* () {
+      const anonymous = yield* client()
+      expect(yield* anonymous.query({ filters: {} })).toEqual([])
+      const refused = yield* Effect.flip(anonymous.query_private({ filters: {} }))
+      expect(refused._tag).toBe("Unauthorized")
+      const create = yield* Effect.flip(anonymous.createUser({ login: "x", firstname: "X", lastname: "Y", group: "user" }))
+      expect(create._tag).toBe("Unauthorized")
+      const wrong = yield* client("wrong")
+      expect((yield* Effect.flip(wrong.setPassword({ login: "x", password: "p" })))._tag).toBe("Unauthorized")
+
+      const admin = yield* client(SECRET)
+      const created = yield* admin.createUser({ login: "ann", firstname: "Ann", lastname: "Lee", group: "orga" })
+      expect(created.uid).toBe(11001)
+      const withKey = yield* admin.setSshKey({ login: "ann", ssh_key: "ssh-ed25519 AAAA ann" })
+      expect(withKey.ssh_key).toBe("ssh-ed25519 AAAA ann")
+      const newPw = yield* admin.setPassword({ login: "ann" })
+      expect(newPw.password).not.toBe(created.password)
+      const [pub] = yield* anonymous.query({ filters: { login: "ann" } })
+      expect(pub && "password" in pub).toBe(false)
+      const gone = yield* Effect.flip(admin.deleteUser({ login: "nobody_here" }))
+      expect(gone._tag).toBe("UserNotFound")
+      const system = yield* Effect.flip(admin.createUser({ login: "http", firstname: "H", lastname: "T", group: "user" }))
+      expect(system.message).toBe("Username http is associated with uid 33, which is likely a system-managed user.")
+    }).pipe(Effect.scoped, Effect.provide(Host))
+  )
+
+  it.live("rpc import streams progress, then the original's lines", () =>
+    Effect.gen(function* () {
+      const admin = yield* client(SECRET)
+      const text = Array.from({ length: 250 }, (_, i) => `Person${String.fromCharCode(97 + (i % 26))}\tNumber${"x".repeat(i % 7)}${i}`).join("\n")
+      const events = Chunk.toArray(
+        yield* Stream.runCollect(
+          admin.importUsers({
+            file: "big.txt",
+            text,
+            format: "names",
+            passwords: false,
+            group: "user",
+            passwordLength: 8,
+            update: false,
+            ignore: false,
+            newPasswords: false
+          })
+        )
+      )
+      const progress = events.filter((e) => e._tag === "Progress")
+      expect(progress.map((p) => p._tag === "Progress" && p.done)).toEqual([50, 100, 150, 200, 250])
+      const done = events[events.length - 1]
+      expect(done?._tag === "Done" && done.lines.length).toBe(250)
+      expect(done?._tag === "Done" && done.lines[0]).toBe("Added user Persona Number0 (login: pnumber)")
+      expect((yield* admin.query_private({ filters: {} })).length).toBe(250)
+
+      const failed = yield* Effect.flip(
+        Stream.runCollect(
+          admin.importUsers({
+            file: "bad.txt",
+            text: "A\tB\nbroken",
+            format: "names",
+            passwords: false,
+            group: "user",
+            passwordLength: 8,
+            update: false,
+            ignore: false,
+            newPasswords: false
+          })
+        )
+      )
+      expect(failed.message).toBe('bad.txt:2: expected "First name<TAB>Last name" (exactly one TAB), got 0 TABs')
+      const json = yield* admin.importJson({
+        file: "u.json",
+        text: JSON.stringify([{ id: 900, username: "jsonuser", first_name: "js", last_name: "on" }]),
+        group: "orga",
+        passwordLength: 8
+      })
+      expect(json[json.length - 1]).toBe("All users added successfully.")
+    }).pipe(Effect.scoped, Effect.provide(Host))
+  )
+})
