@@ -6,6 +6,6 @@ export default defineConfig({
     pool: "forks",
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    globalSetup: ["test/global-setup.ts"]
+    globalSetup: ["test/global-build.ts", "test/global-setup.ts"]
   }
 })

@@ -9,8 +9,7 @@
 // Knobs (environment): NBD_BENCH_DIR [/var/tmp/prolo-nbd-bench] holds the images;
 // NBD_TOOLS [../shared/tools]; ROUNDS [1] alternates ours/nbdkit that many times and
 // keeps each one's best; NBD_BENCH_PROFILE=1 runs our server under `node --cpu-prof`
-// and prints where its CPU time went; NBD_BENCH_BUNDLE=1 runs our server bundled by
-// esbuild instead of under tsx (same code; start-up and RSS differ, see nbd-bundle.ts);
+// and prints where its CPU time went; our server runs from the dist/ bundle (see nbd-bundle.ts);
 // NBD_BENCH_OURS='CMD with @PORT@ and @IMG@'
 // replaces our server command. RUNS/QUIET_*/TRIES pass through to the peer script.
 import { spawn } from "node:child_process"
@@ -18,7 +17,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { bundleNbdServe, nbdServeViaTsx } from "./nbd-bundle.js"
+import { nbdServeArgs } from "./nbd-bundle.js"
 import { summarizeProfiles } from "./nbd-profile.js"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
@@ -133,7 +132,7 @@ interface ServerDef {
 }
 
 const profDir = path.join(work, "cpuprof")
-let ourArgs = nbdServeViaTsx(root)
+let ourArgs = ""
 const ourCommand = (port: number, img: string, tag: string): string => {
   const custom = process.env["NBD_BENCH_OURS"]
   if (custom !== undefined) return custom.replaceAll("@PORT@", String(port)).replaceAll("@IMG@", img)
@@ -159,12 +158,7 @@ const best = (a: PeerResult | undefined, b: PeerResult): PeerResult => {
 const main = async () => {
   await requireTools()
   const imgs = prepareImages()
-  let bundle: string | undefined
-  if (process.env["NBD_BENCH_BUNDLE"] === "1") {
-    const b = await bundleNbdServe(root, "bench")
-    ourArgs = b.args
-    bundle = b.file
-  }
+  ourArgs = await nbdServeArgs()
   if (profile) fs.rmSync(profDir, { recursive: true, force: true })
   const dataRes = new Map<string, PeerResult>()
   const sparseRes = new Map<string, PeerResult>()
@@ -179,7 +173,6 @@ const main = async () => {
       sparseRes.set(s.name, best(sparseRes.get(s.name), sp))
     }
   }
-  if (bundle !== undefined) fs.rmSync(bundle, { force: true })
   report(dataRes, sparseRes)
   if (profile) {
     log(`CPU profiles in ${profDir}`)

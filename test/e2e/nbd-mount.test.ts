@@ -12,8 +12,8 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { afterAll, describe, expect, it } from "vitest"
-import { bundleNbdServe } from "../../bench/nbd-bundle.js"
+import { describe, expect, it } from "vitest"
+import { nbdServeArgs } from "../../bench/nbd-bundle.js"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 const script = path.join(process.env["NBD_TOOLS"] ?? path.resolve(root, "..", "shared", "tools"), "nbd-mount-home-test.sh")
@@ -53,9 +53,6 @@ const freePort = (): Promise<number> =>
     })
   })
 
-// Our server bundled (see bench/nbd-bundle.ts): under tsx its start-up alone can exceed
-// the 10 s the shared script waits for a server on a loaded machine.
-let bundled: string | undefined
 
 const alive = (pid: number): boolean => {
   try {
@@ -67,20 +64,17 @@ const alive = (pid: number): boolean => {
 }
 
 describe("home over NBD (nbdfuse + loop + ext4)", () => {
-  afterAll(() => {
-    if (bundled !== undefined) fs.rmSync(bundled, { force: true })
-  })
-
   it(
     "mounts, reads, writes, trims and leaves a clean image",
     async () => {
       const reason = cannotMount()
       if (reason !== undefined) throw new Error(`this machine cannot run the NBD mount test: ${reason}`)
-      const server = await bundleNbdServe(root, "mount-e2e")
-      bundled = server.file
+      // From the dist/ bundle (see bench/nbd-bundle.ts): under tsx its start-up alone can
+      // exceed the 10 s the shared script waits for a server on a loaded machine.
+      const serverArgs = await nbdServeArgs()
       const port = await freePort()
       // The script starts the server itself (setsid) and stops server, nbdfuse and mounts on exit.
-      const command = `node ${server.args} --listen 127.0.0.1:${port} --export home=@IMG@`
+      const command = `node ${serverArgs} --listen 127.0.0.1:${port} --export home=@IMG@`
       const child = spawn("bash", [script, command, String(port), "home"], {
         cwd: root,
         // MODE must be explicit: vitest exports MODE=test, which the script would take for

@@ -1,14 +1,6 @@
 import { Clock, Context, Duration, Effect, Layer, Redacted, Schema } from "effect"
 import * as Prom from "prom-client"
-import type { RpcClientError } from "@effect/rpc/RpcClientError"
-import {
-  type HeartbeatRefused,
-  type InvalidPresenceRequest,
-  PRESENCE_SERVICE,
-  type PresenceUnavailable,
-  PresenceRpcs
-} from "../../protocols/presence.js"
-import type { Unauthorized } from "../../runtime/rpc-auth.js"
+import { PRESENCE_SERVICE, PresenceRpcs } from "../../protocols/presence.js"
 import { makeRpcClient } from "../../runtime/cli-client.js"
 import { Metrics, promCounter } from "../../runtime/metrics.js"
 import { SessionSource } from "./sessions.js"
@@ -30,13 +22,6 @@ export class HeartbeatFailed extends Schema.TaggedError<HeartbeatFailed>()("Hear
   message: Schema.String
 }) {}
 
-// What a Heartbeat call can end with. Spelled out because the client type of a group with the
-// TimeAuth middleware currently degrades to `Effect<void, any, unknown>` under tsc.
-type HeartbeatCall = Effect.Effect<
-  void,
-  HeartbeatRefused | InvalidPresenceRequest | PresenceUnavailable | Unauthorized | RpcClientError
->
-
 export interface HeartbeatSenderService {
   readonly send: (login: string, hostname: string) => Effect.Effect<void, HeartbeatRejected | HeartbeatFailed>
 }
@@ -48,7 +33,7 @@ export class HeartbeatSender extends Context.Tag("prolo/presenced/HeartbeatSende
       HeartbeatSender,
       Effect.map(makeRpcClient(PresenceRpcs, { url, service: PRESENCE_SERVICE, secret }), (client) => ({
         send: (login, hostname) =>
-          (client.Heartbeat({ login, hostname }) as HeartbeatCall).pipe(
+          client.Heartbeat({ login, hostname }).pipe(
             Effect.catchAll((e) =>
               Effect.fail(
                 e._tag === "HeartbeatRefused"
