@@ -94,6 +94,9 @@ const postgresUser = (dataDir: string): Effect.Effect<RunAs, EmbeddedPgError> =>
       })
 
 const ownDir = async (dir: string, user: RunAs): Promise<void> => {
+  // Parents get the default mode: as root the postgres user must traverse them (`./var/db`
+  // of a fresh checkout); only the leaf is private to postgres.
+  await fs.mkdir(path.dirname(dir), { recursive: true })
   await fs.mkdir(dir, { recursive: true, mode: 0o700 })
   await fs.chmod(dir, 0o700)
   if (user.uid !== undefined && user.gid !== undefined) await fs.chown(dir, user.uid, user.gid)

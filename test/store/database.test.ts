@@ -42,7 +42,8 @@ describe("embedded database", () => {
   it.live("starts a cluster, migrates it, keeps data across a quick restart, and leaves no process behind", () =>
     Effect.gen(function* () {
       const root = yield* tempRoot
-      const dataDir = path.join(root, "db")
+      // Parents that do not exist yet, as `./var/db` in a fresh checkout.
+      const dataDir = path.join(root, "var", "db")
       const write = Effect.gen(function* () {
         const log = yield* ChangeLog
         return yield* log.append("persist", [{ op: "update", key: "k", record: { v: 1 } }])
