@@ -6,7 +6,14 @@ import { fileURLToPath } from "node:url"
 
 // The options every `prolo` subcommand shares, with the same defaults everywhere.
 
-const checkoutRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
+// The checkout (or installed package) this code runs from: the nearest ancestor holding
+// package.json. Searched, not a fixed "../..", because the same code also runs bundled from dist/.
+const packageRoot = (from: string): string => {
+  let dir = from
+  while (!existsSync(path.join(dir, "package.json")) && path.dirname(dir) !== dir) dir = path.dirname(dir)
+  return dir
+}
+const checkoutRoot = packageRoot(path.dirname(fileURLToPath(import.meta.url)))
 
 /**
  * Run from a checkout, the example configuration next to the code (what `npm start` uses), so
