@@ -2,16 +2,16 @@
 // reading after its snapshot. Reports to the parent over IPC: "ready" once every subscriber
 // holds its snapshot, then the latencies it measured.
 //
-// CLIENT=raw (default): each subscriber is a bare websocket speaking the rpc's JSON messages
-// (Request, Chunk, Ack), so that 200 of them cost the measuring process little and the figures
-// are the hub's and the transport's. CLIENT=follow: each is a full SyncClient.follow (state,
+// CLIENT=raw (default): each subscriber is a bare websocket speaking the follow route's messages
+// (request, one frame per message, consumed count every half window), so that 200 of them cost
+// the measuring process little and the figures are the hub's and the transport's. CLIENT=follow: each is a full SyncClient.follow (state,
 // apply, handler), the cost a real follower pays.
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as Socket from "@effect/platform/Socket"
 import { Effect, Fiber, Logger, LogLevel, Redacted, Stream } from "effect"
 import { makeSyncClient } from "../src/actors/sync/client.js"
-import { syncSocketUrl, websocketConnector } from "../src/actors/sync/connection.js"
-import { subscribeMessage } from "../src/protocols/sync.js"
+import { followSocketUrl, websocketConnector } from "../src/actors/sync/connection.js"
+import { FOLLOW_WINDOW, subscribeMessage } from "../src/protocols/sync.js"
 import { generate } from "../src/runtime/timeauth.js"
 
 const [url = "", countText = "200", stallText = "0", secretText = ""] = process.argv.slice(2)
@@ -22,6 +22,7 @@ const mode = process.env["CLIENT"] ?? "raw"
 const now = () => performance.timeOrigin + performance.now()
 const send = (message: unknown) => process.send?.(message)
 
+const decoder = new TextDecoder()
 const latencies: Array<number> = []
 let ready = 0
 let resumes = 0
@@ -36,26 +37,28 @@ interface BareSocket {
   close: () => void
 }
 
-/** A subscriber in ~20 lines: subscribe, acknowledge every chunk (or stop after the first). */
+/** A subscriber in ~20 lines: subscribe, acknowledge what it read (or stop after the first). */
 const rawSubscriber = (make: (url: string) => BareSocket, token: string, stalled: boolean) => {
-  const ws = make(syncSocketUrl(url))
-  ws.onopen = () => ws.send(JSON.stringify({ _tag: "Request", id: "1", tag: "Subscribe", payload: { topic: "bench", token }, headers: [] }))
-  let acked = false
+  const ws = make(followSocketUrl(url, "bench"))
+  ws.onopen = () => ws.send(JSON.stringify({ token }))
+  let consumed = 0
+  let acked = 0
   ws.onmessage = (event) => {
-    const message = JSON.parse(String(event.data)) as { _tag: string; values?: Array<{ _tag: string; updates?: Array<{ data: { t?: number } }> }> }
-    if (message._tag !== "Chunk" || message.values === undefined) return
+    const data = event.data
+    const text = typeof data === "string" ? data : decoder.decode(data as ArrayBuffer | Uint8Array)
+    const frame = JSON.parse(text) as { _tag: string; updates?: Array<{ data: { t?: number } }> }
     const at = now()
-    for (const frame of message.values) {
-      if (frame._tag === "Snapshot") {
-        if (stalled) send({ type: "stalled" })
-        else onReady()
-      } else if (frame._tag === "Batch") {
-        for (const u of frame.updates ?? []) if (typeof u.data.t === "number") latencies.push(at - u.data.t)
-      }
+    if (frame._tag === "Snapshot") {
+      if (stalled) send({ type: "stalled" })
+      else onReady()
+    } else if (frame._tag === "Batch" && !stalled) {
+      for (const u of frame.updates ?? []) if (typeof u.data.t === "number") latencies.push(at - u.data.t)
     }
-    if (stalled && acked) return // stopped reading: no more acknowledgements
-    acked = true
-    ws.send('{"_tag":"Ack","requestId":"1"}')
+    if (stalled) return // stopped reading: no more acknowledgements
+    if (++consumed - acked >= FOLLOW_WINDOW / 2) {
+      acked = consumed
+      ws.send(String(consumed))
+    }
   }
   return ws
 }

@@ -4,9 +4,13 @@
 // child process, so that both sides do not share one event loop. The all-reading run is the
 // peer the stalled run is compared with (ratio of p99s). Goal: p99 < 50 ms, and the stalled
 // subscriber adds < 5 ms to the others' p99 (it is detached as lagging).
+// The peer: the same subscribers and wire (follow route messages) served by a bare `ws`
+// broadcaster that sends each batch's pre-encoded bytes to every socket in a loop, no hub, no
+// Effect: the ratio of our p99 to its p99 is our overhead on this machine, now.
 //
 // Knobs (environment): SUBSCRIBERS [200], MESSAGES [500], INTERVAL_MS [20], BUFFER [256].
 import { fork } from "node:child_process"
+import { createRequire } from "node:module"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Context, Effect, Exit, Layer, Logger, LogLevel, Metric, Redacted, Scope } from "effect"
@@ -40,26 +44,9 @@ interface Report {
   readonly rssMiB: number
 }
 
-const run = (stall: boolean) =>
+/** The measuring part: the subscriber process against `url`, `publish(i)` every interval. */
+const measure = (url: string, stall: boolean, publish: (i: number) => Effect.Effect<void>) =>
   Effect.gen(function* () {
-    const scope = yield* Scope.make()
-    const source = yield* makeMemorySource({ topic: "bench", keyField: "key", retention: 10_000 })
-    const topic = {
-      definition: { name: "bench", keyField: "key", durable: false, profile: "bench" },
-      secrets: { publisher: Redacted.make(secret), subscriber: Redacted.make(secret) },
-      source
-    }
-    const ctx = yield* Layer.buildWithScope(
-      httpHostLayer(syncRoutes, { listen: { host: "127.0.0.1", port: 0 }, drainTimeout: "100 millis" }).pipe(
-        Layer.provideMerge(SyncHub.layer({ topics: [topic], options: { bufferSize } })),
-        Layer.provide(Metrics.layer)
-      ),
-      scope
-    )
-    const hub = Context.get(ctx, SyncHub)
-    const url = serverUrl(Context.get(ctx, HttpServer.HttpServer).address)
-    const lagBefore = (yield* Metric.value(hubMetrics("bench").lagging)).count
-
     const child = fork(path.join(here, "sync-clients.ts"), [url, String(subscribers), stall ? "1" : "0", secret], {
       execArgv: process.env["SYNC_BENCH_PROFILE"] ? ["--import", "tsx", "--cpu-prof", `--cpu-prof-dir=${process.env["SYNC_BENCH_PROFILE"]}`] : ["--import", "tsx"],
       stdio: ["ignore", "inherit", "inherit", "ipc"]
@@ -81,7 +68,7 @@ const run = (stall: boolean) =>
 
     let rss = 0
     for (let i = 0; i < messages; i++) {
-      yield* hub.publish("bench", [{ type: "update", data: { key: `k${i % 50}`, t: now(), seq: i } }])
+      yield* publish(i)
       rss = Math.max(rss, process.memoryUsage.rss())
       yield* Effect.sleep(`${intervalMs} millis`)
     }
@@ -96,8 +83,6 @@ const run = (stall: boolean) =>
         resume(Effect.void)
       })
     })
-    const lagging = (yield* Metric.value(hubMetrics("bench").lagging)).count - lagBefore
-    yield* Scope.close(scope, Exit.void)
     const sorted = [...(report.latencies ?? [])].sort((a, b) => a - b)
     const expected = subscribers * messages
     if (sorted.length !== expected) log(`warning: ${sorted.length} deliveries measured, expected ${expected}`)
@@ -107,18 +92,85 @@ const run = (stall: boolean) =>
       max: sorted[sorted.length - 1] ?? NaN,
       n: sorted.length,
       resumes: report.resumes ?? 0,
-      lagging,
+      lagging: 0,
       rssMiB: rss / (1 << 20)
     } satisfies Report
   })
 
+const batch = (i: number) => [{ type: "update" as const, data: { key: `k${i % 50}`, t: now(), seq: i } }]
+
+const run = (stall: boolean) =>
+  Effect.gen(function* () {
+    const scope = yield* Scope.make()
+    const source = yield* makeMemorySource({ topic: "bench", keyField: "key", retention: 10_000 })
+    const topic = {
+      definition: { name: "bench", keyField: "key", durable: false, profile: "bench" },
+      secrets: { publisher: Redacted.make(secret), subscriber: Redacted.make(secret) },
+      source
+    }
+    const ctx = yield* Layer.buildWithScope(
+      httpHostLayer(syncRoutes, { listen: { host: "127.0.0.1", port: 0 }, drainTimeout: "100 millis" }).pipe(
+        Layer.provideMerge(SyncHub.layer({ topics: [topic], options: { bufferSize } })),
+        Layer.provide(Metrics.layer)
+      ),
+      scope
+    )
+    const hub = Context.get(ctx, SyncHub)
+    const url = serverUrl(Context.get(ctx, HttpServer.HttpServer).address)
+    const lagBefore = (yield* Metric.value(hubMetrics("bench").lagging)).count
+
+    const report = yield* measure(url, stall, (i) => Effect.asVoid(Effect.orDie(hub.publish("bench", batch(i)))))
+    const lagging = (yield* Metric.value(hubMetrics("bench").lagging)).count - lagBefore
+    yield* Scope.close(scope, Exit.void)
+    return { ...report, lagging } satisfies Report
+  })
+
+interface PeerSocket {
+  readonly readyState: number
+  send(data: Uint8Array): void
+  once(event: "message", listener: () => void): void
+}
+interface PeerServer {
+  address(): { port: number }
+  on(event: "connection", listener: (socket: PeerSocket) => void): void
+  once(event: "listening", listener: () => void): void
+  close(): void
+}
+// `ws` is what @effect/platform-node's websockets run on (a dependency of it, not of ours).
+const { WebSocketServer } = createRequire(import.meta.url)("ws") as {
+  WebSocketServer: new (options: { host: string; port: number; path: string }) => PeerServer
+}
+
+const peer = Effect.gen(function* () {
+  const server = new WebSocketServer({ host: "127.0.0.1", port: 0, path: "/sync/bench/follow" })
+  yield* Effect.async<void>((resume) => server.once("listening", () => resume(Effect.void)))
+  const sockets = new Set<PeerSocket>()
+  const encoder = new TextEncoder()
+  const snapshot = encoder.encode(JSON.stringify({ _tag: "Snapshot", epoch: "peer", revision: 0, records: [] }))
+  server.on("connection", (socket) =>
+    socket.once("message", () => {
+      socket.send(snapshot)
+      sockets.add(socket)
+    })
+  )
+  const publish = (i: number) =>
+    Effect.sync(() => {
+      const bytes = encoder.encode(JSON.stringify({ _tag: "Batch", revision: i + 1, updates: batch(i) }))
+      for (const s of sockets) if (s.readyState === 1) s.send(bytes)
+    })
+  return yield* measure(`http://127.0.0.1:${server.address().port}`, false, publish).pipe(Effect.ensuring(Effect.sync(() => server.close())))
+})
+
 const program = Effect.gen(function* () {
+  const bare = yield* peer
   const reading = yield* run(false)
   const stalled = yield* run(true)
   const fmt = (r: Report) =>
     `p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  max ${r.max.toFixed(1)} ms  (${r.n} deliveries, ${r.resumes} resumes, ${r.lagging} detached as lagging, hub RSS ${r.rssMiB.toFixed(0)} MiB)`
-  console.log(`sync hub: ${subscribers} subscribers over loopback websocket, ${messages} batches every ${intervalMs} ms, buffer ${bufferSize}`)
+  console.log(`sync hub: ${subscribers} subscribers over loopback websocket (follow route), ${messages} batches every ${intervalMs} ms, buffer ${bufferSize}`)
+  console.log(`  peer (bare ws loop)   ${fmt(bare)}`)
   console.log(`  all reading          ${fmt(reading)}`)
+  console.log(`  hub / peer: p50 ${(reading.p50 / bare.p50).toFixed(2)}x  p99 ${(reading.p99 / bare.p99).toFixed(2)}x`)
   console.log(`  + 1 stalled          ${fmt(stalled)}`)
   console.log(`  p99 stalled - reading: ${(stalled.p99 - reading.p99).toFixed(2)} ms (ratio ${(stalled.p99 / reading.p99).toFixed(2)})`)
   console.log(`  goals: p99 < 50 ms: ${reading.p99 < 50 && stalled.p99 < 50 ? "met" : "NOT met"}; stalled adds < 5 ms: ${stalled.p99 - reading.p99 < 5 ? "met" : "NOT met"}; stalled one detached: ${stalled.lagging >= 1 ? "yes" : "no"}`)

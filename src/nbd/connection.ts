@@ -8,8 +8,9 @@ import { errnoOf, errorReply, execute, needsBuffer, precheck, type Request, succ
 
 // One client connection: a synchronous, incremental frame decoder for both phases, the
 // admission of requests (bounded in-flight count and buffer bytes), and a serialised
-// writer. Runs on plain socket callbacks: the hot path allocates no Effect and no
-// intermediate copies beyond the one into a pooled WRITE buffer.
+// writer. Runs on plain socket callbacks: the hot path allocates no Effect and copies no
+// payload (nextRead has the socket receive a WRITE payload straight into its pooled
+// buffer; only the part that arrived in the same read as its header is copied).
 //
 // Memory bound per connection: `budgetBytes` of pooled data buffers (a READ holds its
 // buffer until the socket's write callback fires, so a client that stops reading stalls
@@ -64,6 +65,9 @@ export interface ConnectionDeps {
 
 export interface Connection {
   readonly onData: (chunk: Buffer) => void
+  // Where the next socket read should land (socket-reads.ts): `shared`, or a part of this
+  // connection's own buffers whose chunks onData then takes in place.
+  readonly nextRead: (shared: Buffer) => Buffer
   // The peer half-closed its side.
   readonly onEnd: () => void
   // The socket is gone (after destroy, error or full close).
@@ -127,6 +131,9 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
   let corked = false
   let inFeed = false
   let peerEnded = false
+  // The last request header was a WRITE with a payload (see nextRead).
+  let afterWrite = false
+  const headerIn = Buffer.allocUnsafe(28)
   const closeWaiters: Array<() => void> = []
   const fenceWaiters: Array<() => void> = []
 
@@ -299,6 +306,7 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
       errno: 0,
       message: ""
     }
+    afterWrite = req.type === Cmd.WRITE && req.length > 0
     if (req.type === Cmd.DISC) {
       draining = true
       return stopReading()
@@ -413,7 +421,8 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
         case Mode.OptionData:
         case Mode.RequestPayload: {
           const n = Math.min(need - have, len - pos)
-          chunk.copy(target, have, pos, pos + n)
+          // Read straight into place (nextRead): nothing to copy.
+          if (chunk.buffer !== target.buffer || chunk.byteOffset + pos !== target.byteOffset + have) chunk.copy(target, have, pos, pos + n)
           have += n
           pos += n
           if (have === need) {
@@ -464,6 +473,16 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
     return new Promise((resolve) => fenceWaiters.push(resolve))
   }
 
+  // A WRITE payload is read straight into its pooled buffer. Right after a WRITE header,
+  // only the next header is read, so that the next payload does not land in the shared
+  // buffer to be copied; READ headers come many per read into the shared buffer.
+  const nextRead = (shared: Buffer): Buffer => {
+    if (blocked || closed || closing) return shared
+    if (mode === Mode.RequestPayload) return target.subarray(have, need)
+    if (mode === Mode.RequestHeader && afterWrite) return headerIn.subarray(0, need - have)
+    return shared
+  }
+
   write([greeting()])
 
   return {
@@ -475,6 +494,7 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
         inFeed = false
       }
     },
+    nextRead,
     onEnd: () => {
       if (closed) return
       // Both sides have now ended: node closes the socket once our FIN is flushed.

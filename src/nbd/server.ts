@@ -71,7 +71,13 @@ export const make = (options: NbdServerOptions) =>
       socket.setNoDelay(true)
       const remote = `${socket.remoteAddress}:${socket.remotePort}`
       let onData = (_chunk: Buffer) => {}
-      const sharedReads = readIntoSharedBuffer(socket, readBuffer, (chunk) => onData(chunk))
+      let nextRead = (shared: Buffer) => shared
+      const sharedReads = readIntoSharedBuffer(
+        socket,
+        readBuffer,
+        (chunk) => onData(chunk),
+        () => nextRead(readBuffer)
+      )
       const conn = makeConnection(socket, {
         chunksReused: sharedReads,
         table,
@@ -93,6 +99,7 @@ export const make = (options: NbdServerOptions) =>
         )
       )
       onData = conn.onData
+      nextRead = conn.nextRead
       if (!sharedReads) socket.on("data", conn.onData)
       socket.on("end", conn.onEnd)
       socket.on("error", (err) => {

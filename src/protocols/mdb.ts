@@ -1,6 +1,9 @@
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { Public, TimeAuth } from "../runtime/rpc-auth.js"
+import { Filters, InvalidFilter } from "./query-filters.js"
+
+export { Filters, InvalidFilter }
 
 // Wire contract of the machine database. A machine on the wire is the original's `to_dict`
 // (aliases comma-joined); the change log record adds the machine's stable `id`.
@@ -48,25 +51,6 @@ export const Switch = Schema.Struct({
 })
 export type Switch = typeof Switch.Type
 
-/** Django-style filters (`{ mac: "…" }`, `{ aliases__contains: "rfs0" }`, `{ mtype__in: [...] }`). */
-export const Filters = Schema.Record({ key: Schema.String, value: Schema.Unknown })
-export type Filters = typeof Filters.Type
-
-/** A new machine; omitted `ip` is allocated from the pool of its mtype (orga: the user pool). */
-export const NewMachine = Schema.Struct({
-  hostname: Schema.String,
-  mac: Schema.String,
-  ip: Schema.optional(Schema.String),
-  aliases: Schema.optional(Schema.String),
-  rfs: Schema.optional(Schema.Int),
-  hfs: Schema.optional(Schema.Int),
-  mtype: Schema.optional(Schema.String),
-  room: Schema.optional(Schema.String),
-  is_faulty: Schema.optional(Schema.Boolean),
-  is_faulty_details: Schema.optional(Schema.String)
-})
-export type NewMachine = typeof NewMachine.Type
-
 /** Changes to one machine; it keeps its id whatever changes (MAC, IP, even hostname). `ip: "auto"` re-allocates. */
 export const MachineChanges = Schema.Struct({
   hostname: Schema.optional(Schema.String),
@@ -81,6 +65,10 @@ export const MachineChanges = Schema.Struct({
   is_faulty_details: Schema.optional(Schema.String)
 })
 export type MachineChanges = typeof MachineChanges.Type
+
+/** A new machine; omitted `ip` is allocated from the pool of its mtype (orga: the user pool). */
+export const NewMachine = Schema.Struct({ ...MachineChanges.fields, hostname: Schema.String, mac: Schema.String })
+export type NewMachine = typeof NewMachine.Type
 
 /** Self-registration from the netboot menu (all fields required, as the original). */
 export const Registration = Schema.Struct({
@@ -113,11 +101,6 @@ export const Inventory = Schema.Record({ key: Schema.String, value: Schema.Unkno
 export type Inventory = typeof Inventory.Type
 
 // ---- errors ----------------------------------------------------------------------------
-
-export class InvalidFilter extends Schema.TaggedError<InvalidFilter>()("InvalidFilter", {
-  key: Schema.String,
-  message: Schema.String
-}) {}
 
 /** A field of a machine or switch is malformed (bad name, MAC, IP outside its pool, …). */
 export class InvalidField extends Schema.TaggedError<InvalidField>()("InvalidField", {

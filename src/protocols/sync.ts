@@ -109,16 +109,26 @@ export class SyncUnavailable extends Schema.TaggedError<SyncUnavailable>()("Sync
   }
 }
 
+/** The topic has a single writer inside the hub's node (presence): outside publishes are refused. */
+export class TopicNotWritable extends Schema.TaggedError<TopicNotWritable>()("TopicNotWritable", {
+  topic: Schema.String,
+  writer: Schema.String
+}) {
+  override get message(): string {
+    return `sync topic ${this.topic} is written only by ${this.writer}: outside publishes are refused`
+  }
+}
+
 export const PublishResult = Schema.Struct({ revision: Revision })
 
-export type PublishError = SyncUnauthorized | UnknownTopic | InvalidBatch | SyncUnavailable
+export type PublishError = SyncUnauthorized | UnknownTopic | InvalidBatch | SyncUnavailable | TopicNotWritable
 export type SubscribeError = SyncUnauthorized | UnknownTopic | SyncLagging | SyncUnavailable
 
 export class SyncRpcs extends RpcGroup.make(
   Rpc.make("Publish", {
     payload: { topic: Schema.String, data: Schema.String, token: Schema.String },
     success: PublishResult,
-    error: Schema.Union(SyncUnauthorized, UnknownTopic, InvalidBatch, SyncUnavailable)
+    error: Schema.Union(SyncUnauthorized, UnknownTopic, InvalidBatch, SyncUnavailable, TopicNotWritable)
   }),
   Rpc.make("Subscribe", {
     payload: { topic: Schema.String, since: Schema.optional(Position), token: Schema.String },
@@ -133,3 +143,26 @@ export const subscribeMessage = (topic: string): string => `sync-subscribe:${top
 
 /** The service name the group is mounted under (`/rpc/sync`). */
 export const SYNC_SERVICE = "sync"
+
+// Subscribe's fast path, `GET /sync/<topic>/follow` upgraded to a websocket: each frame is
+// encoded once per batch and the same bytes go to every subscriber (the rpc encodes, and asks an
+// acknowledgement for, every frame of every subscriber). The client's first message is a
+// `FollowRequest`; the hub answers with one `FollowMessage` per websocket message. Backpressure
+// is a credit window: the hub never has more than `FOLLOW_WINDOW` frames unacknowledged, and the
+// client sends the count of frames it has consumed (a decimal number) at least every half window.
+
+export const FollowRequest = Schema.Struct({ since: Schema.optional(Position), token: Schema.String })
+export type FollowRequest = typeof FollowRequest.Type
+
+export const SubscribeErrorSchema = Schema.Union(SyncUnauthorized, UnknownTopic, SyncLagging, SyncUnavailable)
+
+/** The last message of a refused or ended subscription. */
+export const FollowFailure = Schema.TaggedStruct("Failure", { error: SubscribeErrorSchema })
+
+export const FollowMessage = Schema.Union(SnapshotFrame, BatchFrame, ProgressFrame, FollowFailure)
+export type FollowMessage = typeof FollowMessage.Type
+
+export const FOLLOW_WINDOW = 16
+
+/** Path of the follow route for `topic`. */
+export const followPath = (topic: string): string => `/sync/${encodeURIComponent(topic)}/follow`

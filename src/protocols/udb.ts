@@ -1,6 +1,9 @@
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { Public, TimeAuth } from "../runtime/rpc-auth.js"
+import { Filters, InvalidFilter } from "./query-filters.js"
+
+export { Filters, InvalidFilter }
 
 // Wire contract of the user database. Field names are the original's `to_dict` keys
 // (`group`, `ssh_key`) so that `/call/query` answers stay byte-compatible.
@@ -62,19 +65,6 @@ export const UserChanges = Schema.Struct({
   ssh_key: Schema.optional(Schema.NullOr(bounded(4096)))
 })
 export type UserChanges = typeof UserChanges.Type
-
-/**
- * Django-style filters, e.g. `{ login: "jdoe" }`, `{ uid__gte: 11000 }`, `{ group__in: ["orga","root"] }`.
- * Values stay loosely typed on the wire (prolorpc sends every value as a string); the server
- * validates each key and value and answers `InvalidFilter` naming the offending key.
- */
-export const Filters = Schema.Record({ key: Schema.String, value: Schema.Unknown })
-export type Filters = typeof Filters.Type
-
-export class InvalidFilter extends Schema.TaggedError<InvalidFilter>()("InvalidFilter", {
-  key: Schema.String,
-  message: Schema.String
-}) {}
 
 export class UserNotFound extends Schema.TaggedError<UserNotFound>()("UserNotFound", {
   login: Schema.String,

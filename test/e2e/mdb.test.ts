@@ -2,9 +2,10 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schedule } from "effect"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
-import { createServer } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import { gwMachine } from "../mdb/fixtures.js"
+import { freePort as freePortNow, pidsWithArg } from "../support/processes.js"
 
 // The whole path an operator takes: a `--layer all` node with its embedded PostgreSQL,
 // `prolo mdb add` over the authenticated rpc, `GET /call/query` as curl would, then SIGTERM.
@@ -12,29 +13,9 @@ import * as path from "node:path"
 const repo = path.resolve(import.meta.dirname, "../..")
 const configDir = path.join(repo, "etc/prologin")
 
-const freePort = Effect.promise(
-  () =>
-    new Promise<number>((resolve, reject) => {
-      const server = createServer()
-      server.once("error", reject)
-      server.listen(0, "127.0.0.1", () => {
-        const address = server.address()
-        const port = typeof address === "object" && address !== null ? address.port : 0
-        server.close(() => resolve(port))
-      })
-    })
-)
+const freePort = Effect.promise(freePortNow)
 
-const postgresPids = (dataDir: string) =>
-  Effect.promise(async () => {
-    const pids: Array<number> = []
-    for (const entry of await fs.readdir("/proc")) {
-      if (!/^[0-9]+$/.test(entry)) continue
-      const cmdline = await fs.readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "")
-      if (cmdline.split("\0").includes(dataDir)) pids.push(Number(entry))
-    }
-    return pids
-  })
+const postgresPids = (dataDir: string) => Effect.promise(() => pidsWithArg(dataDir))
 
 const exited = (child: ChildProcess) =>
   Effect.async<{ code: number | null; signal: NodeJS.Signals | null }>((resume) => {
@@ -57,7 +38,7 @@ const prolo = (url: string, args: ReadonlyArray<string>) =>
     return Effect.sync(() => void child.kill("SIGKILL"))
   })
 
-const GW_ALIASES = "mdb,mdbsync,ns,netboot,udb,udbsync,presencesync,ntp,sso"
+const GW_ALIASES = gwMachine.aliases
 
 describe("e2e: mdb on a --layer all node", () => {
   it.live(
@@ -125,20 +106,7 @@ describe("e2e: mdb on a --layer all node", () => {
         expect(res.headers.get("content-type")).toBe("application/json")
         expect(JSON.parse(yield* Effect.promise(() => res.text()))).toEqual({
           type: "result",
-          data: [
-            {
-              hostname: "gw",
-              aliases: GW_ALIASES,
-              ip: "192.168.1.254",
-              mac: "11:22:33:44:55:66",
-              rfs: 0,
-              hfs: 0,
-              mtype: "service",
-              room: "pasteur",
-              is_faulty: false,
-              is_faulty_details: ""
-            }
-          ]
+          data: [gwMachine]
         })
 
         // A refused write is one clear line and exit status 2 (each CLI run costs seconds of

@@ -10,6 +10,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { freePort } from "../support/processes.js"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 const tools = process.env["NBD_TOOLS"] ?? path.resolve(root, "..", "shared", "tools")
@@ -17,16 +18,6 @@ const script = path.join(tools, "nbd-conformance.sh")
 // Debian's python3 has the libnbd bindings; a pyenv python3 earlier on PATH does not.
 const PATH = `/usr/bin:/usr/sbin:/bin:/sbin:${process.env["PATH"] ?? ""}`
 const MiB = 1024 * 1024
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once("error", reject)
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
 
 interface Server {
   readonly child: ChildProcess

@@ -9,11 +9,11 @@
 // reason: a mount test that silently passes where it cannot mount proves nothing.
 import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "vitest"
 import { nbdServeArgs } from "../../bench/nbd-bundle.js"
+import { alive, freePort } from "../support/processes.js"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 const script = path.join(process.env["NBD_TOOLS"] ?? path.resolve(root, "..", "shared", "tools"), "nbd-mount-home-test.sh")
@@ -41,26 +41,6 @@ const cannotMount = (): string | undefined => {
   )
   if (missing.length > 0) return `missing tools: ${missing.join(", ")} (Debian: libnbd-bin fuse3 e2fsprogs util-linux)`
   return undefined
-}
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once("error", reject)
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
-
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 describe("home over NBD (nbdfuse + loop + ext4)", () => {

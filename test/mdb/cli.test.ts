@@ -1,51 +1,20 @@
-import { Command } from "@effect/cli"
-import { NodeContext } from "@effect/platform-node"
-import * as HttpServer from "@effect/platform/HttpServer"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
-import * as fs from "node:fs/promises"
-import * as os from "node:os"
-import * as path from "node:path"
-import { callCompatRoutes } from "../../src/actors/mdb/call-compat.js"
-import { mdbCommand, table } from "../../src/actors/mdb/cli.js"
-import { MdbHandlers } from "../../src/actors/mdb/handlers.js"
+import { Effect } from "effect"
+import { mdbCommand } from "../../src/actors/mdb/cli.js"
+import { table } from "../../src/runtime/cli-table.js"
 import { Mdb } from "../../src/actors/mdb/service.js"
-import { MdbRpcs } from "../../src/protocols/mdb.js"
-import { httpHostLayer, serverUrl } from "../../src/runtime/http-host.js"
-import { Metrics } from "../../src/runtime/metrics.js"
-import { rpcRoute } from "../../src/runtime/rpc-route.js"
+import { runCommand, secretConfigDir } from "../support/cli.js"
 import { dumpDatabase } from "../support/pg-dump.js"
-import { MdbTest } from "./support.js"
+import { MdbHostTest } from "./support.js"
 
 const SECRET = "cli-test-secret"
 
-const Host = httpHostLayer(
-  Layer.mergeAll(rpcRoute({ service: "mdb", group: MdbRpcs, handlers: MdbHandlers, secret: Redacted.make(SECRET) }), callCompatRoutes),
-  { listen: { host: "127.0.0.1", port: 0 } }
-).pipe(Layer.provideMerge(MdbTest), Layer.provideMerge(Metrics.layer))
+const Host = MdbHostTest(SECRET)
 
-const configDir = (secret: string) =>
-  Effect.acquireRelease(
-    Effect.promise(async () => {
-      const dir = await fs.mkdtemp(path.join(os.tmpdir(), "prolo-mdb-cli-"))
-      await fs.writeFile(path.join(dir, "mdb-server.yml"), `shared_secret: ${secret}\n`)
-      return dir
-    }),
-    (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
-  )
+const configDir = (secret: string) => secretConfigDir("mdb-server", secret)
 
 /** Runs `prolo mdb <args>` in-process; returns the exit status it set (0 when untouched). */
-const run = (config: string, args: ReadonlyArray<string>) =>
-  Effect.gen(function* () {
-    const url = serverUrl((yield* HttpServer.HttpServer).address)
-    process.exitCode = 0
-    yield* Command.run(mdbCommand, { name: "prolo mdb", version: "test" })(["node", "prolo", "--node", url, "--config", config, ...args]).pipe(
-      Effect.provide(NodeContext.layer)
-    )
-    const code = process.exitCode
-    process.exitCode = 0
-    return code
-  })
+const run = (config: string, args: ReadonlyArray<string>) => runCommand(mdbCommand, "prolo mdb", config, args)
 
 describe("prolo mdb", () => {
   it("prints aligned tables", () => {

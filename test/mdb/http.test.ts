@@ -1,44 +1,18 @@
-import * as HttpServer from "@effect/platform/HttpServer"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
-import { callCompatRoutes } from "../../src/actors/mdb/call-compat.js"
-import { MdbHandlers } from "../../src/actors/mdb/handlers.js"
+import { Effect } from "effect"
 import { AlreadyTaken, MdbRpcs } from "../../src/protocols/mdb.js"
-import { makeRpcClient } from "../../src/runtime/cli-client.js"
-import { httpHostLayer, serverUrl } from "../../src/runtime/http-host.js"
-import { Metrics } from "../../src/runtime/metrics.js"
-import { rpcRoute } from "../../src/runtime/rpc-route.js"
+import { call, rpcClient } from "../support/http.js"
 import { dumpDatabase } from "../support/pg-dump.js"
-import { gw, MdbTest } from "./support.js"
+import { gw, MdbHostTest } from "./support.js"
 
 const SECRET = "test-mdb-secret"
 
 // The MDB routes on a real HTTP server on 127.0.0.1, over a fresh database per test.
-const Host = httpHostLayer(
-  Layer.mergeAll(
-    rpcRoute({ service: "mdb", group: MdbRpcs, handlers: MdbHandlers, secret: Redacted.make(SECRET) }),
-    callCompatRoutes
-  ),
-  { listen: { host: "127.0.0.1", port: 0 } }
-).pipe(Layer.provideMerge(MdbTest), Layer.provideMerge(Metrics.layer))
-
-const baseUrl = Effect.map(HttpServer.HttpServer, (server) => serverUrl(server.address))
-
-const call = (path: string, init?: RequestInit) =>
-  Effect.flatMap(baseUrl, (url) =>
-    Effect.promise(async () => {
-      const res = await fetch(`${url}${path}`, init)
-      return { status: res.status, type: res.headers.get("content-type"), body: await res.text() }
-    })
-  )
+const Host = MdbHostTest(SECRET)
 
 const post = (path: string, body: string) => call(path, { method: "POST", body })
 
-const client = (secret?: string) =>
-  Effect.gen(function* () {
-    const url = yield* baseUrl
-    return yield* makeRpcClient(MdbRpcs, { url, service: "mdb", ...(secret === undefined ? {} : { secret: Redacted.make(secret) }) })
-  })
+const client = (secret?: string) => rpcClient(MdbRpcs, "mdb", secret)
 
 describe("MDB over HTTP", () => {
   it.live("GET /call/query answers the original envelope, exactly application/json", () =>

@@ -3,7 +3,7 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { Mdb } from "../../src/actors/mdb/service.js"
 import { ChangeLog } from "../../src/store/change-log.js"
-import { gw, MdbTest, refused, resetMdb, userMachine } from "./support.js"
+import { gw, gwMachine, MdbTest, refused, resetMdb, userMachine } from "./support.js"
 
 describe("MDB machines", () => {
   layer(MdbTest)((it) => {
@@ -12,18 +12,7 @@ describe("MDB machines", () => {
         yield* resetMdb
         const mdb = yield* Mdb
         const added = yield* mdb.addMachine(gw)
-        const expected = {
-          hostname: "gw",
-          aliases: "mdb,mdbsync,ns,netboot,udb,udbsync,presencesync,ntp,sso",
-          ip: "192.168.1.254",
-          mac: "11:22:33:44:55:66",
-          rfs: 0,
-          hfs: 0,
-          mtype: "service",
-          room: "pasteur",
-          is_faulty: false,
-          is_faulty_details: ""
-        }
+        const expected = gwMachine
         expect(added).toEqual(expected)
         expect(yield* mdb.query({})).toEqual([expected])
         const log = yield* ChangeLog

@@ -1,13 +1,28 @@
 import { SqlClient } from "@effect/sql"
 import { expect } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Redacted } from "effect"
+import { callCompatRoutes } from "../../src/actors/mdb/call-compat.js"
+import { MdbHandlers } from "../../src/actors/mdb/handlers.js"
 import type { NewMachine } from "../../src/protocols/mdb.js"
 import * as MdbService from "../../src/actors/mdb/service.js"
+import { MdbRpcs } from "../../src/protocols/mdb.js"
+import { httpHostLayer } from "../../src/runtime/http-host.js"
+import { Metrics } from "../../src/runtime/metrics.js"
+import { rpcRoute } from "../../src/runtime/rpc-route.js"
 import { PgTest } from "../support/pg.js"
 import { dumpDatabase } from "../support/pg-dump.js"
 
+export { gw, gwMachine } from "./fixtures.js"
+
 /** MDB over a fresh migrated database of its own (one per test file). */
 export const MdbTest = MdbService.layer.pipe(Layer.provideMerge(PgTest))
+
+/** The MDB routes (rpc with `secret`, `/call`) on a real HTTP server on 127.0.0.1, over a fresh database. */
+export const MdbHostTest = (secret: string) =>
+  httpHostLayer(
+    Layer.mergeAll(rpcRoute({ service: "mdb", group: MdbRpcs, handlers: MdbHandlers, secret: Redacted.make(secret) }), callCompatRoutes),
+    { listen: { host: "127.0.0.1", port: 0 } }
+  ).pipe(Layer.provideMerge(MdbTest), Layer.provideMerge(Metrics.layer))
 
 /** Back to the freshly migrated state, so each test starts from the seeded pools and settings. */
 export const resetMdb = Effect.gen(function* () {
@@ -18,17 +33,6 @@ export const resetMdb = Effect.gen(function* () {
     reserved = CASE mtype WHEN 'service' THEN '{192.168.1.254}'::inet[] ELSE '{}'::inet[] END`
   yield* sql`UPDATE setting SET value_bool = true WHERE key = 'allow_self_registration'`
 })
-
-export const gw: NewMachine = {
-  hostname: "gw",
-  mac: "11:22:33:44:55:66",
-  ip: "192.168.1.254",
-  rfs: 0,
-  hfs: 0,
-  mtype: "service",
-  room: "pasteur",
-  aliases: "mdb,mdbsync,ns,netboot,udb,udbsync,presencesync,ntp,sso"
-}
 
 export const userMachine = (n: number): NewMachine => ({
   hostname: `pas-r01p${String(n).padStart(2, "0")}`,

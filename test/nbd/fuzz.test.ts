@@ -4,18 +4,11 @@ import { makeMemoryBackend } from "../../src/nbd/memory-backend.js"
 import { Cmd, CmdFlag, Info, Opt } from "../../src/nbd/protocol.js"
 import { makeHarness, settle } from "./fake-transport.js"
 import { connect, infoData, metaData, openSession, option, readSimpleReply, request, startServer } from "./harness.js"
+import { mulberry32 } from "../support/random.js"
 
 // Random and mutated client byte streams. The server must never throw, never hand the
 // backend an out-of-range call, never hold more buffer bytes than its budget, and (over
 // TCP) keep serving a well-behaved client throughout. Seeded, so a failure replays.
-
-const mulberry32 = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = seed
-  t = Math.imul(t ^ (t >>> 15), t | 1)
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
 
 const SIZE = 1024 * 1024
 

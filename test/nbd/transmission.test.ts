@@ -68,6 +68,48 @@ describe("nbd transmission", () => {
     expect(replies[1]?.data.equals(payload)).toBe(true)
   })
 
+  it("receives WRITE payloads straight into their buffers where nextRead points the socket", async () => {
+    const mem = makeMemoryBackend({ size: 1 * MiB })
+    const h = makeHarness([{ name: "disk", backend: mem }], {}, true)
+    const shared = Buffer.alloc(256)
+    // What socket-reads.ts and the kernel do: each read lands in the buffer nextRead gave.
+    let into: Buffer = shared
+    const places: Array<string> = []
+    const deliver = (bytes: Buffer) => {
+      for (let pos = 0; pos < bytes.length; ) {
+        const n = Math.min(97, into.length, bytes.length - pos)
+        bytes.copy(into, 0, pos, pos + n)
+        pos += n
+        h.conn.onData(into.subarray(0, n))
+        into = h.conn.nextRead(shared)
+        places.push(into === shared ? "shared" : into.length === 28 ? "header" : "payload")
+      }
+    }
+    deliver(Buffer.from([0, 0, 0, 3]))
+    deliver(option(Opt.GO, infoData("disk")))
+    h.transport.take()
+    const a = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 7) & 0xff))
+    const b = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 13) & 0xff))
+    places.length = 0
+    deliver(Buffer.concat([request(Cmd.WRITE, 1, 4096, 300, 0, a), request(Cmd.WRITE, 2, 9000, 5000, 0, b)]))
+    deliver(Buffer.concat([request(Cmd.READ, 3, 4096, 300), request(Cmd.READ, 4, 9000, 5000)]))
+    await settle()
+    // The first payload starts in the shared read; the rest of it and all of the second
+    // come in place; between them only the next header is read; READs use the shared buffer.
+    expect(places).toContain("payload")
+    expect(places).toContain("header")
+    expect(places.at(-1)).toBe("shared")
+    const replies = simpleReplies(h.transport.take(), new Map([[3, 300], [4, 5000]]))
+    expect(replies.map((r) => [r.cookie, r.errno])).toEqual([
+      [1, 0],
+      [2, 0],
+      [3, 0],
+      [4, 0]
+    ])
+    expect(replies[2]?.data.equals(a)).toBe(true)
+    expect(replies[3]?.data.equals(b)).toBe(true)
+  })
+
   it("answers pipelined requests out of order and echoes cookies", async () => {
     const { backend, gates } = gated(makeMemoryBackend({ size: 1 * MiB }))
     const h = session(backend)

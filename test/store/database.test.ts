@@ -8,26 +8,9 @@ import * as path from "node:path"
 import { ChangeLog } from "../../src/store/change-log.js"
 import { fromSettings } from "../../src/store/database.js"
 import { startEmbeddedPostgres } from "../../src/store/embedded-postgres.js"
+import { alive, pidsWithArg } from "../support/processes.js"
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
-const postgresPids = (dataDir: string) =>
-  Effect.promise(async () => {
-    const pids: Array<number> = []
-    for (const entry of await fs.readdir("/proc")) {
-      if (!/^[0-9]+$/.test(entry)) continue
-      const cmdline = await fs.readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "")
-      if (cmdline.split("\0").includes(dataDir)) pids.push(Number(entry))
-    }
-    return pids
-  })
+const postgresPids = (dataDir: string) => Effect.promise(() => pidsWithArg(dataDir))
 
 const tempRoot = Effect.acquireRelease(
   Effect.promise(async () => {

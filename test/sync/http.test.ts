@@ -1,14 +1,16 @@
+import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as HttpServer from "@effect/platform/HttpServer"
+import * as Socket from "@effect/platform/Socket"
 import { expect, layer } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Metric, Redacted, Scope, Stream } from "effect"
 import { createHmac } from "node:crypto"
 import { request } from "node:http"
 import { makeChangeLogSource } from "../../src/actors/sync/changelog-source.js"
 import { type FrameInfo, makeSyncClient } from "../../src/actors/sync/client.js"
-import { websocketConnector } from "../../src/actors/sync/connection.js"
+import { followSocketUrl, websocketConnector } from "../../src/actors/sync/connection.js"
 import { type HubTopic, SyncHub } from "../../src/actors/sync/hub.js"
 import { followerMetrics } from "../../src/actors/sync/metrics.js"
-import { pythonJson } from "../../src/actors/sync/python-json.js"
+import { pythonJson } from "../../src/runtime/python-json.js"
 import { syncRoutes } from "../../src/actors/sync/routes.js"
 import { MDB_TOPIC } from "../../src/actors/sync/topics.js"
 import type { Update } from "../../src/protocols/sync.js"
@@ -187,6 +189,12 @@ layer(PgTest, { timeout: "60 seconds", excludeTestServices: true })("sync hub ov
         expect(sub).toMatchObject({ _tag: "SyncUnauthorized", action: "subscribe", reason: "bad_signature" })
         const unknown = yield* Effect.flip(Stream.runCollect(conn.subscribe({ topic: "nope", token: "x" })))
         expect(unknown).toMatchObject({ _tag: "UnknownTopic", known: ["mdb2"] })
+        // The follow route with a request that is not a FollowRequest: closed with 1008, no subscriber.
+        const socket = yield* Socket.makeWebSocket(followSocketUrl(server.url, "mdb2")).pipe(Effect.provide(NodeSocket.layerWebSocketConstructor))
+        const write = yield* socket.writer
+        const closed = yield* Effect.flip(socket.runRaw(() => {}, { onOpen: Effect.orDie(write('{"since": 3}')) }))
+        expect(closed).toMatchObject({ reason: "Close", code: 1008, closeReason: "malformed follow request" })
+        expect((yield* server.hub.topic("mdb2").pipe(Effect.flatMap((h) => h.subscribers))).length).toBe(0)
 
         expect(yield* source.head).toBe(headBefore)
         expect((yield* source.snapshot).records).toEqual([])

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Layer, Option, Stream, TestClock } from "effect"
 import { SyncHub } from "../../src/actors/sync/hub.js"
 import { makeMemorySource } from "../../src/actors/sync/memory-source.js"
-import type { RecordFilter } from "../../src/actors/sync/topics.js"
+import { PRESENCE_TOPIC, type RecordFilter } from "../../src/actors/sync/topics.js"
 import { subscribeMessage } from "../../src/protocols/sync.js"
 import { Metrics } from "../../src/runtime/metrics.js"
 import { generate } from "../../src/runtime/timeauth.js"
@@ -63,5 +63,24 @@ describe("sync hub auth", () => {
       expect(yield* Effect.flip(hub.publish("udb", [{ type: "update", data: { nologin: 1 } }]))).toMatchObject({ _tag: "InvalidBatch", index: 0 })
       expect(yield* topic.source.head).toBe(0)
     }).pipe(Effect.provide(Hub))
+  )
+
+  it.scoped("a single-writer topic (presence) refuses outside publishes, even with a valid token, and changes nothing", () =>
+    Effect.gen(function* () {
+      const source = yield* makeMemorySource({ topic: "presence", keyField: "login", retention: 10, epoch: "e" })
+      const hub = yield* Effect.provide(
+        SyncHub,
+        SyncHub.layer({
+          topics: [{ definition: { ...PRESENCE_TOPIC }, secrets: { publisher: PUB, subscriber: SUB }, source }]
+        }).pipe(Layer.provide(Metrics.layer))
+      )
+      const data = JSON.stringify([{ type: "update", data: { login: "mallory", hostname: "pas-r01p01" } }])
+      const refused = yield* Effect.flip(hub.publishSigned("presence", data, yield* generate(PUB, data)))
+      expect(refused).toMatchObject({ _tag: "TopicNotWritable", topic: "presence" })
+      expect(refused.message).toBe("sync topic presence is written only by the presence actor: outside publishes are refused")
+      expect(yield* source.head).toBe(0)
+      // The in-process writer still publishes.
+      expect(yield* hub.publish("presence", [{ type: "update", data: { login: "alice", hostname: "pas-r01p02" } }])).toBe(1)
+    })
   )
 })

@@ -8,20 +8,13 @@ import { Metrics } from "../../src/runtime/metrics.js"
 import type { Frame, SyncRecord, Update } from "../../src/protocols/sync.js"
 import { PUB, restartableHub, SUB } from "./harness.js"
 import type { VirtualClock } from "./virtual-clock.js"
+import { mulberry32 } from "../support/random.js"
 
 // Random schedules of publishes, client disconnects, hub restarts (history kept, or lost as for
 // the in-memory presence topic), stalled handlers and clock jumps. After quiescence every
 // follower's state must equal the source's, no batch may be applied twice, and a resume that
 // fell beyond retention must get exactly one snapshot (and only such resumes get one).
 // SYNC_SCHEDULES=N runs more, SYNC_SEED=S replays one.
-
-const mulberry32 = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = seed
-  t = Math.imul(t ^ (t >>> 15), t | 1)
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
 
 const TOPIC = "p"
 const settle = Effect.repeatN(Effect.yieldNow(), 8)

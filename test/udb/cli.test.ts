@@ -1,55 +1,28 @@
-import { Command } from "@effect/cli"
-import { NodeContext } from "@effect/platform-node"
-import * as HttpServer from "@effect/platform/HttpServer"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect } from "effect"
 import * as fs from "node:fs/promises"
-import * as os from "node:os"
 import * as path from "node:path"
 import { vi } from "vitest"
 import { progressLine, pwdsheetLines, udbCommand } from "../../src/actors/udb/cli.js"
-import { udbRoutes } from "../../src/actors/udb/layer.js"
-import * as Repo from "../../src/actors/udb/repo.js"
-import { SystemAccounts } from "../../src/actors/udb/system-accounts.js"
-import { httpHostLayer, serverUrl } from "../../src/runtime/http-host.js"
-import { Metrics } from "../../src/runtime/metrics.js"
-import { PgTest } from "../support/pg.js"
-import { SYSTEM } from "./support.js"
+import { runCommand, secretConfigDir } from "../support/cli.js"
+import { UdbHostTest } from "./support.js"
 
 const SECRET = "cli-udb-secret"
 
-const Host = httpHostLayer(udbRoutes(Redacted.make(SECRET)), { listen: { host: "127.0.0.1", port: 0 } }).pipe(
-  Layer.provide(Repo.layer),
-  Layer.provide(SystemAccounts.fixed(SYSTEM)),
-  Layer.provide(PgTest),
-  Layer.provideMerge(Metrics.layer)
-)
+const Host = UdbHostTest(SECRET)
 
-const workDir = (secret: string) =>
-  Effect.acquireRelease(
-    Effect.promise(async () => {
-      const dir = await fs.mkdtemp(path.join(os.tmpdir(), "prolo-udb-cli-"))
-      await fs.writeFile(path.join(dir, "udb-client-auth.yml"), `shared_secret: ${secret}\n`)
-      return dir
-    }),
-    (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
-  )
+const workDir = (secret: string) => secretConfigDir("udb-client-auth", secret)
 
 /** Runs `prolo udb <args>` in-process; returns its exit status and what it printed. */
 const run = (config: string, args: ReadonlyArray<string>) =>
   Effect.gen(function* () {
-    const url = serverUrl((yield* HttpServer.HttpServer).address)
     const out: Array<string> = []
     const err: Array<string> = []
     const log = vi.spyOn(console, "log").mockImplementation((...a: Array<unknown>) => void out.push(a.join(" ")))
     const error = vi.spyOn(console, "error").mockImplementation((...a: Array<unknown>) => void err.push(a.join(" ")))
-    process.exitCode = 0
-    yield* Command.run(udbCommand, { name: "prolo udb", version: "test" })(["node", "prolo", "--node", url, "--config", config, ...args]).pipe(
-      Effect.provide(NodeContext.layer),
+    const code = yield* runCommand(udbCommand, "prolo udb", config, args).pipe(
       Effect.ensuring(Effect.sync(() => (log.mockRestore(), error.mockRestore())))
     )
-    const code = process.exitCode
-    process.exitCode = 0
     return { code, out: out.join("\n"), err: err.join("\n") }
   })
 

@@ -1,45 +1,32 @@
-import * as HttpServer from "@effect/platform/HttpServer"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Layer, Redacted, Stream } from "effect"
-import { udbRoutes } from "../../src/actors/udb/layer.js"
-import * as Repo from "../../src/actors/udb/repo.js"
-import { SystemAccounts } from "../../src/actors/udb/system-accounts.js"
+import { Chunk, Effect, Redacted, Stream } from "effect"
 import { UdbRpcs } from "../../src/protocols/udb.js"
-import { makeRpcClient } from "../../src/runtime/cli-client.js"
-import { httpHostLayer, serverUrl } from "../../src/runtime/http-host.js"
-import { Metrics } from "../../src/runtime/metrics.js"
 import { generate } from "../../src/runtime/timeauth.js"
-import { PgTest } from "../support/pg.js"
-import { SYSTEM } from "./support.js"
+import { call, rpcClient } from "../support/http.js"
+import { UdbHostTest } from "./support.js"
 
 const SECRET = "test-udb-secret"
 
 // The UDB routes on a real HTTP server on 127.0.0.1, over a fresh database per test.
-const Host = httpHostLayer(udbRoutes(Redacted.make(SECRET)), { listen: { host: "127.0.0.1", port: 0 } }).pipe(
-  Layer.provide(Repo.layer),
-  Layer.provide(SystemAccounts.fixed(SYSTEM)),
-  Layer.provide(PgTest),
-  Layer.provideMerge(Metrics.layer)
-)
+const Host = UdbHostTest(SECRET)
 
-const baseUrl = Effect.map(HttpServer.HttpServer, (server) => serverUrl(server.address))
-
-const call = (path: string, init?: RequestInit) =>
-  Effect.flatMap(baseUrl, (url) =>
-    Effect.promise(async () => {
-      const res = await fetch(`${url}${path}`, init)
-      return { status: res.status, type: res.headers.get("content-type"), body: await res.text() }
-    })
-  )
-
-const client = (secret?: string) =>
-  Effect.gen(function* () {
-    const url = yield* baseUrl
-    return yield* makeRpcClient(UdbRpcs, { url, service: "udb", ...(secret === undefined ? {} : { secret: Redacted.make(secret) }) })
-  })
+const client = (secret?: string) => rpcClient(UdbRpcs, "udb", secret)
 
 const envelope = (exnType: string, message: string) =>
   `{"type": "exception", "exn_type": "${exnType}", "exn_message": ${JSON.stringify(message)}, "exn_traceback": []}\n`
+
+/** An import of `First<TAB>Last` lines into group user, new users only, no passwords given. */
+const namesImport = (file: string, text: string) => ({
+  file,
+  text,
+  format: "names" as const,
+  passwords: false,
+  group: "user" as const,
+  passwordLength: 8,
+  update: false,
+  ignore: false,
+  newPasswords: false
+})
 
 describe("UDB over HTTP", () => {
   it.live("/udb/call/query is public and never shows passwords; query_private needs the token", () =>
@@ -114,17 +101,7 @@ describe("UDB over HTTP", () => {
       const text = Array.from({ length: 250 }, (_, i) => `Person${String.fromCharCode(97 + (i % 26))}\tNumber${"x".repeat(i % 7)}${i}`).join("\n")
       const events = Chunk.toArray(
         yield* Stream.runCollect(
-          admin.importUsers({
-            file: "big.txt",
-            text,
-            format: "names",
-            passwords: false,
-            group: "user",
-            passwordLength: 8,
-            update: false,
-            ignore: false,
-            newPasswords: false
-          })
+          admin.importUsers(namesImport("big.txt", text))
         )
       )
       const progress = events.filter((e) => e._tag === "Progress")
@@ -136,17 +113,7 @@ describe("UDB over HTTP", () => {
 
       const failed = yield* Effect.flip(
         Stream.runCollect(
-          admin.importUsers({
-            file: "bad.txt",
-            text: "A\tB\nbroken",
-            format: "names",
-            passwords: false,
-            group: "user",
-            passwordLength: 8,
-            update: false,
-            ignore: false,
-            newPasswords: false
-          })
+          admin.importUsers(namesImport("bad.txt", "A\tB\nbroken"))
         )
       )
       expect(failed.message).toBe('bad.txt:2: expected "First name<TAB>Last name" (exactly one TAB), got 0 TABs')

@@ -1,13 +1,11 @@
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import * as NodeContext from "@effect/platform-node/NodeContext"
-import { Cause, Console, Effect, Option, type Redacted } from "effect"
+import { Console, Effect, Option } from "effect"
 import { type Machine, MDB_SERVICE, MdbRpcs, type NewMachine, type Switch } from "../../protocols/mdb.js"
-import { makeRpcClient } from "../../runtime/cli-client.js"
 import { configOption, nodeOption } from "../../runtime/cli-client-options.js"
-import { ConfigDir, loadProfile } from "../../runtime/config.js"
-import { SharedSecretProfile } from "../../runtime/profiles.js"
+import { filterArgs, withRpcClient } from "../../runtime/cli-run.js"
+import { table } from "../../runtime/cli-table.js"
 
 // `prolo mdb …`: the operator's view of the machine database, over the node's rpc endpoint.
 // The original's `manage.py addmachine` options are kept (`--hostname gw --mac … --aliases a,b`).
@@ -30,50 +28,11 @@ const machineOptions = {
   room: optional(text("room", "pasteur, alt, cluster or other (default other)"))
 }
 
-/** The secret of `mdb-server.yml`; reads work without it. */
-const secretFrom = (dir: string, required: boolean): Effect.Effect<Option.Option<Redacted.Redacted<string>>, unknown> =>
-  loadProfile("mdb-server", SharedSecretProfile).pipe(
-    Effect.map((p) => Option.some(p.shared_secret)),
-    required ? (e) => e : Effect.orElseSucceed(() => Option.none()),
-    Effect.provide(ConfigDir.layer(dir)),
-    Effect.provide(NodeContext.layer)
-  )
-
-const errorLine = (e: unknown, dir: string): string => {
-  if (typeof e === "object" && e !== null) {
-    if ("message" in e && typeof e.message === "string" && e.message !== "") {
-      const tag = "_tag" in e && typeof e._tag === "string" ? e._tag : "error"
-      if (tag === "RpcClientError") return `cannot reach the node: ${e.message}`
-      if (tag === "Unauthorized") return `${e.message}: is shared_secret in ${dir}/mdb-server.yml the node's?`
-      return e.message
-    }
-    if ("_tag" in e && typeof e._tag === "string") return e._tag
-  }
-  return String(e)
-}
+const client = withRpcClient({ command: "mdb", profile: "mdb-server", group: MdbRpcs, service: MDB_SERVICE })
 
 /** Runs `body` with an MDB client; any failure becomes one line on stderr and exit status 2. */
-const withClient = <A>(
-  needsSecret: boolean,
-  body: (client: Effect.Effect.Success<ReturnType<typeof connect>>) => Effect.Effect<A, unknown>
-) =>
-  Effect.flatMap(mdb, ({ node: url, config: dir }) =>
-    Effect.gen(function* () {
-      const secret = yield* secretFrom(dir, needsSecret)
-      const client = yield* connect(url, secret)
-      return yield* body(client)
-    }).pipe(
-      Effect.scoped,
-      Effect.asVoid,
-      Effect.catchAllCause((cause) => {
-        const reason = Option.getOrElse(Option.orElse(Cause.failureOption(cause), () => Cause.dieOption(cause)), () => Cause.pretty(cause))
-        return Console.error(`prolo mdb: ${errorLine(reason, dir)}`).pipe(Effect.zipRight(Effect.sync(() => void (process.exitCode = 2))))
-      })
-    )
-  )
-
-const connect = (url: string, secret: Option.Option<Redacted.Redacted<string>>) =>
-  makeRpcClient(MdbRpcs, { url, service: MDB_SERVICE, ...(Option.isSome(secret) ? { secret: secret.value } : {}) })
+const withClient = <A>(needsSecret: boolean, body: Parameters<typeof client<A>>[2]) =>
+  Effect.flatMap(mdb, (where) => client(where, needsSecret, body))
 
 const get = <A>(o: Option.Option<A>): A | undefined => Option.getOrUndefined(o)
 
@@ -139,16 +98,6 @@ const del = Command.make("del", { hostname: Args.text({ name: "HOSTNAME" }) }, (
   )
 ).pipe(Command.withDescription("delete a machine (the original delmachine)"))
 
-/** Columns padded to their widest cell. */
-export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)))
-  const line = (cells: ReadonlyArray<string>) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
-      .join("  ")
-      .trimEnd()
-  return [line(header), ...rows.map(line)].join("\n")
-}
 
 export const machineTable = (machines: ReadonlyArray<Machine>): string =>
   table(
@@ -172,8 +121,6 @@ const switchTable = (switches: ReadonlyArray<Switch>): string =>
     switches.map((s) => [s.name, s.chassis, s.room, String(s.rfs), String(s.hfs)])
   )
 
-const FILTER = /^([A-Za-z_]+)=(.*)$/
-
 const list = Command.make(
   "list",
   {
@@ -186,13 +133,7 @@ const list = Command.make(
   (o) =>
     withClient(false, (client) =>
       Effect.gen(function* () {
-        const filters: Record<string, unknown> = {}
-        for (const f of o.filters) {
-          const m = FILTER.exec(f)
-          if (m === null) return yield* Effect.fail({ message: `filter ${JSON.stringify(f)}: expected FIELD=VALUE` })
-          const [, key = "", value = ""] = m
-          filters[key] = key.endsWith("__in") ? value.split(",") : value
-        }
+        const filters = yield* filterArgs(o.filters, (key, text) => (key.endsWith("__in") ? text.split(",") : text))
         if (o.switches) {
           yield* Console.log(switchTable(yield* client.switches({ filters })))
         } else {

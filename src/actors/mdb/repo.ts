@@ -2,33 +2,16 @@ import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import type { Fragment } from "@effect/sql/Statement"
 import { Context, Effect, Layer, Option, Schema } from "effect"
-import { Mtype, Room } from "../../protocols/mdb.js"
+import { Machine, Switch } from "../../protocols/mdb.js"
 import type { FieldSpec } from "../../store/filters.js"
 
 /** A machine as stored: aliases as a list, the stable id. */
-export const MachineRow = Schema.Struct({
-  id: Schema.Int,
-  hostname: Schema.String,
-  aliases: Schema.Array(Schema.String),
-  ip: Schema.String,
-  mac: Schema.String,
-  rfs: Schema.Int,
-  hfs: Schema.Int,
-  mtype: Mtype,
-  room: Room,
-  is_faulty: Schema.Boolean,
-  is_faulty_details: Schema.String
-})
+export const MachineRow = Schema.Struct({ id: Schema.Int, ...Machine.fields, aliases: Schema.Array(Schema.String) })
 export type MachineRow = typeof MachineRow.Type
 export type MachineValues = Omit<MachineRow, "id">
 
-export const SwitchRow = Schema.Struct({
-  name: Schema.String,
-  chassis: Schema.String,
-  room: Room,
-  rfs: Schema.Int,
-  hfs: Schema.Int
-})
+// A switch is stored as it is on the wire.
+export const SwitchRow = Switch
 export type SwitchRow = typeof SwitchRow.Type
 
 export const PoolRow = Schema.Struct({ mtype: Schema.String, network: Schema.String })

@@ -2,7 +2,7 @@ import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, type Redacted } from "effect"
-import type { PresenceUnavailable } from "../../protocols/presence.js"
+import { InvalidPresenceRequest, PresenceUnavailable } from "../../protocols/presence.js"
 import { check } from "../../runtime/timeauth.js"
 import { Presence, type PresenceService } from "./service.js"
 
@@ -85,48 +85,29 @@ const addRoutes = (
       const a = association(data)
       return typeof a === "string" ? Effect.succeed(text(400, a)) : run(a.login, a.hostname)
     }
+  // A refusal (LoginRefused, HeartbeatRefused, LogoutRefused) answers `refusedStatus` with its message.
+  const refusable = (
+    op: (login: string, hostname: string) => Effect.Effect<void, { readonly message: string }>,
+    refusedStatus: number
+  ) =>
+    withAssociation((login, hostname) =>
+      op(login, hostname).pipe(
+        Effect.as(text(200, "")),
+        Effect.catchAll((e) =>
+          e instanceof PresenceUnavailable
+            ? unavailable(e)
+            : e instanceof InvalidPresenceRequest
+              ? invalid(e)
+              : Effect.succeed(text(refusedStatus, e.message))
+        )
+      )
+    )
   const post = (path: string, handle: (data: string) => Effect.Effect<HttpServerResponse.HttpServerResponse>) =>
     router.add("POST", `${PRESENCE_HTTP_PREFIX}${path}`, signed(form, secrets.pub, handle))
   return Effect.all([
-    post(
-      "/login",
-      withAssociation((login, hostname) =>
-        p.requestLogin(login, hostname).pipe(
-          Effect.as(text(200, "")),
-          Effect.catchTags({
-            LoginRefused: (e) => Effect.succeed(text(423, e.message)),
-            InvalidPresenceRequest: invalid,
-            PresenceUnavailable: unavailable
-          })
-        )
-      )
-    ),
-    post(
-      "/heartbeat",
-      withAssociation((login, hostname) =>
-        p.heartbeat(login, hostname).pipe(
-          Effect.as(text(200, "")),
-          Effect.catchTags({
-            HeartbeatRefused: (e) => Effect.succeed(text(423, e.message)),
-            InvalidPresenceRequest: invalid,
-            PresenceUnavailable: unavailable
-          })
-        )
-      )
-    ),
-    post(
-      "/logout",
-      withAssociation((login, hostname) =>
-        p.logout(login, hostname).pipe(
-          Effect.as(text(200, "")),
-          Effect.catchTags({
-            LogoutRefused: (e) => Effect.succeed(text(500, e.message)),
-            InvalidPresenceRequest: invalid,
-            PresenceUnavailable: unavailable
-          })
-        )
-      )
-    ),
+    post("/login", refusable(p.requestLogin, 423)),
+    post("/heartbeat", refusable(p.heartbeat, 423)),
+    post("/logout", refusable(p.logout, 500)),
     post("/remove_expired", () =>
       p.removeExpired.pipe(Effect.as(text(200, "")), Effect.catchTag("PresenceUnavailable", unavailable))
     ),

@@ -1,7 +1,11 @@
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
+import * as Socket from "@effect/platform/Socket"
 import { RpcClient, RpcSerialization } from "@effect/rpc"
-import { Effect, Layer, Option, Schema, type Scope, Stream } from "effect"
+import { Cause, Effect, Either, Exit, Layer, Mailbox, Option, Schema, Scope, Stream } from "effect"
 import {
+  FOLLOW_WINDOW,
+  FollowMessage,
+  followPath,
   type Frame,
   type Position,
   type PublishError,
@@ -53,28 +57,80 @@ export const syncSocketUrl = (baseUrl: string): string => {
 const describe = (e: unknown): string =>
   typeof e === "object" && e !== null && "message" in e && typeof e.message === "string" ? e.message : String(e)
 
+/** `http://host:port` → `ws://host:port/sync/<topic>/follow`. */
+export const followSocketUrl = (baseUrl: string, topic: string): string => {
+  const url = new URL(followPath(topic), baseUrl)
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:"
+  return url.toString()
+}
+
+const decoder = new TextDecoder()
+const decodeMessage = Schema.decodeUnknownEither(Schema.parseJson(FollowMessage))
+
 /**
- * The hub's rpc group over a websocket at `<baseUrl>/rpc/sync`. A websocket (not the http
- * protocol) because its acknowledgements carry the reader's backpressure to the hub, which is
- * what lets the hub notice a subscriber that stopped reading.
+ * Subscribe over the hub's follow route. Frames are acknowledged as the consumer pulls them
+ * (not as they arrive), so a consumer that stops pulling stops the hub's sends after one window
+ * and the hub then detaches it as lagging.
+ */
+const follow = (baseUrl: string, request: SubscribeRequest): Stream.Stream<Frame, SubscribeError | SyncTransportError> =>
+  Stream.unwrapScoped(
+    Effect.gen(function* () {
+      const socket = yield* Socket.makeWebSocket(followSocketUrl(baseUrl, request.topic)).pipe(
+        Effect.provide(NodeSocket.layerWebSocketConstructor)
+      )
+      const inbox = yield* Mailbox.make<Frame, SubscribeError | SyncTransportError>()
+      const write = yield* socket.writer
+      // Sent once the socket is open (a write before that would wait forever on a refused one).
+      const opening = write(JSON.stringify(request.since === undefined ? { token: request.token } : { since: request.since, token: request.token }))
+      yield* socket.runRaw((data) => {
+        const message = decodeMessage(typeof data === "string" ? data : decoder.decode(data))
+        if (Either.isLeft(message)) {
+          inbox.unsafeDone(Exit.fail(new SyncTransportError({ reason: `malformed message from the hub: ${message.left.message}` })))
+        } else if (message.right._tag === "Failure") inbox.unsafeDone(Exit.fail(message.right.error))
+        else inbox.unsafeOffer(message.right)
+      }, { onOpen: Effect.ignore(opening) }).pipe(
+        Effect.matchCause({
+          onSuccess: () => inbox.unsafeDone(Exit.void),
+          onFailure: (cause) => inbox.unsafeDone(Exit.fail(new SyncTransportError({ reason: describe(Cause.squash(cause)) })))
+        }),
+        Effect.forkScoped
+      )
+      let consumed = 0
+      let acked = 0
+      return Stream.mapChunksEffect(Mailbox.toStream(inbox), (chunk) => {
+        consumed += chunk.length
+        if (consumed - acked < FOLLOW_WINDOW / 2) return Effect.succeed(chunk)
+        acked = consumed
+        return Effect.as(Effect.ignore(write(String(consumed))), chunk)
+      })
+    })
+  )
+
+/**
+ * Subscribes over the hub's follow route (`<baseUrl>/sync/<topic>/follow`, a websocket whose
+ * credit window carries the reader's backpressure to the hub, which is what lets the hub notice
+ * a subscriber that stopped reading); publishes over the rpc group at `<baseUrl>/rpc/sync`,
+ * connected on the first publish.
  */
 export const websocketConnector = (baseUrl: string): SyncConnector =>
   Effect.gen(function* () {
-    const context = yield* Layer.build(
-      RpcClient.layerProtocolSocket().pipe(
-        Layer.provide(NodeSocket.layerWebSocket(syncSocketUrl(baseUrl))),
-        Layer.provide(RpcSerialization.layerJson)
-      )
+    const scope = yield* Effect.scope
+    const rpc = yield* Effect.cached(
+      Effect.gen(function* () {
+        const context = yield* Layer.build(
+          RpcClient.layerProtocolSocket().pipe(
+            Layer.provide(NodeSocket.layerWebSocket(syncSocketUrl(baseUrl))),
+            Layer.provide(RpcSerialization.layerJson)
+          )
+        )
+        return yield* RpcClient.make(SyncRpcs).pipe(Effect.provide(context))
+      }).pipe(Scope.extend(scope))
     )
-    const client = yield* RpcClient.make(SyncRpcs).pipe(Effect.provide(context))
     const transport = (e: { readonly _tag: "RpcClientError" }) => new SyncTransportError({ reason: describe(e) })
     const connection: SyncConnection = {
-      subscribe: (request) =>
-        client
-          .Subscribe(request.since === undefined ? { topic: request.topic, token: request.token } : request)
-          .pipe(Stream.catchTag("RpcClientError", (e) => Stream.fail(transport(e)))),
+      subscribe: (request) => follow(baseUrl, request),
       publish: (request) =>
-        client.Publish(request).pipe(
+        Effect.flatMap(rpc, (client) => client.Publish(request)).pipe(
           Effect.map((r) => r.revision),
           Effect.catchTag("RpcClientError", (e) => Effect.fail(transport(e)))
         )

@@ -9,6 +9,7 @@ import {
   SyncUnauthorized,
   type SyncUnavailable,
   subscribeMessage,
+  TopicNotWritable,
   UnknownTopic,
   type Update
 } from "../../protocols/sync.js"
@@ -157,6 +158,8 @@ export const make = (config: SyncHubConfig) =>
       publishSigned: (name, data, token) =>
         Effect.gen(function* () {
           const { topic } = yield* entry(name)
+          const writer = topic.definition.writer
+          if (writer !== undefined) return yield* new TopicNotWritable({ topic: name, writer })
           yield* check(token, topic.secrets.publisher, data).pipe(Effect.catchAll(refuse(name, "publish")))
           return yield* publishChecked(name, parseUpdates(name, topic.definition.keyField, data))
         }),

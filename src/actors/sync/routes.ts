@@ -5,11 +5,14 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Effect, Layer, Option, Stream } from "effect"
 import { type Frame, subscribeMessage, SYNC_SERVICE, SyncRpcs } from "../../protocols/sync.js"
+import { followHandler, makeFrameEncoder } from "./follow-route.js"
 import { SyncHub, type SyncHubService } from "./hub.js"
-import { pythonJson } from "./python-json.js"
+import { pythonJson } from "../../runtime/python-json.js"
 
 // What the hub serves on the node's HTTP port:
 //   GET  /rpc/sync                 the SyncRpcs group over a websocket (Publish, Subscribe);
+//   GET  /sync/<topic>/follow      Subscribe's fast path (websocket, frames encoded once per batch;
+//                                   what `websocketConnector` subscribes with);
 //   GET  /sync/<topic>/poll?hmac=  the original `/poll`: newline-delimited update lists,
 //                                   snapshot first (token: subscriber secret over `None`);
 //   POST /sync/<topic>/update      the original `/update` form (`data`, `hmac` over `data`).
@@ -95,7 +98,8 @@ const update = (hub: SyncHubService) => Effect.gen(function* () {
       SyncUnauthorized: () => Effect.succeed(text(403, "Invalid token")),
       UnknownTopic: (e) => Effect.succeed(text(404, e.message)),
       InvalidBatch: (e) => Effect.succeed(text(400, e.message)),
-      SyncUnavailable: (e) => Effect.succeed(text(503, e.message))
+      SyncUnavailable: (e) => Effect.succeed(text(503, e.message)),
+      TopicNotWritable: (e) => Effect.succeed(text(403, e.message))
     })
   )
 })
@@ -103,6 +107,8 @@ const update = (hub: SyncHubService) => Effect.gen(function* () {
 export const syncPlainRoutes: Layer.Layer<never, never, HttpLayerRouter.HttpRouter | SyncHub> = HttpLayerRouter.use((router) =>
   Effect.gen(function* () {
     const hub = yield* SyncHub
+    const encode = makeFrameEncoder()
+    yield* router.add("GET", "/sync/:topic/follow", Effect.flatMap(topicParam, (topic) => followHandler(hub, encode, topic)))
     yield* router.add("GET", "/sync/:topic/poll", poll(hub))
     yield* router.add("POST", "/sync/:topic/update", update(hub))
   })

@@ -24,6 +24,12 @@ export interface TopicDefinition {
   /** Profile prefix of the secrets: `<profile>-pub.yml`, `<profile>-sub.yml` (`shared_secret`). */
   readonly profile: string
   readonly filter?: RecordFilter
+  /**
+   * The only writer of a topic whose invariants live in one actor (presence: a user on one
+   * host). Set, the signed publish paths (rpc Publish, `POST /update`) refuse every batch and
+   * only the in-process `publish` of that writer changes the topic.
+   */
+  readonly writer?: string
 }
 
 export interface TopicSecrets {
@@ -34,6 +40,7 @@ export interface TopicSecrets {
 export const MDB_TOPIC: TopicDefinition = { name: "mdb", keyField: "mac", durable: true, profile: "mdbsync" }
 // Public subscribers (subscriber secret) get users without `password`.
 export const UDB_TOPIC: TopicDefinition = { name: "udb", keyField: "login", durable: true, profile: "udbsync", filter: udbRecordFilter }
-export const PRESENCE_TOPIC: TopicDefinition = { name: "presence", keyField: "login", durable: false, profile: "presencesync" }
+// As the original presencesync (which had no `/update`): only the PresenceActor writes it.
+export const PRESENCE_TOPIC: TopicDefinition = { name: "presence", keyField: "login", durable: false, profile: "presencesync", writer: "the presence actor" }
 
 export const DEFAULT_TOPICS: ReadonlyArray<TopicDefinition> = [MDB_TOPIC, UDB_TOPIC, PRESENCE_TOPIC]

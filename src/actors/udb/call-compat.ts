@@ -1,9 +1,7 @@
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
-import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Effect, Layer, type Redacted, Schema } from "effect"
+import { Effect, type Layer, type Redacted } from "effect"
+import { addCallRoutes, type Call, callError, noPositional } from "../../runtime/call-compat.js"
 import { check } from "../../runtime/timeauth.js"
-import { pythonJson } from "../mdb/call-compat.js"
 import { Udb } from "./service.js"
 
 // The original prologin-RPC surface of UDB (rpc-and-auth.md §3), for programs that still call
@@ -16,49 +14,6 @@ import { Udb } from "./service.js"
 
 export const UDB_CALL_PREFIX = "/udb/call"
 
-// Exactly `application/json`: the Python client compares the header verbatim.
-const respond = (status: number, body: unknown) =>
-  HttpServerResponse.text(`${pythonJson(body)}\n`, { status, contentType: "application/json" })
-
-const exception = (status: number, exnType: string, message: string) =>
-  respond(status, { type: "exception", exn_type: exnType, exn_message: message, exn_traceback: [] })
-
-class CallError extends Schema.TaggedError<CallError>()("CallError", {
-  status: Schema.Int,
-  exnType: Schema.String,
-  message: Schema.String
-}) {}
-
-const callError = (status: number, exnType: string, message: string) => new CallError({ status, exnType, message })
-
-interface Call {
-  readonly args: ReadonlyArray<unknown>
-  readonly kwargs: Readonly<Record<string, unknown>>
-  readonly hmac: unknown
-}
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
-
-// Non-POST requests call with no arguments and no token, as the original.
-const readCall = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<Call, CallError> =>
-  request.method !== "POST"
-    ? Effect.succeed({ args: [], kwargs: {}, hmac: undefined })
-    : Effect.gen(function* () {
-        const text = yield* Effect.orElseSucceed(request.text, () => "")
-        const body = yield* Effect.try({
-          try: (): unknown => JSON.parse(text),
-          catch: (e) => callError(500, "JSONDecodeError", e instanceof Error ? e.message : String(e))
-        })
-        if (!isObject(body)) return yield* callError(500, "TypeError", "the request body must be a JSON object")
-        const args = body.args ?? []
-        const kwargs = body.kwargs ?? {}
-        if (!Array.isArray(args)) return yield* callError(500, "TypeError", "args must be a JSON list")
-        if (!isObject(kwargs)) return yield* callError(500, "TypeError", "kwargs must be a JSON object")
-        return { args, kwargs, hmac: body.hmac }
-      })
-
-const METHODS = ["query", "query_private"] as const
-
 // The exception class names the original raised (clients match on them).
 const EXN_TYPE: Record<string, string> = { InvalidFilter: "ValueError", UdbUnavailable: "RuntimeError" }
 
@@ -66,29 +21,19 @@ export const callCompatRoutes = (secret: Redacted.Redacted<string>): Layer.Layer
   HttpLayerRouter.use((router) =>
     Effect.gen(function* () {
       const udb = yield* Udb
-      yield* router.add("*", `${UDB_CALL_PREFIX}/:method`, (request) =>
-        Effect.gen(function* () {
-          const { method = "" } = yield* HttpLayerRouter.params
-          if (!(METHODS as ReadonlyArray<string>).includes(method)) return yield* callError(404, "MethodError", method)
-          const call = yield* readCall(request)
-          if (method === "query_private") {
-            if (typeof call.hmac !== "string" || call.hmac === "") return yield* callError(400, "MissingToken", method)
-            yield* check(call.hmac, secret, method).pipe(Effect.mapError(() => callError(403, "BadToken", method)))
-          }
-          if (call.args.length > 0) {
-            return yield* callError(500, "TypeError", `${method}() takes 0 positional arguments but ${call.args.length} were given`)
-          }
-          const users = method === "query" ? yield* udb.query(call.kwargs) : yield* udb.queryPrivate(call.kwargs)
-          return respond(200, { type: "result", data: users })
-        }).pipe(
-          Effect.catchAll((e) => {
-            if (e._tag === "CallError") return Effect.succeed(exception(e.status, e.exnType, e.message))
-            if (e._tag === "UdbUnavailable") {
-              return Effect.as(Effect.logError("udb /call: database error", e), exception(500, "RuntimeError", "database error"))
-            }
-            return Effect.succeed(exception(500, EXN_TYPE[e._tag] ?? e._tag, e.message))
-          })
-        )
-      )
+      const authenticated = (call: Call, method: string) =>
+        typeof call.hmac !== "string" || call.hmac === ""
+          ? Effect.fail(callError(400, "MissingToken", method))
+          : check(call.hmac, secret, method).pipe(Effect.mapError(() => callError(403, "BadToken", method)))
+      yield* addCallRoutes(router, {
+        prefix: UDB_CALL_PREFIX,
+        methods: {
+          query: (call, method) => Effect.flatMap(noPositional(method, call), udb.query),
+          query_private: (call, method) =>
+            authenticated(call, method).pipe(Effect.zipRight(noPositional(method, call)), Effect.flatMap(udb.queryPrivate))
+        },
+        exnTypes: EXN_TYPE,
+        databaseError: { tag: "UdbUnavailable", exnType: "RuntimeError", log: "udb /call: database error" }
+      })
     })
   )

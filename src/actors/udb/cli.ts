@@ -1,13 +1,10 @@
 import { Args, Command, Options } from "@effect/cli"
-import { NodeContext } from "@effect/platform-node"
-import { Cause, Console, Effect, Option, type Redacted, Stream } from "effect"
+import { Console, Effect, Option, Stream } from "effect"
 import { readFile } from "node:fs/promises"
 import { type Group, GROUPS, type PublicUser, UDB_SERVICE, UdbRpcs } from "../../protocols/udb.js"
-import { makeRpcClient } from "../../runtime/cli-client.js"
 import { configOption, nodeOption } from "../../runtime/cli-client-options.js"
-import { ConfigDir, loadProfile } from "../../runtime/config.js"
-import { SharedSecretProfile } from "../../runtime/profiles.js"
-import { table } from "../mdb/cli.js"
+import { filterArgs, withRpcClient } from "../../runtime/cli-run.js"
+import { table } from "../../runtime/cli-table.js"
 
 // `prolo udb …`: the original UDB management commands (batchimport, jsonimport, pwdsheetdata,
 // usermod) plus a listing, over the node's rpc endpoint with `udb-client-auth.yml`'s secret.
@@ -18,45 +15,11 @@ const udb = Command.make("udb", { node: nodeOption, config: configOption })
 const type = Options.choice("type", GROUPS).pipe(Options.withDefault("user" as Group), Options.withDescription("group of the users"))
 const pwdlen = Options.integer("pwdlen").pipe(Options.withDefault(8), Options.withDescription("length of generated passwords"))
 
-const errorLine = (e: unknown, dir: string): string => {
-  if (typeof e === "object" && e !== null) {
-    const tag = "_tag" in e && typeof e._tag === "string" ? e._tag : "error"
-    if ("message" in e && typeof e.message === "string" && e.message !== "") {
-      if (tag === "RpcClientError") return `cannot reach the node: ${e.message}`
-      if (tag === "Unauthorized") return `${e.message}: is shared_secret in ${dir}/udb-client-auth.yml the node's?`
-      return e.message
-    }
-    return tag
-  }
-  return String(e)
-}
-
-const connect = (url: string, secret: Option.Option<Redacted.Redacted<string>>) =>
-  makeRpcClient(UdbRpcs, { url, service: UDB_SERVICE, ...(Option.isSome(secret) ? { secret: secret.value } : {}) })
+const client = withRpcClient({ command: "udb", profile: "udb-client-auth", group: UdbRpcs, service: UDB_SERVICE })
 
 /** Runs `body` with a UDB client; any failure becomes one line on stderr and exit status 2. */
-const withClient = <A>(
-  needsSecret: boolean,
-  body: (client: Effect.Effect.Success<ReturnType<typeof connect>>) => Effect.Effect<A, unknown>
-) =>
-  Effect.flatMap(udb, ({ node: url, config: dir }) =>
-    Effect.gen(function* () {
-      const secret: Option.Option<Redacted.Redacted<string>> = yield* loadProfile("udb-client-auth", SharedSecretProfile).pipe(
-        Effect.map((p) => Option.some(p.shared_secret)),
-        needsSecret ? (e) => e : Effect.orElseSucceed(() => Option.none()),
-        Effect.provide(ConfigDir.layer(dir)),
-        Effect.provide(NodeContext.layer)
-      )
-      return yield* body(yield* connect(url, secret))
-    }).pipe(
-      Effect.scoped,
-      Effect.asVoid,
-      Effect.catchAllCause((cause) => {
-        const reason = Option.getOrElse(Option.orElse(Cause.failureOption(cause), () => Cause.dieOption(cause)), () => Cause.pretty(cause))
-        return Console.error(`prolo udb: ${errorLine(reason, dir)}`).pipe(Effect.zipRight(Effect.sync(() => void (process.exitCode = 2))))
-      })
-    )
-  )
+const withClient = <A>(needsSecret: boolean, body: Parameters<typeof client<A>>[2]) =>
+  Effect.flatMap(udb, (where) => client(where, needsSecret, body))
 
 const readText = (file: string) =>
   Effect.tryPromise({
@@ -183,8 +146,6 @@ export const userTable = (users: ReadonlyArray<PublicUser>): string =>
     users.map((u) => [String(u.uid), u.login, u.group, u.firstname, u.lastname, u.shell, u.ssh_key === null ? "" : "yes"])
   )
 
-const FILTER = /^([A-Za-z_]+)=(.*)$/
-
 const list = Command.make(
   "list",
   {
@@ -196,13 +157,8 @@ const list = Command.make(
   (o) =>
     withClient(false, (client) =>
       Effect.gen(function* () {
-        const filters: Record<string, unknown> = {}
-        for (const f of o.filters) {
-          const m = FILTER.exec(f)
-          if (m === null) return yield* Effect.fail({ message: `filter ${JSON.stringify(f)}: expected FIELD=VALUE` })
-          const [, key = "", value = ""] = m
-          filters[key] = value
-        }
+        // No list splitting here: the server reads `group__in=orga,root` as prolorpc sends it.
+        const filters = yield* filterArgs(o.filters)
         yield* Console.log(userTable(yield* client.query({ filters })))
       })
     )
