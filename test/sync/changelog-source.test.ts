@@ -45,7 +45,7 @@ layer(PgTest, { timeout: "60 seconds", excludeTestServices: true })("change-log 
       const hub = yield* makeTopicHub(source, { bufferSize: 16, pageSize: 10, progressInterval: "1 hour", pollInterval: "1 hour" })
       const seen: Array<string> = []
       const fiber = yield* Effect.fork(Stream.runForEach(hub.subscribe(Option.none()), (f) => Effect.sync(() => seen.push(tag(f)))))
-      while (seen.length < 2) yield* Effect.sleep("10 millis")
+      for (let i = 0; i < 500 && seen.length < 2; i++) yield* Effect.sleep("10 millis")
       expect(seen).toEqual(["S0:0", "P0"])
       const rolledBack = yield* Effect.either(
         sql.withTransaction(Effect.zipRight(log.append("t2", [entry("x", 1)]), Effect.fail("abort" as const)))
