@@ -159,6 +159,23 @@ export const makePresenceActor = (options: PresenceActorOptions) =>
 
     const isRefusal = (e: Refusal | PresenceUnavailable): e is Refusal => !(e instanceof PresenceUnavailable)
 
+    // RequestLogin and Heartbeat share the rules; only how a refusal is counted, logged and
+    // typed differs. The state after a refusal is `table` (expiries already applied).
+    const decideOrRefuse = <R>(
+      table: Table,
+      login: string,
+      hostname: string,
+      now: number,
+      refused: (e: Refusal) => Effect.Effect<R>
+    ) =>
+      Effect.gen(function* () {
+        const decision = yield* decide(table, login, hostname, now)
+        if (Either.isRight(decision)) return { reply: Either.void as Either.Either<void, R | PresenceUnavailable>, state: decision.right }
+        const e = decision.left
+        if (!isRefusal(e)) return { reply: Either.left(e), state: table }
+        return { reply: Either.left(yield* refused(e)), state: table }
+      })
+
     const behaviour = Actor.behaviour<PresenceMessage>()({
       init: load(),
       // A defect may strike between a store write and the commit: reload membership from the
@@ -169,13 +186,15 @@ export const makePresenceActor = (options: PresenceActorOptions) =>
           Effect.gen(function* () {
             const now = yield* Clock.currentTimeMillis
             const table = yield* expire(state, now)
-            const decision = yield* decide(table, login, hostname, now)
-            if (Either.isRight(decision)) return { reply: Either.void, state: decision.right }
-            const e = decision.left
-            if (!isRefusal(e)) return { reply: Either.left(e), state: table }
-            metrics.loginFailed.inc({ reason: e.reason })
-            yield* Effect.logInfo(`presence: login of ${login} on ${hostname} refused: ${e.message}`)
-            return { reply: Either.left(new LoginRefused({ login, hostname, ...e })), state: table }
+            return yield* decideOrRefuse(table, login, hostname, now, (e) =>
+              Effect.as(
+                Effect.zipRight(
+                  Effect.sync(() => metrics.loginFailed.inc({ reason: e.reason })),
+                  Effect.logInfo(`presence: login of ${login} on ${hostname} refused: ${e.message}`)
+                ),
+                new LoginRefused({ login, hostname, ...e })
+              )
+            )
           }),
         Heartbeat: (state, { login, hostname }) =>
           Effect.gen(function* () {
@@ -185,13 +204,15 @@ export const makePresenceActor = (options: PresenceActorOptions) =>
             if (lease !== undefined && lease.hostname === hostname) {
               metrics.leaseAge.observe((now - lease.refreshedAt) / 1000)
             }
-            const decision = yield* decide(table, login, hostname, now)
-            if (Either.isRight(decision)) return { reply: Either.void, state: decision.right }
-            const e = decision.left
-            if (!isRefusal(e)) return { reply: Either.left(e), state: table }
-            metrics.heartbeatRefused.inc({ reason: e.reason })
-            yield* Effect.logWarning(`presence: heartbeat of ${login} from ${hostname} refused: ${e.message}`)
-            return { reply: Either.left(new HeartbeatRefused({ login, hostname, ...e })), state: table }
+            return yield* decideOrRefuse(table, login, hostname, now, (e) =>
+              Effect.as(
+                Effect.zipRight(
+                  Effect.sync(() => metrics.heartbeatRefused.inc({ reason: e.reason })),
+                  Effect.logWarning(`presence: heartbeat of ${login} from ${hostname} refused: ${e.message}`)
+                ),
+                new HeartbeatRefused({ login, hostname, ...e })
+              )
+            )
           }),
         Logout: (state, { login, hostname }) =>
           Effect.gen(function* () {
