@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Layer, Option, Queue, Redacted, Stream } from "effect"
+import { Effect, Layer, Option, Queue, Redacted, Stream } from "effect"
 import { execFileSync } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -60,19 +60,37 @@ describe("udb topic subscribers", () => {
       const hub = yield* SyncHub
       const udb = yield* Udb
       yield* udb.create({ login: "early", firstname: "E", lastname: "Arly", group: "user", password: "early-pw" })
+      // Each subscriber's frames go to a queue; the writes start only once both hold their snapshot,
+      // so the snapshot revision (and which passwords it contains) is fixed.
       const frames = (secret: Redacted.Redacted<string>) =>
-        Effect.flatMap(generate(secret, subscribeMessage("udb")), (token) =>
-          Effect.forkScoped(Stream.runCollect(Stream.take(hub.subscribeSigned("udb", Option.none(), token, subscribeMessage("udb")), 5)))
-        )
+        Effect.gen(function* () {
+          const token = yield* generate(secret, subscribeMessage("udb"))
+          const queue = yield* Queue.unbounded<unknown>()
+          yield* Effect.forkScoped(
+            Stream.runForEach(hub.subscribeSigned("udb", Option.none(), token, subscribeMessage("udb")), (frame) => Queue.offer(queue, frame))
+          )
+          const snapshot = yield* Queue.take(queue)
+          return { snapshot, queue }
+        })
       const publicFrames = yield* frames(SUB)
       const privateFrames = yield* frames(PUB)
-      // snapshot, then a create, a password change, an import-like batch and a delete.
+      // snapshot, then a create, a password change, an update and a delete.
       yield* udb.create({ login: "alice", firstname: "A", lastname: "Lice", group: "root", password: "alice-pw", ssh_key: "ssh-ed25519 AAAA alice" })
       yield* udb.setPassword("alice", "alice-pw-2")
       yield* udb.update("early", { group: "orga" })
       yield* udb.remove("alice")
-      const pub = JSON.stringify(Chunk.toArray(yield* Fiber.join(publicFrames)))
-      const priv = JSON.stringify(Chunk.toArray(yield* Fiber.join(privateFrames)))
+      // Frames up to and including the delete (revision = the log head); progress frames may interleave.
+      const head = yield* (yield* ChangeLog).head("udb")
+      const upToHead = (s: { snapshot: unknown; queue: Queue.Queue<unknown> }) =>
+        Effect.map(
+          Effect.iterate([s.snapshot], {
+            while: (acc) => (acc[acc.length - 1] as { revision: number }).revision < head || (acc[acc.length - 1] as { _tag: string })._tag !== "Batch",
+            body: (acc) => Effect.map(Queue.take(s.queue), (frame) => [...acc, frame])
+          }),
+          (all) => JSON.stringify(all)
+        )
+      const pub = yield* upToHead(publicFrames)
+      const priv = yield* upToHead(privateFrames)
       expect(pub).not.toContain("password")
       expect(pub).not.toContain("-pw")
       expect(pub).toContain("ssh-ed25519 AAAA alice") // the rest of the record is there
