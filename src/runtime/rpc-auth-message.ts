@@ -1,5 +1,5 @@
 import type { Rpc } from "@effect/rpc"
-import { Effect, ParseResult, Schema } from "effect"
+import { Either, type ParseResult, Schema } from "effect"
 
 /**
  * What a TimeAuth token signs for one rpc call:
@@ -40,13 +40,13 @@ export const canonicalJson = (value: unknown): string => {
   return `{${keys.map((k) => `${canonicalJson(k)}:${canonicalJson(record[k])}`).join(",")}}`
 }
 
-const encoders = new WeakMap<Rpc.AnyWithProps, (u: unknown) => Effect.Effect<unknown, ParseResult.ParseError>>()
+const encoders = new WeakMap<Rpc.AnyWithProps, (u: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
 
 const encoderFor = (rpc: Rpc.AnyWithProps) => {
   let encode = encoders.get(rpc)
   if (encode === undefined) {
     // Payload schemas of our protocols need no services; a schema that did would fail here loudly.
-    encode = Schema.encodeUnknown(rpc.payloadSchema as Schema.Schema<unknown, unknown, never>)
+    encode = Schema.encodeUnknownEither(rpc.payloadSchema as Schema.Schema<unknown, unknown, never>)
     encoders.set(rpc, encode)
   }
   return encode
@@ -56,5 +56,5 @@ const encoderFor = (rpc: Rpc.AnyWithProps) => {
 export const signedMessage = (
   rpc: Rpc.AnyWithProps,
   payload: unknown
-): Effect.Effect<string, ParseResult.ParseError> =>
-  Effect.map(encoderFor(rpc)(payload), (encoded) => `${rpc._tag}\n${canonicalJson(encoded)}`)
+): Either.Either<string, ParseResult.ParseError> =>
+  Either.map(encoderFor(rpc)(payload), (encoded) => `${rpc._tag}\n${canonicalJson(encoded)}`)

@@ -1,9 +1,9 @@
 import { Headers } from "@effect/platform"
 import { type Rpc, RpcMiddleware } from "@effect/rpc"
-import { Context, Effect, Layer, type Redacted, Schema } from "effect"
+import { Clock, Context, Effect, Either, Layer, type Redacted, Schema } from "effect"
 import { promCounter, type Metrics } from "./metrics.js"
 import { signedMessage } from "./rpc-auth-message.js"
-import { check, generate, RejectReason, TokenRejected } from "./timeauth.js"
+import { generate, RejectReason, rejection } from "./timeauth.js"
 
 export { canonicalJson, signedMessage } from "./rpc-auth-message.js"
 
@@ -59,15 +59,12 @@ export const timeAuthServer = (service: string, secret: Redacted.Redacted<string
         )
       return TimeAuth.of(({ rpc, payload, headers }) => {
         if (isPublic(rpc)) return Effect.void
-        return signedMessage(rpc, payload).pipe(
-          Effect.matchEffect({
-            onFailure: () => reject(rpc._tag, "malformed"),
-            onSuccess: (message) =>
-              check(headers[AUTH_HEADER], secret, message).pipe(
-                Effect.catchTag("TokenRejected", (e: TokenRejected) => reject(rpc._tag, e.reason))
-              )
-          })
-        )
+        const message = signedMessage(rpc, payload)
+        if (Either.isLeft(message)) return reject(rpc._tag, "malformed")
+        return Effect.flatMap(Clock.currentTimeMillis, (ms) => {
+          const reason = rejection(headers[AUTH_HEADER], secret, message.right, Math.floor(ms / 1000))
+          return reason === undefined ? Effect.void : reject(rpc._tag, reason)
+        })
       })
     })
   )
@@ -76,12 +73,13 @@ export const timeAuthServer = (service: string, secret: Redacted.Redacted<string
 export const timeAuthClient = (secret: Redacted.Redacted<string>): Layer.Layer<RpcMiddleware.ForClient<TimeAuth>> =>
   RpcMiddleware.layerClient(TimeAuth, ({ rpc, request }) => {
     if (isPublic(rpc)) return Effect.succeed(request)
-    return signedMessage(rpc, request.payload).pipe(
-      // The payload was built by our own code from the rpc's schema: failing to encode it is a bug.
-      Effect.orDie,
-      Effect.flatMap((message) => generate(secret, message)),
-      Effect.map((token) => ({ ...request, headers: Headers.set(request.headers, AUTH_HEADER, token) }))
-    )
+    // The payload was built by our own code from the rpc's schema: failing to encode it is a bug.
+    const message = signedMessage(rpc, request.payload)
+    if (Either.isLeft(message)) return Effect.die(message.left)
+    return Effect.map(generate(secret, message.right), (token) => ({
+      ...request,
+      headers: Headers.set(request.headers, AUTH_HEADER, token)
+    }))
   })
 
 /** Client side without a secret, for callers that only use public rpcs (others answer `missing`). */

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Redacted, Schedule } from "effect"
+import { Effect, Fiber, Layer, Redacted, Schedule } from "effect"
+import { HeartbeatSender, runHeartbeats } from "../../src/actors/presenced/heartbeat.js"
+import { SessionSource } from "../../src/actors/presenced/sessions.js"
+import { Metrics } from "../../src/runtime/metrics.js"
+import { makeRpcTcpClient } from "../../src/runtime/rpc-tcp.js"
 import { MDB_SERVICE, MdbRpcs } from "../../src/protocols/mdb.js"
 import { PRESENCE_LIST_SERVICE, PRESENCE_SERVICE, PresenceListRpcs, PresenceRpcs } from "../../src/protocols/presence.js"
 import { UDB_SERVICE, UdbRpcs } from "../../src/protocols/udb.js"
@@ -99,6 +103,69 @@ describe("presence survives kill -9", () => {
         expect(list["user58"]).toBe(hostOf(3))
         expect(list["user3"]).toBeUndefined()
         expect(Object.keys(list).length).toBe(51)
+      }).pipe(Effect.scoped),
+    120_000
+  )
+
+})
+
+describe("presence over TCP+msgpack (tcp_listen / tcp_connect)", () => {
+  it.live(
+    "presenced's heartbeats establish a lease, decisions and refusals arrive typed, a wrong secret is refused",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* createTestDatabase
+        // a 5 s lease: presenced heartbeats every second
+        const dir = yield* writeConfig(url, 5, "tcp_listen: 127.0.0.1:0\n")
+        const node = yield* startGateway(dir)
+        const port = node.tcpPort
+        if (port === undefined) return yield* Effect.dieMessage("the gateway did not log its presence tcp port")
+        yield* seed(node.url, 3)
+        const secret = Redacted.make(SECRETS.presence)
+        const pub = yield* makeRpcTcpClient(PresenceRpcs, { host: "127.0.0.1", port, secret })
+        const list = yield* makeRpcTcpClient(PresenceListRpcs, { host: "127.0.0.1", port, secret })
+
+        // presenced on hostOf(0), user0 logged in there; the first heartbeats may be refused
+        // until presence has heard of the machine and the user on the sync topics
+        const presenced = yield* Effect.forkScoped(
+          runHeartbeats({ period: "1 second", hostname: hostOf(0), retryInitial: "100 millis" }).pipe(
+            Effect.provide(
+              Layer.mergeAll(
+                Layer.succeed(SessionSource, { users: Effect.succeed(["user0"]) }),
+                HeartbeatSender.tcp({ host: "127.0.0.1", port }, secret),
+                Metrics.layer
+              )
+            )
+          )
+        )
+        const listed = yield* list.List().pipe(
+          Effect.filterOrFail((l) => l["user0"] === hostOf(0)),
+          Effect.retry({ schedule: Schedule.spaced("100 millis"), times: 150 })
+        )
+        expect(listed).toEqual({ user0: hostOf(0) })
+
+        // the heartbeat's lease decides a login like any other, over the same transport
+        yield* pub.RequestLogin({ login: "user0", hostname: hostOf(0) })
+        const busy = yield* Effect.flip(pub.RequestLogin({ login: "user1", hostname: hostOf(0) }))
+        expect(busy).toMatchObject({ _tag: "LoginRefused", reason: "busy", message: `${hostOf(0)} is busy` })
+        const elsewhere = yield* Effect.flip(pub.RequestLogin({ login: "user0", hostname: hostOf(1) }))
+        expect(elsewhere).toMatchObject({ _tag: "LoginRefused", reason: "already_logged" })
+        const invalid = yield* Effect.flip(pub.Logout({ login: "", hostname: hostOf(1) }))
+        expect(invalid).toMatchObject({ _tag: "InvalidPresenceRequest", field: "login" })
+        yield* pub.RequestLogin({ login: "user1", hostname: hostOf(1) })
+        expect(yield* list.List()).toEqual({ user0: hostOf(0), user1: hostOf(1) })
+
+        const forged = yield* makeRpcTcpClient(PresenceRpcs, { host: "127.0.0.1", port, secret: Redacted.make("not-the-secret") })
+        const refused = yield* Effect.flip(forged.Logout({ login: "user1", hostname: hostOf(1) }))
+        expect(refused).toMatchObject({ _tag: "Unauthorized", reason: "bad_signature" })
+        expect(yield* list.List()).toEqual({ user0: hostOf(0), user1: hostOf(1) })
+
+        // the lease lives on heartbeats alone: stop presenced and it expires
+        yield* Fiber.interrupt(presenced)
+        yield* list.List().pipe(
+          Effect.filterOrFail((l) => l["user0"] === undefined),
+          Effect.retry({ schedule: Schedule.spaced("250 millis"), times: 60 })
+        )
       }).pipe(Effect.scoped),
     120_000
   )

@@ -9,7 +9,7 @@ import { Metrics } from "../../src/runtime/metrics.js"
 
 interface Script {
   users: ReadonlyArray<string> | "fail"
-  send: "ok" | "fail" | "refuse"
+  send: "ok" | "fail" | "refuse" | "hang"
   readonly calls: Array<{ readonly at: number; readonly login: string; readonly hostname: string }>
 }
 
@@ -27,6 +27,7 @@ const setup = () => {
           script.calls.push({ at: yield* Clock.currentTimeMillis, login, hostname })
           if (script.send === "fail") return yield* new HeartbeatFailed({ login, message: "connection refused" })
           if (script.send === "refuse") return yield* new HeartbeatRejected({ login, message: `${login} is already logged somewhere else` })
+          if (script.send === "hang") return yield* Effect.never
         })
     }),
     Metrics.layer
@@ -112,6 +113,27 @@ describe("presenced heartbeat loop", () => {
       expect(script.calls.map((c) => c.at)).toEqual([0, 2000])
       expect(yield* gauge("prolo_presenced_heartbeat_refused_total")).toBe(2)
       expect(yield* gauge("prolo_presenced_last_ok_seconds")).toBe(2)
+      yield* Fiber.interrupt(fiber)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.scoped("a gateway that never answers: the heartbeat gives up after one period, the round is retried", () => {
+    const { script, layer } = setup()
+    return Effect.gen(function* () {
+      script.users = ["alice"]
+      script.send = "hang"
+      const fiber = yield* Effect.fork(runHeartbeats({ period: PERIOD, hostname: "h", retryInitial: 250 }))
+      yield* TestClock.adjust(0)
+      expect(script.calls.map((c) => c.at)).toEqual([0])
+      yield* TestClock.adjust(PERIOD - 1)
+      expect(yield* gauge("prolo_presenced_round_failed_total")).toBe(0)
+      yield* TestClock.adjust(1)
+      expect(yield* gauge("prolo_presenced_round_failed_total")).toBe(1)
+      // answered again: the retry 250 ms later succeeds
+      script.send = "ok"
+      yield* TestClock.adjust(250)
+      expect(script.calls.map((c) => c.at)).toEqual([0, PERIOD + 250])
+      expect(yield* gauge("prolo_presenced_last_ok_seconds")).toBe(Math.floor((PERIOD + 250) / 1000))
       yield* Fiber.interrupt(fiber)
     }).pipe(Effect.provide(layer))
   })

@@ -1,8 +1,9 @@
-import * as SocketServer from "@effect/platform/SocketServer"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Layer, Redacted, Stream } from "effect"
+import { RpcSerialization } from "@effect/rpc"
+import { Chunk, Context, Effect, Exit, Layer, Redacted, Scope, Stream } from "effect"
+import * as net from "node:net"
 import { Metrics } from "../../src/runtime/metrics.js"
-import { makeRpcTcpClient, rpcTcpServerLayer } from "../../src/runtime/rpc-tcp.js"
+import { makeRpcTcpClient, RpcTcpServer, rpcTcpServerLayer } from "../../src/runtime/rpc-tcp.js"
 import { EchoRpcs, echoHandlers } from "./rpc-echo-group.js"
 
 const secret = Redacted.make("tcp-secret")
@@ -17,9 +18,8 @@ const Server = rpcTcpServerLayer({
 
 const clientWith = (key: string) =>
   Effect.gen(function* () {
-    const server = yield* SocketServer.SocketServer
-    if (server.address._tag !== "TcpAddress") return yield* Effect.dieMessage("expected a TCP address")
-    return yield* makeRpcTcpClient(EchoRpcs, { host: "127.0.0.1", port: server.address.port, secret: Redacted.make(key) })
+    const { address } = yield* RpcTcpServer
+    return yield* makeRpcTcpClient(EchoRpcs, { host: "127.0.0.1", port: address.port, secret: Redacted.make(key) })
   })
 
 describe("rpc over TCP + msgpack", () => {
@@ -44,6 +44,94 @@ describe("rpc over TCP + msgpack", () => {
       const refused = yield* Effect.flip(wrong.Echo({ text: "hi" }))
       expect(refused._tag === "Unauthorized" && refused.reason).toBe("bad_signature")
       expect(yield* wrong.Version()).toBe("echo 1")
+    }).pipe(Effect.scoped, Effect.provide(Server))
+  )
+
+  it.live("a call while the server is down fails at once; the next call after it is back reconnects", () =>
+    Effect.gen(function* () {
+      const serve = (port: number) =>
+        Effect.gen(function* () {
+          const scope = yield* Scope.make()
+          const ctx = yield* Layer.buildWithScope(
+            rpcTcpServerLayer({ service: "echo", group: EchoRpcs, handlers: echoHandlers, secret, listen: { host: "127.0.0.1", port } }).pipe(
+              Layer.provide(Metrics.layer)
+            ),
+            scope
+          )
+          return { port: Context.get(ctx, RpcTcpServer).address.port, stop: Scope.close(scope, Exit.void) }
+        })
+      const first = yield* serve(0)
+      const client = yield* makeRpcTcpClient(EchoRpcs, { host: "127.0.0.1", port: first.port, secret })
+      expect(yield* client.Echo({ text: "one" })).toBe("echo: one")
+      yield* first.stop
+      const down = yield* Effect.flip(client.Echo({ text: "two" }))
+      expect(down._tag).toBe("RpcClientError")
+      const again = yield* serve(first.port)
+      expect(yield* client.Echo({ text: "three" })).toBe("echo: three")
+      yield* again.stop
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a port nobody listens on: the call fails with the address in the message", () =>
+    Effect.gen(function* () {
+      // a port just freed by us: nothing listens there
+      const port = yield* Effect.async<number>((resume) => {
+        const probe = net.createServer().listen(0, "127.0.0.1", () => {
+          const { port } = probe.address() as net.AddressInfo
+          probe.close(() => resume(Effect.succeed(port)))
+        })
+      })
+      const client = yield* makeRpcTcpClient(EchoRpcs, { host: "127.0.0.1", port, secret })
+      const e = yield* Effect.flip(client.Echo({ text: "hi" }))
+      expect(e._tag === "RpcClientError" && e.message).toContain(`cannot connect to 127.0.0.1:${port}`)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("bytes that are not msgpack: a Defect naming the problem, that connection closed, others served", () =>
+    Effect.gen(function* () {
+      const { address } = yield* RpcTcpServer
+      // until: the connection closed (unreadable bytes) or a first frame (a readable non-rpc frame)
+      const exchange = (bytes: ReadonlyArray<number>, until: "close" | "frame") =>
+        Effect.async<{ readonly frames: ReadonlyArray<unknown>; readonly closed: boolean }>((resume) => {
+          const parser = RpcSerialization.msgPack.unsafeMake()
+          const frames: Array<unknown> = []
+          const socket = net.createConnection({ host: "127.0.0.1", port: address.port }, () => socket.write(Buffer.from(bytes)))
+          socket.on("data", (chunk) => {
+            frames.push(...parser.decode(chunk))
+            if (until === "frame" && frames.length > 0) resume(Effect.succeed({ frames, closed: false }))
+          })
+          socket.on("error", () => {})
+          socket.on("close", () => resume(Effect.succeed({ frames, closed: true })))
+          return Effect.sync(() => socket.destroy())
+        }).pipe(Effect.timeout("20 seconds"))
+      // 0xd4 0x01: a fixext1 of an extension type nobody registered
+      const unreadable = yield* exchange([0xd4, 0x01, 0x02], "close")
+      expect(unreadable.closed).toBe(true)
+      expect(unreadable.frames).toHaveLength(1)
+      expect(unreadable.frames[0]).toMatchObject({ _tag: "Defect" })
+      expect(JSON.stringify(unreadable.frames[0])).toContain("unreadable frame")
+      // readable msgpack that is no rpc message: the rpc server says so
+      const stray = yield* exchange([0x01], "frame")
+      expect(stray.frames[0]).toMatchObject({ _tag: "Defect" })
+      expect(JSON.stringify(stray.frames[0])).toContain("Unknown request tag")
+      const client = yield* clientWith("tcp-secret")
+      expect(yield* client.Echo({ text: "still here" })).toBe("echo: still here")
+    }).pipe(Effect.scoped, Effect.provide(Server))
+  )
+
+  it.live("a port already taken: RpcTcpListenError naming the address, nothing served", () =>
+    Effect.gen(function* () {
+      const { address } = yield* RpcTcpServer
+      const taken = yield* Effect.flip(
+        Layer.build(
+          rpcTcpServerLayer({ service: "echo", group: EchoRpcs, handlers: echoHandlers, secret, listen: { host: "127.0.0.1", port: address.port } }).pipe(
+            Layer.provide(Metrics.layer)
+          )
+        )
+      )
+      expect(taken).toMatchObject({ _tag: "RpcTcpListenError", host: "127.0.0.1", port: address.port })
+      expect(taken.message).toContain(`cannot listen on 127.0.0.1:${address.port}`)
+      expect(taken.message).toContain("EADDRINUSE")
     }).pipe(Effect.scoped, Effect.provide(Server))
   )
 })

@@ -1,6 +1,22 @@
-import { Duration, Schema } from "effect"
+import { Duration, Either, ParseResult, Schema } from "effect"
 import { loadProfile } from "../../runtime/config.js"
+import { parseListen } from "../../runtime/http-host.js"
 import { DEFAULT_LEASE_SECONDS } from "./service.js"
+
+/** `HOST:PORT` (`[::1]:20061` for IPv6), decoded to an address; the message names the expected form. */
+const HostPort = Schema.transformOrFail(
+  Schema.String,
+  Schema.Struct({ host: Schema.String, port: Schema.Number }),
+  {
+    strict: true,
+    decode: (input, _, ast) =>
+      Either.match(parseListen(input), {
+        onLeft: () => ParseResult.fail(new ParseResult.Type(ast, input, "expected HOST:PORT with a port in 0-65535, e.g. 127.0.0.1:20061")),
+        onRight: (address) => ParseResult.succeed(address)
+      }),
+    encode: (address) => ParseResult.succeed(address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`)
+  }
+).annotations({ description: "HOST:PORT, e.g. 127.0.0.1:20061" })
 
 /** `presence.yml`, shared by the gateway and the user machines. */
 export const PresenceProfile = Schema.Struct({
@@ -9,7 +25,14 @@ export const PresenceProfile = Schema.Struct({
       description: "a number of seconds between 1 and 3600"
     }),
     { default: () => DEFAULT_LEASE_SECONDS }
-  )
+  ),
+  /**
+   * Gateway: where presence also serves its rpc groups over TCP+msgpack (the fast transport,
+   * beside HTTP `/rpc/presence`). Absent: HTTP only. Port 0 picks a free port (logged).
+   */
+  tcp_listen: Schema.optional(HostPort),
+  /** User machines: where presenced sends heartbeats over TCP. Absent: HTTP, at presencesync-pub's `url`. */
+  tcp_connect: Schema.optional(HostPort)
 }).annotations({ parseOptions: { onExcessProperty: "error" } })
 export type PresenceProfile = typeof PresenceProfile.Type
 

@@ -1,9 +1,10 @@
-import { Duration, Effect, Layer } from "effect"
+import { Duration, Effect, Layer, type Redacted } from "effect"
 import { PRESENCE_LIST_SERVICE, PRESENCE_SERVICE, PresenceListRpcs, PresenceRpcs } from "../../protocols/presence.js"
 import type { FileSystem } from "@effect/platform/FileSystem"
 import { type ConfigDir, loadProfile } from "../../runtime/config.js"
 import { PresenceSubProfile, SharedSecretProfile } from "../../runtime/profiles.js"
 import { rpcRoute } from "../../runtime/rpc-route.js"
+import { RpcTcpServer, rpcTcpServerLayer } from "../../runtime/rpc-tcp.js"
 import { DatabaseLive } from "../../store/database.js"
 import { makeSyncClient, SyncClient } from "../sync/client.js"
 import { inProcessConnector } from "../sync/connection.js"
@@ -19,7 +20,30 @@ import { Presence } from "./service.js"
 
 // Presence on the gateway, beside the sync hub it publishes to and whose mdb and udb topics it
 // follows in process: `/rpc/presence` (pub secret), `/rpc/presence-list` (sub secret) and the
-// original endpoints under `/presencesync/`, over the node's database.
+// original endpoints under `/presencesync/`, over the node's database. With `tcp_listen` in
+// presence.yml, both rpc groups are also served over TCP+msgpack on that one port (each rpc
+// checked with its group's secret): presenced heartbeats use it when given `tcp_connect`.
+
+/** Both rpc groups on one TCP port; logs the bound address (port 0 picks one). */
+export const presenceTcpLayer = (options: {
+  readonly listen: { readonly host: string; readonly port: number }
+  readonly pub: Redacted.Redacted<string>
+  readonly sub: Redacted.Redacted<string>
+}) =>
+  Layer.effectDiscard(
+    Effect.flatMap(RpcTcpServer, ({ address }) => Effect.logInfo(`presence: rpc over tcp+msgpack on ${address.host}:${address.port}`))
+  ).pipe(
+    Layer.provide(
+      rpcTcpServerLayer({
+        service: PRESENCE_SERVICE,
+        group: PresenceRpcs.merge(PresenceListRpcs),
+        handlers: Layer.merge(PresenceHandlers, PresenceListHandlers),
+        secret: options.pub,
+        signers: [{ service: PRESENCE_LIST_SERVICE, group: PresenceListRpcs, secret: options.sub }],
+        listen: options.listen
+      })
+    )
+  )
 
 /** How long a login waits for the first mdb/udb snapshot after a start before answering "retry". */
 export const DIRECTORY_READY_WAIT = Duration.seconds(5)
@@ -52,7 +76,10 @@ export const presenceSubsystem = <E, R>(hub: Layer.Layer<SyncHub, E, R>) =>
       return Layer.mergeAll(
         rpcRoute({ service: PRESENCE_SERVICE, group: PresenceRpcs, handlers: PresenceHandlers, secret: pub.shared_secret }),
         rpcRoute({ service: PRESENCE_LIST_SERVICE, group: PresenceListRpcs, handlers: PresenceListHandlers, secret: sub.shared_secret }),
-        presenceHttpRoutes({ pub: pub.shared_secret, sub: sub.shared_secret })
+        presenceHttpRoutes({ pub: pub.shared_secret, sub: sub.shared_secret }),
+        profile.tcp_listen === undefined
+          ? Layer.empty
+          : presenceTcpLayer({ listen: profile.tcp_listen, pub: pub.shared_secret, sub: sub.shared_secret })
       ).pipe(Layer.provide(Presence.layer({ leaseMillis: Duration.toMillis(leaseOf(profile)) })))
     })
   ).pipe(

@@ -2,6 +2,7 @@ import { Clock, Context, Duration, Effect, Layer, Redacted, Schema } from "effec
 import * as Prom from "prom-client"
 import { PRESENCE_SERVICE, PresenceRpcs } from "../../protocols/presence.js"
 import { makeRpcClient } from "../../runtime/cli-client.js"
+import { makeRpcTcpClient } from "../../runtime/rpc-tcp.js"
 import { Metrics, promCounter } from "../../runtime/metrics.js"
 import { SessionSource } from "./sessions.js"
 
@@ -26,22 +27,40 @@ export interface HeartbeatSenderService {
   readonly send: (login: string, hostname: string) => Effect.Effect<void, HeartbeatRejected | HeartbeatFailed>
 }
 
+type HeartbeatClientError = { readonly _tag: string; readonly message: string }
+
+const sendWith =
+  (heartbeat: (a: { readonly login: string; readonly hostname: string }) => Effect.Effect<void, HeartbeatClientError>) =>
+  (login: string, hostname: string): Effect.Effect<void, HeartbeatRejected | HeartbeatFailed> =>
+    heartbeat({ login, hostname }).pipe(
+      Effect.catchAll((e) =>
+        Effect.fail(
+          e._tag === "HeartbeatRefused"
+            ? new HeartbeatRejected({ login, message: e.message })
+            : new HeartbeatFailed({ login, message: `${e._tag}: ${e.message}` })
+        )
+      )
+    )
+
 export class HeartbeatSender extends Context.Tag("prolo/presenced/HeartbeatSender")<HeartbeatSender, HeartbeatSenderService>() {
   /** The gateway's `presence` rpc group at `url`, signed with the presencesync-pub secret. */
   static readonly rpc = (url: string, secret: Redacted.Redacted<string>): Layer.Layer<HeartbeatSender> =>
     Layer.scoped(
       HeartbeatSender,
       Effect.map(makeRpcClient(PresenceRpcs, { url, service: PRESENCE_SERVICE, secret }), (client) => ({
-        send: (login, hostname) =>
-          client.Heartbeat({ login, hostname }).pipe(
-            Effect.catchAll((e) =>
-              Effect.fail(
-                e._tag === "HeartbeatRefused"
-                  ? new HeartbeatRejected({ login, message: e.message })
-                  : new HeartbeatFailed({ login, message: `${e._tag}: ${e.message}` })
-              )
-            )
-          )
+        send: sendWith(client.Heartbeat)
+      }))
+    )
+
+  /**
+   * The same group over the gateway's TCP+msgpack port (presence.yml `tcp_connect`): one
+   * connection, reopened on the next heartbeat after a drop (a gateway restart).
+   */
+  static readonly tcp = (address: { readonly host: string; readonly port: number }, secret: Redacted.Redacted<string>): Layer.Layer<HeartbeatSender> =>
+    Layer.scoped(
+      HeartbeatSender,
+      Effect.map(makeRpcTcpClient(PresenceRpcs, { host: address.host, port: address.port, secret }), (client) => ({
+        send: sendWith(client.Heartbeat)
       }))
     )
 }
@@ -92,6 +111,11 @@ export const runHeartbeats = (options: HeartbeatOptions) =>
         users,
         (login) =>
           sender.send(login, options.hostname).pipe(
+            // a gateway that accepts connections but never answers must not stall the loop
+            Effect.timeoutFail({
+              duration: period,
+              onTimeout: () => new HeartbeatFailed({ login, message: `no answer within ${Duration.format(period)}` })
+            }),
             Effect.as(true),
             Effect.catchTags({
               HeartbeatRejected: (e) =>

@@ -7,9 +7,10 @@ import { HeartbeatSender, runHeartbeats } from "./heartbeat.js"
 import { machineName } from "./hostname.js"
 import { SystemSessionsLive } from "./sessions.js"
 
-// presenced on a user machine: heartbeats for every logged-in Prologin user, to the gateway
-// named by `presencesync-pub.yml` → `url` (default http://presencesync/), every fifth of
-// `presence.yml` → `lease_seconds`.
+// presenced on a user machine: heartbeats for every logged-in Prologin user, every fifth of
+// `presence.yml` → `lease_seconds`, to the gateway at `presence.yml` → `tcp_connect` over
+// TCP+msgpack when given, else over HTTP at `presencesync-pub.yml` → `url` (default
+// http://presencesync/).
 
 export const DEFAULT_PRESENCE_URL = "http://presencesync/"
 
@@ -19,9 +20,13 @@ export const PresencedLayer = Layer.unwrapEffect(
     const pub = yield* loadProfile("presencesync-pub", SharedSecretProfile)
     const hostname = machineName(os.hostname())
     const period = heartbeatPeriodOf(profile)
-    yield* Effect.logInfo(`presenced: heartbeats for ${hostname} every ${Duration.format(period)}`)
+    const tcp = profile.tcp_connect
+    const sender =
+      tcp === undefined ? HeartbeatSender.rpc(pub.url ?? DEFAULT_PRESENCE_URL, pub.shared_secret) : HeartbeatSender.tcp(tcp, pub.shared_secret)
+    const to = tcp === undefined ? (pub.url ?? DEFAULT_PRESENCE_URL) : `tcp ${tcp.host}:${tcp.port}`
+    yield* Effect.logInfo(`presenced: heartbeats for ${hostname} every ${Duration.format(period)} to ${to}`)
     return Layer.scopedDiscard(Effect.forkScoped(runHeartbeats({ period, hostname }))).pipe(
-      Layer.provide(HeartbeatSender.rpc(pub.url ?? DEFAULT_PRESENCE_URL, pub.shared_secret)),
+      Layer.provide(sender),
       Layer.provide(SystemSessionsLive)
     )
   })

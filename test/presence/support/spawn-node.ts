@@ -14,15 +14,15 @@ export const DEV_SECRETS = { mdb: "dev-mdb-secret", udb: "dev-udb-secret", prese
 export const hostOf = (i: number) => `pas-r${String(Math.floor(i / 100) + 1).padStart(2, "0")}p${String(i % 100).padStart(2, "0")}`
 export const macOf = (i: number) => `aa:bb:cc:dd:${(i >> 8).toString(16).padStart(2, "0")}:${(i & 255).toString(16).padStart(2, "0")}`
 
-/** A config directory: etc/prologin, with node.yml on database `url` and presence.yml's lease. */
-export const writeConfig = (url: Redacted.Redacted<string>, leaseSeconds: number) =>
+/** A config directory: etc/prologin, with node.yml on database `url` and presence.yml's lease (plus `presenceExtra` lines). */
+export const writeConfig = (url: Redacted.Redacted<string>, leaseSeconds: number, presenceExtra = "") =>
   Effect.acquireRelease(
     Effect.sync(() => {
       const dir = mkdtempSync(path.join(os.tmpdir(), "prolo-presence-"))
       const etc = path.join(root, "etc", "prologin")
       for (const name of readdirSync(etc)) if (name.endsWith(".yml")) copyFileSync(path.join(etc, name), path.join(dir, name))
       writeFileSync(path.join(dir, "node.yml"), `database:\n  url: ${JSON.stringify(Redacted.value(url))}\n  max_connections: 4\n`)
-      writeFileSync(path.join(dir, "presence.yml"), `lease_seconds: ${leaseSeconds}\n`)
+      writeFileSync(path.join(dir, "presence.yml"), `lease_seconds: ${leaseSeconds}\n${presenceExtra}`)
       return dir
     }),
     (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
@@ -30,12 +30,16 @@ export const writeConfig = (url: Redacted.Redacted<string>, leaseSeconds: number
 
 export interface RunningNode {
   readonly url: string
+  /** Presence's TCP rpc port, when presence.yml has `tcp_listen`. */
+  readonly tcpPort: number | undefined
   readonly child: ChildProcess
   /** SIGKILL and wait for the exit. */
   readonly kill9: Effect.Effect<void>
 }
 
 const LISTENING = /listening on (http:\/\/127\.0\.0\.1:\d+)/
+// logged while the layers are built, so before LISTENING
+const PRESENCE_TCP = /presence: rpc over tcp\+msgpack on 127\.0\.0\.1:(\d+)/
 
 /** Starts `prolo-node --layer gw`; killed (SIGKILL) with the scope if still running. */
 export const startGateway = (configDir: string) =>
@@ -58,7 +62,8 @@ export const startGateway = (configDir: string) =>
         const match = LISTENING.exec(err)
         if (match !== null && !started) {
           started = true
-          resume(Effect.succeed({ url: match[1]!, child, kill9 }))
+          const tcp = PRESENCE_TCP.exec(err)
+          resume(Effect.succeed({ url: match[1]!, tcpPort: tcp === null ? undefined : Number(tcp[1]), child, kill9 }))
         }
       })
       child.once("exit", (code, signal) => {
