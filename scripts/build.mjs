@@ -4,16 +4,22 @@
 // and `npm run build`; bin/launch.js falls back to the sources under tsx whenever dist/ is
 // older than a source file, so an edit never runs stale code.
 import { build } from "esbuild"
+import * as fs from "node:fs"
 import { fileURLToPath } from "node:url"
 import * as path from "node:path"
+import { root } from "../bin/bundle-fresh.js"
 
-export const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
+export { root }
 
-export const buildDist = () =>
-  build({
+// Built beside dist/ and swapped in by renames: a binary starting during a build loads either
+// the old bundle, the new one, or (for an instant, no dist/) the sources — never half-written chunks.
+export const buildDist = async () => {
+  const fresh = path.join(root, `dist.tmp-${process.pid}`)
+  const old = path.join(root, `dist.old-${process.pid}`)
+  await build({
     absWorkingDir: root,
     entryPoints: { "prolo-node": "bin/prolo-node.ts", prolo: "bin/prolo.ts" },
-    outdir: "dist",
+    outdir: fresh,
     outExtension: { ".js": ".mjs" },
     bundle: true,
     splitting: true,
@@ -28,5 +34,10 @@ export const buildDist = () =>
     sourcemap: true,
     logLevel: "warning"
   })
+  const dist = path.join(root, "dist")
+  if (fs.existsSync(dist)) fs.renameSync(dist, old)
+  fs.renameSync(fresh, dist)
+  fs.rmSync(old, { recursive: true, force: true })
+}
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await buildDist()

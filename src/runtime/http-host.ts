@@ -124,6 +124,13 @@ export const httpHostLayer = <E, R>(
   Layer.unwrapEffect(
     Effect.sync(() => {
       const server = createServer()
+      // The socket is bound before the subsystems behind the routes are up (they may need its
+      // address), and Node leaves a request nobody listens for unanswered forever: until the
+      // router's handler is attached, say 503 so that a caller retries instead of hanging.
+      server.on("request", (_req, res) => {
+        if (server.listenerCount("request") > 1) return
+        res.writeHead(503, { "content-type": "text/plain", "retry-after": "1", connection: "close" }).end("starting: not serving yet\n")
+      })
       const serve = Layer.scopedDiscard(
         Effect.gen(function* () {
           const router = yield* HttpLayerRouter.HttpRouter

@@ -15,8 +15,12 @@ export interface Spawned {
 
 const live = new Set<ChildProcess>()
 
-export const spawnBin = (bin: "prolo-node" | "prolo", args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}): Spawned => {
-  const child = spawn(process.execPath, [path.join(checkout, "bin", `${bin}.js`), ...args], {
+export const spawnBin = (bin: "prolo-node" | "prolo", args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}): Spawned =>
+  spawnNode([path.join(checkout, "bin", `${bin}.js`), ...args], env)
+
+/** `node <args>` in the checkout, output collected, tracked for `killAll`. */
+export const spawnNode = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}): Spawned => {
+  const child = spawn(process.execPath, args, {
     cwd: checkout,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"]
@@ -64,6 +68,21 @@ export const waitForOutput = (spawned: Spawned, pattern: RegExp, timeoutMs: numb
     void spawned.exited.then(onExit)
     check()
   })
+
+/** The line a node logs once every subsystem is up and the HTTP server serves: URL and roles. */
+export const LISTENING = /prolo-node listening on (http:\/\/\S+) \(layers: ([^)]*)\)/
+
+/**
+ * Starts `prolo-node` with `--listen 127.0.0.1:0` (the kernel picks the port: no window in
+ * which another process can take it) and waits for its listening line. The embedded database
+ * makes `--layer all` slow to start on a busy machine: the bound is generous, nothing here
+ * measures speed (bench/start.ts does).
+ */
+export const startNode = async (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000) => {
+  const node = spawnBin("prolo-node", [...args, "--listen", "127.0.0.1:0"], env)
+  const [, url = "", layers = ""] = await waitForOutput(node, LISTENING, timeoutMs)
+  return { node, url, layers }
+}
 
 /** Resolves with the exit code, or "timeout" if the process is still running after `ms`. */
 export const exitWithin = (spawned: Spawned, ms: number): Promise<number | string> =>

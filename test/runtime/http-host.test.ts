@@ -158,6 +158,40 @@ const slowHost = (release: Deferred.Deferred<void>, started: Deferred.Deferred<v
     { listen: local, drainTimeout: "5 seconds" }
   ).pipe(Layer.provide(ActorTree.layer), Layer.provide(Metrics.layer))
 
+describe("http host start", () => {
+  it.live("answers 503 while the routes are still starting, instead of leaving the request unanswered", () =>
+    Effect.gen(function* () {
+      const address = yield* Deferred.make<string>()
+      const release = yield* Deferred.make<void>()
+      // A subsystem slow to start (the embedded database): the socket is already bound meanwhile.
+      const slowStart = Layer.effectDiscard(
+        Effect.gen(function* () {
+          yield* Deferred.succeed(address, serverUrl((yield* HttpServer.HttpServer).address))
+          yield* Deferred.await(release)
+        })
+      )
+      const scope = yield* Scope.make()
+      const host = httpHostLayer(Layer.merge(runtimeRoutes, slowStart), { listen: local }).pipe(
+        Layer.provide(ActorTree.layer),
+        Layer.provide(Metrics.layer)
+      )
+      const building = yield* Effect.fork(Layer.buildWithScope(host, scope))
+      const url = yield* Deferred.await(address)
+      const early = yield* rawGet(`${url}/__ping`).pipe(
+        Effect.timeoutFail({
+          duration: "30 seconds",
+          onTimeout: () => new Error("a request sent while the node was starting got no answer")
+        })
+      )
+      expect(early).toEqual({ status: 503, body: "starting: not serving yet\n" })
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(building)
+      expect(yield* get(`${url}/__ping`)).toEqual({ status: 200, type: "text/plain", body: "pong" })
+      yield* Scope.close(scope, Exit.void)
+    })
+  )
+})
+
 describe("http host shutdown", () => {
   it.live("finishes an in-flight request before the scope closes, and stops accepting", () =>
     Effect.gen(function* () {

@@ -11,16 +11,19 @@ class Boom {
 }
 
 // Starts LISTEN and returns the queue of notices once a probe notice proves it is active
-// (the LISTEN runs asynchronously after the stream starts).
+// (the LISTEN runs asynchronously after the stream starts). A probe sent before the LISTEN is
+// lost, so probes are repeated; a late one from an earlier attempt counts as well, so each
+// attempt waits only briefly, and only the whole wait is bounded (a loaded box is slow).
 const listening = Effect.gen(function* () {
   const log = yield* ChangeLog
   const sql = yield* SqlClient.SqlClient
   const queue = yield* Queue.unbounded<ChangeNotice>()
   yield* Effect.forkScoped(Stream.runForEach(log.listen, (n) => Queue.offer(queue, n)))
+  const probeBack = Effect.flatMap(Queue.take(queue), (n) => (n.topic === "probe" ? Effect.void : Effect.fail("not a probe")))
   yield* sql`SELECT pg_notify(${CHANGES_CHANNEL}, 'probe:0')`.pipe(
-    Effect.zipRight(Effect.flatMap(Queue.take(queue), (n) => (n.topic === "probe" ? Effect.void : Effect.fail("not yet")))),
-    Effect.timeout("200 millis"),
-    Effect.retry(Schedule.recurs(50)),
+    Effect.zipRight(Effect.timeout(probeBack, "200 millis")),
+    Effect.retry(Schedule.forever),
+    Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => new Error("LISTEN never took effect: no probe notice came back in 30 s") }),
     // Waiting for LISTEN to be in place is real time, not the test's clock.
     TestServices.provideLive
   )

@@ -81,6 +81,7 @@ describe("embedded database", () => {
         stdio: ["ignore", "pipe", "inherit"]
       })
       yield* Effect.addFinalizer(() => Effect.sync(() => void holder.kill("SIGKILL")))
+      // Readiness is the holder's own line; if it dies first, say so instead of waiting out the test.
       const pid = yield* Effect.async<number>((resume) => {
         let out = ""
         holder.stdout?.on("data", (c: Buffer) => {
@@ -88,17 +89,22 @@ describe("embedded database", () => {
           const m = /ready (\d+)/.exec(out)
           if (m) resume(Effect.succeed(Number(m[1])))
         })
+        holder.once("exit", (code, signal) => resume(Effect.dieMessage(`hold-postgres ended (${code ?? signal}) before "ready": ${out}`)))
       })
       expect(alive(pid)).toBe(true)
       holder.kill("SIGKILL")
       // The watchdog notices at once; postgres then needs a moment for its fast shutdown.
       yield* postgresPids(dataDir).pipe(
-        Effect.filterOrFail((pids) => pids.length === 0),
-        Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("20 seconds")))
+        Effect.filterOrFail(
+          (pids) => pids.length === 0,
+          (pids) => new Error(`postgres still running 30 s after its node was killed: ${pids.join(", ")}`)
+        ),
+        Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("30 seconds")))
       )
       // Exited: at most a zombie left for init to reap (its parent was the killed node).
       expect(yield* Effect.promise(() => fs.readFile(`/proc/${pid}/stat`, "utf8").then((t) => / Z /.test(t), () => true))).toBe(true)
-    }).pipe(Effect.scoped)
+    }).pipe(Effect.scoped),
+    120_000 // the holder starts under tsx: seconds on a loaded box, before initdb even begins
   )
 
   it.live("refuses a data directory that holds something else, with a clear error", () =>

@@ -1,0 +1,3 @@
+export declare const root: string
+export declare const bundlePath: (name: string) => string
+export declare const bundleIsFresh: (names?: ReadonlyArray<string>) => boolean
