@@ -10,7 +10,6 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { freePort } from "../support/processes.js"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 const tools = process.env["NBD_TOOLS"] ?? path.resolve(root, "..", "shared", "tools")
@@ -27,18 +26,19 @@ interface Server {
 }
 
 const startServer = async (exportsArgs: ReadonlyArray<string>): Promise<Server> => {
-  const port = await freePort()
-  const args = [path.join(root, "bin", "prolo.js"), "nbd", "serve", "--listen", `127.0.0.1:${port}`, ...exportsArgs.flatMap((e) => ["--export", e])]
+  // Port 0: the server picks a free port and logs it (no window for another process to take it).
+  const args = [path.join(root, "bin", "prolo.js"), "nbd", "serve", "--listen", "127.0.0.1:0", ...exportsArgs.flatMap((e) => ["--export", e])]
   const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
   let out = ""
   child.stdout?.setEncoding("utf8").on("data", (d: string) => (out += d))
   child.stderr?.setEncoding("utf8").on("data", (d: string) => (out += d))
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
-  await new Promise<void>((resolve, reject) => {
+  const port = await new Promise<number>((resolve, reject) => {
     const check = setInterval(() => {
-      if (out.includes("nbd serving on")) {
+      const listening = /nbd serving on 127\.0\.0\.1:(\d+)/.exec(out)
+      if (listening !== null) {
         clearInterval(check)
-        resolve()
+        resolve(Number(listening[1]))
       }
     }, 20)
     void exited.then((code) => {

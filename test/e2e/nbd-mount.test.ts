@@ -52,33 +52,42 @@ describe("home over NBD (nbdfuse + loop + ext4)", () => {
       // From the dist/ bundle (see bench/nbd-bundle.ts): under tsx its start-up alone can
       // exceed the 10 s the shared script waits for a server on a loaded machine.
       const serverArgs = await nbdServeArgs()
-      const port = await freePort()
-      // The script starts the server itself (setsid) and stops server, nbdfuse and mounts on exit.
-      const command = `node ${serverArgs} --listen 127.0.0.1:${port} --export home=@IMG@`
-      const child = spawn("bash", [script, command, String(port), "home"], {
-        cwd: root,
-        // MODE must be explicit: vitest exports MODE=test, which the script would take for
-        // its no-mount debugfs fallback.
-        env: { ...process.env, PATH, MODE: "loop", KEEP: "0" },
-        stdio: ["ignore", "pipe", "pipe"]
-      })
-      let out = ""
-      child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d))
-      child.stderr.setEncoding("utf8").on("data", (d: string) => (out += d))
-      const code = await new Promise<number | "timeout">((resolve) => {
-        const timer = setTimeout(() => {
-          child.kill("SIGTERM")
-          resolve("timeout")
-        }, TIMEOUT_MS)
-        child.once("close", (c) => {
-          clearTimeout(timer)
-          resolve(c ?? 1)
+      // The script needs the port before it starts the server, so a free port is picked first;
+      // if another process takes it in between, the server says so and the run is repeated.
+      const runOnce = async (): Promise<{ code: number | "timeout"; out: string }> => {
+        const port = await freePort()
+        // The script starts the server itself (setsid) and stops server, nbdfuse and mounts on exit.
+        const command = `node ${serverArgs} --listen 127.0.0.1:${port} --export home=@IMG@`
+        const child = spawn("bash", [script, command, String(port), "home"], {
+          cwd: root,
+          // MODE must be explicit: vitest exports MODE=test, which the script would take for
+          // its no-mount debugfs fallback.
+          env: { ...process.env, PATH, MODE: "loop", KEEP: "0" },
+          stdio: ["ignore", "pipe", "pipe"]
         })
-      })
-      // Belt and braces: the server runs in its own session, out of reach of our signals.
-      const serverPid = Number(/server up \(pid (\d+)\)/.exec(out)?.[1] ?? NaN)
-      if (Number.isInteger(serverPid) && alive(serverPid)) process.kill(serverPid, "SIGKILL")
-
+        let out = ""
+        child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d))
+        child.stderr.setEncoding("utf8").on("data", (d: string) => (out += d))
+        const code = await new Promise<number | "timeout">((resolve) => {
+          const timer = setTimeout(() => {
+            child.kill("SIGTERM")
+            resolve("timeout")
+          }, TIMEOUT_MS)
+          child.once("close", (c) => {
+            clearTimeout(timer)
+            resolve(c ?? 1)
+          })
+        })
+        // Belt and braces: the server runs in its own session, out of reach of our signals.
+        const serverPid = Number(/server up \(pid (\d+)\)/.exec(out)?.[1] ?? NaN)
+        if (Number.isInteger(serverPid) && alive(serverPid)) process.kill(serverPid, "SIGKILL")
+        return { code, out }
+      }
+      let run = await runOnce()
+      for (let attempt = 1; attempt < 3 && run.code !== 0 && /EADDRINUSE|address already in use/i.test(run.out); attempt++) {
+        run = await runOnce()
+      }
+      const { code, out } = run
       const summary = `exit ${code}\n${out}`
       expect(code, summary).toBe(0)
       expect(out, summary).toMatch(/# mount_home_test: 0 failure\(s\)/)
