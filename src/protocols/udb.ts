@@ -37,6 +37,9 @@ export const User = Schema.Struct({
 })
 export type User = typeof User.Type
 
+/** The original `to_dict` order of a user's fields (`/poll` lines of the udb topic show it). */
+export const USER_FIELD_ORDER: ReadonlyArray<string> = ["login", "firstname", "lastname", "uid", "group", "password", "shell", "ssh_key", "id"]
+
 /** What `query` and unprivileged subscribers get: the user without `password`. */
 export const PublicUser = User.pipe(Schema.omit("password"))
 export type PublicUser = typeof PublicUser.Type

@@ -1,15 +1,21 @@
 import type { SqlClient } from "@effect/sql"
 import type { Fragment } from "@effect/sql/Statement"
-import { Either, Schema } from "effect"
+import { Either, Option, Schema } from "effect"
 
 /**
- * Django-style query filters (`hostname`, `mac__in`, `aliases__contains`, `rfs__gte`, …) as
- * the original `query(**filters)` rpcs take them, compiled to a SQL condition over a whitelist
- * of fields. Values arrive loosely typed (prolorpc sends strings), so each is checked against
- * its field's kind and a bad key or value is a `FilterError` naming the key.
+ * Django-style query filters (`hostname`, `mac__in`, `aliases__contains`, `uid__gte`,
+ * `ssh_key__isnull`, …) as the original `query(**filters)` rpcs of MDB and UDB take them,
+ * compiled to a SQL condition over a whitelist of fields. The one implementation both use.
  *
- * Unlike the original (which whitelists the text before the first `_`), the field is the text
- * before `__`, so fields with `_` in their name (`is_faulty`) are usable.
+ * Semantics are Django's, with these decisions:
+ * - the field is the text before `__` (the original whitelisted the text before the first `_`,
+ *   which made `ssh_key` and `is_faulty` unusable);
+ * - values arrive loosely typed (prolorpc sends strings): each is checked against its field's
+ *   kind, so `uid__gte: "11000"` works and `uid: "abc"` is an error;
+ * - `field: null` means `field IS NULL` (Django's `exact=None`), on every field;
+ * - `__in` takes a list, or a comma-separated string (what a command line or prolorpc sends);
+ *   an empty one matches nothing;
+ * - a bad key or value is a `FilterError` whose message starts with the quoted key.
  */
 
 /**
@@ -45,12 +51,14 @@ const TEXT_LOOKUPS = [
   "gt",
   "gte",
   "lt",
-  "lte"
+  "lte",
+  "isnull"
 ] as const
-const INT_LOOKUPS = ["exact", "in", "gt", "gte", "lt", "lte"] as const
-const BOOL_LOOKUPS = ["exact"] as const
+const INT_LOOKUPS = ["exact", "in", "gt", "gte", "lt", "lte", "isnull"] as const
+const BOOL_LOOKUPS = ["exact", "in", "isnull"] as const
 
-const lookupsOf = (kind: FieldKind): ReadonlyArray<string> =>
+/** The lookups a field of `kind` accepts, in the order error messages list them. */
+export const lookupsOf = (kind: FieldKind): ReadonlyArray<string> =>
   kind === "int" ? INT_LOOKUPS : kind === "bool" ? BOOL_LOOKUPS : TEXT_LOOKUPS
 
 type Scalar = string | number | boolean
@@ -68,6 +76,7 @@ const toInt = (v: unknown): Either.Either<number, string> => {
   return Number.isSafeInteger(n) ? Either.right(n) : Either.left("an integer")
 }
 
+// Python's str(True) is "True": prolorpc clients send that.
 const BOOL_TEXT: Record<string, boolean> = { true: true, false: false, "1": true, "0": false }
 const toBool = (v: unknown): Either.Either<boolean, string> => {
   if (typeof v === "boolean") return Either.right(v)
@@ -78,6 +87,11 @@ const toBool = (v: unknown): Either.Either<boolean, string> => {
 const convert = (kind: FieldKind, v: unknown): Either.Either<Scalar, string> =>
   kind === "int" ? toInt(v) : kind === "bool" ? toBool(v) : toText(v)
 
+const splitKey = (key: string) => {
+  const at = key.indexOf("__")
+  return at < 0 ? { name: key, lookup: "exact" } : { name: key.slice(0, at), lookup: key.slice(at + 2) }
+}
+
 /** Compiles `filters` to one SQL condition (`1=1` when empty), or the first bad key. */
 export const compileFilters = (
   sql: SqlClient.SqlClient,
@@ -86,9 +100,7 @@ export const compileFilters = (
 ): Either.Either<Fragment, FilterError> => {
   const clauses: Array<Fragment> = []
   for (const [key, raw] of Object.entries(filters)) {
-    const at = key.indexOf("__")
-    const name = at < 0 ? key : key.slice(0, at)
-    const lookup = at < 0 ? "exact" : key.slice(at + 2)
+    const { name, lookup } = splitKey(key)
     const spec = Object.hasOwn(fields, name) ? fields[name] : undefined
     const bad = (message: string) => Either.left(new FilterError({ key, message }))
     if (spec === undefined) {
@@ -102,15 +114,26 @@ export const compileFilters = (
     const names = spec.kind === "names"
     const textCol = names ? sql.literal(`array_to_string(${spec.column}, ',')`) : col
 
+    if (lookup === "isnull") {
+      const isNull = toBool(raw)
+      if (Either.isLeft(isNull)) return bad(`'${key}' must be true or false, got ${show(raw)}`)
+      clauses.push(isNull.right ? sql`${col} IS NULL` : sql`${col} IS NOT NULL`)
+      continue
+    }
     if (lookup === "in") {
-      if (!Array.isArray(raw)) return bad(`'${key}' needs a list of values, got ${show(raw)}`)
+      const items = Array.isArray(raw) ? raw : typeof raw === "string" ? (raw === "" ? [] : raw.split(",")) : undefined
+      if (items === undefined) return bad(`'${key}' needs a list of values (or a comma-separated string), got ${show(raw)}`)
       const values: Array<Scalar> = []
-      for (const item of raw) {
+      for (const item of items) {
         const v = convert(spec.kind, item)
         if (Either.isLeft(v)) return bad(`'${key}': every value must be ${v.left}, got ${show(item)}`)
         values.push(v.right)
       }
       clauses.push(values.length === 0 ? sql.literal("false") : sql`${textCol} IN ${sql.in(values)}`)
+      continue
+    }
+    if (raw === null && lookup === "exact") {
+      clauses.push(sql`${col} IS NULL`)
       continue
     }
     const converted = convert(spec.kind, raw)
@@ -175,6 +198,21 @@ export const compileFilters = (
   return Either.right(sql.and(clauses))
 }
 
-/** PostgreSQL refused a filter value at run time (e.g. a regex JS accepts but PostgreSQL does not). */
-export const isBadFilterValue = (cause: unknown): boolean =>
-  typeof cause === "object" && cause !== null && "code" in cause && (cause.code === "2201B" || cause.code === "22P02")
+const pgCode = (cause: unknown): unknown =>
+  typeof cause === "object" && cause !== null && "code" in cause ? cause.code : undefined
+
+/**
+ * PostgreSQL refused a filter value at run time that the checks above let through (a regular
+ * expression valid in JavaScript but not in PostgreSQL's dialect): the error naming the keys
+ * that can have caused it, or none when `cause` is something else.
+ */
+export const refusedFilter = (filters: Readonly<Record<string, unknown>>, cause: unknown): Option.Option<FilterError> => {
+  const code = pgCode(cause)
+  if (code !== "2201B" && code !== "22P02") return Option.none()
+  const keys = Object.keys(filters)
+  const regexKeys = keys.filter((k) => /__i?regex$/.test(k))
+  const key = (code === "2201B" && regexKeys.length > 0 ? regexKeys : keys).join(",")
+  const reason = cause instanceof Error ? cause.message : String(cause)
+  const what = code === "2201B" ? "invalid regular expression" : "invalid value"
+  return Option.some(new FilterError({ key, message: `'${key}': ${what} (${reason})` }))
+}

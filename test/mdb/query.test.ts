@@ -46,13 +46,14 @@ describe("MDB query filters", () => {
         const mdb = yield* Mdb
         const cases = [
           [{ owner: "x" }, "owner", "'owner' is not a valid query argument (fields: hostname, aliases, ip, mac, rfs, hfs, mtype, room, is_faulty, is_faulty_details)"],
-          [{ hostname__near: "x" }, "hostname__near", "'hostname__near': lookup 'near' is not supported on text field 'hostname' (use exact, iexact, contains, icontains, in, startswith, istartswith, endswith, iendswith, regex, iregex, gt, gte, lt, lte)"],
-          [{ rfs__contains: 1 }, "rfs__contains", "'rfs__contains': lookup 'contains' is not supported on int field 'rfs' (use exact, in, gt, gte, lt, lte)"],
+          [{ hostname__near: "x" }, "hostname__near", "'hostname__near': lookup 'near' is not supported on text field 'hostname' (use exact, iexact, contains, icontains, in, startswith, istartswith, endswith, iendswith, regex, iregex, gt, gte, lt, lte, isnull)"],
+          [{ rfs__contains: 1 }, "rfs__contains", "'rfs__contains': lookup 'contains' is not supported on int field 'rfs' (use exact, in, gt, gte, lt, lte, isnull)"],
           [{ rfs: "one" }, "rfs", "'rfs' must be an integer, got \"one\""],
-          [{ mtype__in: "user" }, "mtype__in", "'mtype__in' needs a list of values, got \"user\""],
+          [{ mtype__in: 3 }, "mtype__in", "'mtype__in' needs a list of values (or a comma-separated string), got 3"],
           [{ mtype__in: ["user", {}] }, "mtype__in", "'mtype__in': every value must be a string, got {}"],
           [{ hostname__regex: "(" }, "hostname__regex", "'hostname__regex': invalid regular expression \"(\""],
-          [{ hostname: null }, "hostname", "'hostname' must be a string, got null"]
+          [{ hostname: {} }, "hostname", "'hostname' must be a string, got {}"],
+          [{ is_faulty: "maybe" }, "is_faulty", "'is_faulty' must be true or false, got \"maybe\""]
         ] as const
         for (const [filters, key, message] of cases) {
           const error = yield* Effect.flip(mdb.query(filters))

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Option, Stream, TestClock } from "effect"
+import { Chunk, Effect, Fiber, Option, Queue, Stream, TestClock } from "effect"
 import { makeMemorySource } from "../../src/actors/sync/memory-source.js"
 import { makeTopicHub, type StartKind, type TopicHubOptions } from "../../src/actors/sync/topic-hub.js"
 import type { Frame, Update } from "../../src/protocols/sync.js"
@@ -25,11 +25,13 @@ describe("topic hub", () => {
       yield* hub.publish(up("a", 1))
       yield* hub.publish(up("b", 1))
       yield* settle
-      const fiber = yield* Effect.fork(Stream.runCollect(Stream.take(hub.subscribe(Option.none()), 4)))
-      yield* settle
+      const frames = yield* Queue.unbounded<string>()
+      yield* Effect.forkScoped(Stream.runForEach(hub.subscribe(Option.none()), (f) => Queue.offer(frames, tag(f))))
+      // Publish only once it is live (its snapshot fixes what it holds).
+      expect([yield* Queue.take(frames), yield* Queue.take(frames)]).toEqual(["S2:2", "P2"])
       yield* hub.publish(up("a", 2))
       yield* hub.publish(up("c", 1))
-      expect(tags(yield* Fiber.join(fiber))).toEqual(["S2:2", "P2", "B3", "B4"])
+      expect([yield* Queue.take(frames), yield* Queue.take(frames)]).toEqual(["B3", "B4"])
     })
   )
 
@@ -71,8 +73,11 @@ describe("topic hub", () => {
       const { hub } = yield* setup()
       const stalled = yield* Stream.toPull(hub.subscribe(Option.none()))
       expect(tags(yield* stalled)).toEqual(["S0:0"])
-      const reader = yield* Effect.fork(Stream.runCollect(Stream.take(hub.subscribe(Option.none()), 23)))
-      yield* settle
+      const readerFrames = yield* Queue.unbounded<Frame>()
+      const reader = yield* Effect.fork(
+        Stream.runCollect(Stream.take(Stream.tap(hub.subscribe(Option.none()), (f) => Queue.offer(readerFrames, f)), 23))
+      )
+      expect(tag(yield* Queue.take(readerFrames))).toBe("S0:0") // registered
       for (let i = 1; i <= 20; i++) {
         yield* hub.publish(up("a", i))
         yield* settle

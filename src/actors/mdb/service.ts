@@ -25,7 +25,7 @@ import {
   UnknownSetting
 } from "../../protocols/mdb.js"
 import { type ChangeEntry, ChangeLog } from "../../store/change-log.js"
-import { compileFilters, isBadFilterValue } from "../../store/filters.js"
+import { compileFilters, refusedFilter } from "../../store/filters.js"
 import { uniqueViolation } from "../../store/pg-errors.js"
 import { MACHINE_FIELDS, type MachineRow, type MachineValues, MdbRepo, SWITCH_FIELDS, type SettingRow } from "./repo.js"
 import {
@@ -101,13 +101,11 @@ export const make = Effect.gen(function* () {
 
   // PostgreSQL may still refuse a value JS accepted (a regex dialect difference).
   const badValue = <A>(filters: Filters, self: Effect.Effect<A, SqlError | InvalidFilter>) =>
-    Effect.catchIf(
-      self,
-      (e): e is SqlError => e._tag === "SqlError" && isBadFilterValue(e.cause),
-      (e) =>
-        Effect.fail(
-          new InvalidFilter({ key: Object.keys(filters).join(","), message: `invalid filter value: ${(e.cause as Error).message}` })
-        )
+    Effect.catchTag(self, "SqlError", (e): Effect.Effect<never, SqlError | InvalidFilter> =>
+      Option.match(refusedFilter(filters, e.cause), {
+        onNone: () => Effect.fail(e),
+        onSome: (r) => Effect.fail(new InvalidFilter({ key: r.key, message: r.message }))
+      })
     )
 
   const publish = (entries: ReadonlyArray<ChangeEntry>) => log.append(MDB_TOPIC, entries)

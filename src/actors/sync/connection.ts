@@ -91,7 +91,14 @@ const follow = (baseUrl: string, request: SubscribeRequest): Stream.Stream<Frame
       }, { onOpen: Effect.ignore(opening) }).pipe(
         Effect.matchCause({
           onSuccess: () => inbox.unsafeDone(Exit.void),
-          onFailure: (cause) => inbox.unsafeDone(Exit.fail(new SyncTransportError({ reason: describe(Cause.squash(cause)) })))
+          onFailure: (cause) => {
+            const error = Cause.squash(cause)
+            // 1001: the hub's node is stopping; the follower resumes from its revision, as after any break.
+            const reason = Socket.SocketCloseError.is(error) && error.code === 1001
+              ? "the hub is going away (its node is stopping)"
+              : describe(error)
+            inbox.unsafeDone(Exit.fail(new SyncTransportError({ reason })))
+          }
         }),
         Effect.forkScoped
       )

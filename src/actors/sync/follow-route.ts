@@ -1,7 +1,7 @@
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Socket from "@effect/platform/Socket"
-import { Deferred, Effect, Either, Exit, Fiber, Option, Queue, Schema, Stream } from "effect"
+import { Deferred, Effect, Either, Exit, Fiber, FiberSet, Option, Queue, Schema, Stream } from "effect"
 import {
   FOLLOW_WINDOW,
   FollowMessage,
@@ -11,10 +11,12 @@ import {
   subscribeMessage
 } from "../../protocols/sync.js"
 import type { SyncHubService } from "./hub.js"
+import { followEncodes } from "./metrics.js"
 
 // The hub side of `GET /sync/<topic>/follow` (wire contract in protocols/sync.ts). The topic
-// hub offers the same frame object to every subscriber, so its bytes are cached per object: one
-// JSON encoding per batch whatever the number of subscribers.
+// hub offers the same frame object to every subscriber (the same shaped object to every
+// subscriber of one audience, hub.ts), so its bytes are cached per object: one JSON encoding per
+// batch and audience whatever the number of subscribers.
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -29,6 +31,7 @@ export const makeFrameEncoder = () => {
     if (bytes === undefined) {
       bytes = encoder.encode(JSON.stringify(encodeMessage(frame)))
       cache.set(frame, bytes)
+      followEncodes.unsafeUpdate(1, [])
     }
     return bytes
   }
@@ -37,14 +40,26 @@ export const makeFrameEncoder = () => {
 const failureBytes = (error: SubscribeError): Uint8Array =>
   encoder.encode(JSON.stringify(encodeMessage({ _tag: "Failure", error })))
 
-const serve = (hub: SyncHubService, topic: string, socket: Socket.Socket, encode: (frame: Frame) => Uint8Array) =>
+/** How long a session stopped by its node waits for the subscriber to answer its close frame. */
+const GO_AWAY_GRACE = "1 second"
+
+const serve = (
+  hub: SyncHubService,
+  topic: string,
+  socket: Socket.Socket,
+  encode: (frame: Frame) => Uint8Array,
+  upgraded: Deferred.Deferred<void>,
+  stopping: Effect.Effect<void>
+) =>
   Effect.gen(function* () {
     const write = yield* socket.writer
     const opening = yield* Deferred.make<string>()
     const credit = yield* Queue.sliding<void>(1)
     let opened = false
     let acked = 0
-    const reader = yield* Effect.fork(
+    // Scoped (not a child of this fiber): it outlives an interruption of the session, so that the
+    // session can still say goodbye on the socket it reads.
+    const reader = yield* Effect.forkScoped(
       socket.runRaw((data) => {
         const text = typeof data === "string" ? data : decoder.decode(data)
         if (!opened) {
@@ -57,7 +72,7 @@ const serve = (hub: SyncHubService, topic: string, socket: Socket.Socket, encode
           acked = consumed
           Queue.unsafeOffer(credit, undefined)
         }
-      })
+      }, { onOpen: Deferred.succeed(upgraded, undefined) })
     )
 
     const session = Effect.gen(function* () {
@@ -79,15 +94,48 @@ const serve = (hub: SyncHubService, topic: string, socket: Socket.Socket, encode
       )
       yield* write(new Socket.CloseEvent(1000))
     })
-    // Whichever ends first: the subscription, or the subscriber's connection (which ends it).
-    yield* Effect.raceFirst(Effect.ignore(session), Effect.ignore(Fiber.join(reader)))
+    // The node is stopping: 1001 "going away" (the subscriber resumes elsewhere or later), then
+    // wait, briefly, for its closing handshake. A write on a socket already closed would wait
+    // forever, hence the race with the reader's end.
+    const goAway = Effect.raceFirst(Effect.ignore(write(new Socket.CloseEvent(1001, "going away"))), Fiber.await(reader)).pipe(
+      Effect.zipRight(Fiber.await(reader)),
+      Effect.timeout(GO_AWAY_GRACE),
+      Effect.ignore
+    )
+    // Whichever ends first: the subscription, the subscriber's connection (which ends it), or the node.
+    yield* Effect.raceAll([Effect.ignore(session), Effect.ignore(Fiber.join(reader)), Effect.zipRight(stopping, goAway)]).pipe(
+      Effect.onInterrupt(() => goAway)
+    )
   }).pipe(Effect.scoped)
 
-/** The route's handler; `encode` is shared by all subscribers of the hub. */
-export const followHandler = (hub: SyncHubService, encode: (frame: Frame) => Uint8Array, topic: string) =>
+export interface FollowRouteOptions {
+  /**
+   * Completes when the node starts to stop, before its HTTP server waits for open connections
+   * to end: every session then says 1001 at once. Without it, sessions say 1001 when the
+   * route's scope closes, which is after that wait.
+   */
+  readonly stopping?: Effect.Effect<void>
+}
+
+/**
+ * The route's handler, per topic. Sessions belong to the route (they run until the subscriber
+ * leaves, the subscription ends, or the node stops, which says 1001 to each), not to the upgrade
+ * request: the request ends as soon as the websocket is open, so that neither a subscriber
+ * hanging up nor the server stopping interrupts a request that is still running (which the HTTP
+ * server reports as a failed request).
+ */
+export const makeFollowRoute = (hub: SyncHubService, options: FollowRouteOptions = {}) =>
   Effect.gen(function* () {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const socket = yield* Effect.orDie(request.upgrade)
-    yield* serve(hub, topic, socket, encode)
-    return HttpServerResponse.empty()
+    const stopping = options.stopping ?? Effect.never
+    const encode = makeFrameEncoder()
+    const sessions = yield* FiberSet.make()
+    return (topic: string) =>
+      Effect.gen(function* () {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const socket = yield* Effect.orDie(request.upgrade)
+        const upgraded = yield* Deferred.make<void>()
+        const session = yield* FiberSet.run(sessions, serve(hub, topic, socket, encode, upgraded, stopping))
+        yield* Effect.raceFirst(Deferred.await(upgraded), Fiber.await(session))
+        return HttpServerResponse.empty()
+      })
   })

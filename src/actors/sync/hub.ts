@@ -68,7 +68,7 @@ export { subscribeMessage }
 
 const BUFFER_DEPTH = "prolo_sync_subscriber_buffer_depth"
 
-const filterFrame = (filter: RecordFilter, audience: Audience) => (frame: Frame): Frame => {
+const filterFrame = (filter: RecordFilter, audience: Audience, frame: Frame): Frame => {
   switch (frame._tag) {
     case "Snapshot":
       return { ...frame, records: frame.records.map((r) => filter(audience, r)) }
@@ -76,6 +76,28 @@ const filterFrame = (filter: RecordFilter, audience: Audience) => (frame: Frame)
       return { ...frame, updates: frame.updates.map((u) => ({ type: u.type, data: filter(audience, u.data) })) }
     case "Progress":
       return frame
+  }
+}
+
+/**
+ * Shapes frames for an audience once per frame: the topic hub hands every subscriber the same
+ * batch object, and every subscriber of one audience gets the same shaped object back, so the
+ * follow route's per-object encoding cache encodes each batch once per audience, not once per
+ * subscriber.
+ */
+const audienceShaper = (filter: RecordFilter) => {
+  const shaped: Record<Audience, WeakMap<Frame, Frame>> = { private: new WeakMap(), public: new WeakMap() }
+  return (audience: Audience) => {
+    const cache = shaped[audience]
+    return (frame: Frame): Frame => {
+      if (frame._tag === "Progress") return frame
+      let out = cache.get(frame)
+      if (out === undefined) {
+        out = filterFrame(filter, audience, frame)
+        cache.set(frame, out)
+      }
+      return out
+    }
   }
 }
 
@@ -87,9 +109,17 @@ const subscriptions = Metric.counter("prolo_sync_subscriptions_total", {
 export const make = (config: SyncHubConfig) =>
   Effect.gen(function* () {
     const options: TopicHubOptions = { ...defaultTopicHubOptions, ...config.options }
-    const entries = new Map<string, { readonly topic: HubTopic; readonly hub: TopicHub }>()
+    const entries = new Map<
+      string,
+      { readonly topic: HubTopic; readonly hub: TopicHub; readonly shape: ((audience: Audience) => (frame: Frame) => Frame) | undefined }
+    >()
     for (const topic of config.topics) {
-      entries.set(topic.definition.name, { topic, hub: yield* makeTopicHub(topic.source, options) })
+      const filter = topic.definition.filter
+      entries.set(topic.definition.name, {
+        topic,
+        hub: yield* makeTopicHub(topic.source, options),
+        shape: filter === undefined ? undefined : audienceShaper(filter)
+      })
     }
     const topicNames = [...entries.keys()]
 
@@ -167,14 +197,13 @@ export const make = (config: SyncHubConfig) =>
       subscribeSigned: (name, since, token, message) =>
         Stream.unwrap(
           Effect.gen(function* () {
-            const { topic, hub } = yield* entry(name)
+            const { hub, shape } = yield* entry(name)
             const audience = yield* authorize(name, token, message)
             const frames = hub.subscribe(since, (kind) => {
               Metric.tagged(Metric.tagged(subscriptions, "topic", name), "start", kind).unsafeUpdate(1, [])
               config.onStart?.(name, kind)
             })
-            const filter = topic.definition.filter
-            return filter === undefined ? frames : Stream.map(frames, filterFrame(filter, audience))
+            return shape === undefined ? frames : Stream.map(frames, shape(audience))
           })
         )
     }

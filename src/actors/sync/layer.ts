@@ -6,7 +6,7 @@ import type { Metrics } from "../../runtime/metrics.js"
 import { PresenceSubProfile, SharedSecretProfile } from "../../runtime/profiles.js"
 import { ChangeLog } from "../../store/change-log.js"
 import { DatabaseLive } from "../../store/database.js"
-import { makeChangeLogSource } from "./changelog-source.js"
+import { changeLogSourceFor } from "./changelog-source.js"
 import { type HubTopic, SyncHub, type SyncHubConfig } from "./hub.js"
 import { makeMemorySource } from "./memory-source.js"
 import { syncRoutes } from "./routes.js"
@@ -52,7 +52,7 @@ export const syncHubFromProfiles = (
       for (const definition of topics) {
         const secrets = yield* loadSecrets(definition)
         const source = definition.durable
-          ? makeChangeLogSource(log, { topic: definition.name, keyField: definition.keyField })
+          ? changeLogSourceFor(log, definition)
           : yield* makeMemorySource({ topic: definition.name, keyField: definition.keyField, retention: MEMORY_RETENTION })
         if (definition.durable) yield* Effect.forkScoped(pruneForever(definition.name))
         hubTopics.push({ definition, secrets, source })

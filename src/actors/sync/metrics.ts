@@ -28,6 +28,12 @@ const resyncs = Metric.counter("prolo_sync_resyncs_total", {
   incremental: true
 })
 
+/** Frames the follow route serialised: once per batch and audience, whatever the subscribers. */
+export const followEncodes = Metric.counter("prolo_sync_follow_encodes_total", {
+  description: "Frames the follow route encoded (each encoding is shared by every subscriber sent that frame)",
+  incremental: true
+})
+
 export const hubMetrics = (topic: string) => ({
   revision: perTopic(revision, topic),
   published: perTopic(published, topic),

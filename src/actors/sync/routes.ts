@@ -5,13 +5,13 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { Effect, Layer, Option, Stream } from "effect"
 import { type Frame, subscribeMessage, SYNC_SERVICE, SyncRpcs } from "../../protocols/sync.js"
-import { followHandler, makeFrameEncoder } from "./follow-route.js"
+import { type FollowRouteOptions, makeFollowRoute } from "./follow-route.js"
 import { SyncHub, type SyncHubService } from "./hub.js"
 import { pythonJson } from "../../runtime/python-json.js"
 
 // What the hub serves on the node's HTTP port:
 //   GET  /rpc/sync                 the SyncRpcs group over a websocket (Publish, Subscribe);
-//   GET  /sync/<topic>/follow      Subscribe's fast path (websocket, frames encoded once per batch;
+//   GET  /sync/<topic>/follow      Subscribe's fast path (websocket, frames encoded once per batch and audience;
 //                                   what `websocketConnector` subscribes with);
 //   GET  /sync/<topic>/poll?hmac=  the original `/poll`: newline-delimited update lists,
 //                                   snapshot first (token: subscriber secret over `None`);
@@ -52,6 +52,23 @@ export const pollLine = (frame: Frame): Option.Option<string> => {
   }
 }
 
+/**
+ * `pollLine` as bytes, once per frame object: every `/poll` subscriber of an audience is handed
+ * the same batch object (hub.ts), so a batch is serialised once, not once per subscriber.
+ */
+const makePollLines = () => {
+  const cache = new WeakMap<Frame, Uint8Array>()
+  return (frame: Frame): Option.Option<Uint8Array> => {
+    const cached = cache.get(frame)
+    if (cached !== undefined) return Option.some(cached)
+    return Option.map(pollLine(frame), (line) => {
+      const bytes = encoder.encode(line)
+      cache.set(frame, bytes)
+      return bytes
+    })
+  }
+}
+
 const queryParam = (request: HttpServerRequest.HttpServerRequest, name: string): string | undefined => {
   const value = new URL(request.url, "http://localhost").searchParams.get(name)
   return value === null ? undefined : value.trim()
@@ -59,7 +76,11 @@ const queryParam = (request: HttpServerRequest.HttpServerRequest, name: string):
 
 const topicParam = Effect.map(HttpRouter.params, (p) => p["topic"] ?? "")
 
-const poll = (hub: SyncHubService) => Effect.gen(function* () {
+const poll = (
+  hub: SyncHubService,
+  lines: (frame: Frame) => Option.Option<Uint8Array>,
+  stopping: Effect.Effect<void>
+) => Effect.gen(function* () {
   const request = yield* HttpServerRequest.HttpServerRequest
   const topic = yield* topicParam
   const token = queryParam(request, "hmac")
@@ -73,13 +94,14 @@ const poll = (hub: SyncHubService) => Effect.gen(function* () {
     })
   )
   if (Option.isSome(refused)) return refused.value
-  const lines = hub.subscribeSigned(topic, Option.none(), token, null).pipe(
-    Stream.filterMap(pollLine),
-    Stream.map((line) => encoder.encode(line)),
-    // Lagging, hub restart: end the response; original clients reconnect on a closed stream.
-    Stream.catchAll(() => Stream.empty)
+  const body = hub.subscribeSigned(topic, Option.none(), token, null).pipe(
+    Stream.filterMap(lines),
+    // Lagging, hub restart, node stopping: end the response; original clients reconnect on a
+    // closed stream.
+    Stream.catchAll(() => Stream.empty),
+    Stream.interruptWhen(stopping)
   )
-  return HttpServerResponse.stream(lines, { contentType: "application/json" })
+  return HttpServerResponse.stream(body, { contentType: "application/json" })
 })
 
 const update = (hub: SyncHubService) => Effect.gen(function* () {
@@ -104,15 +126,21 @@ const update = (hub: SyncHubService) => Effect.gen(function* () {
   )
 })
 
-export const syncPlainRoutes: Layer.Layer<never, never, HttpLayerRouter.HttpRouter | SyncHub> = HttpLayerRouter.use((router) =>
+/** The plain routes; `options.stopping` tells follow sessions and `/poll` streams that the node is stopping. */
+export const syncPlainRoutesWith = (
+  options: FollowRouteOptions
+): Layer.Layer<never, never, HttpLayerRouter.HttpRouter | SyncHub> => HttpLayerRouter.use((router) =>
   Effect.gen(function* () {
     const hub = yield* SyncHub
-    const encode = makeFrameEncoder()
-    yield* router.add("GET", "/sync/:topic/follow", Effect.flatMap(topicParam, (topic) => followHandler(hub, encode, topic)))
-    yield* router.add("GET", "/sync/:topic/poll", poll(hub))
+    const follow = yield* makeFollowRoute(hub, options)
+    yield* router.add("GET", "/sync/:topic/follow", Effect.flatMap(topicParam, follow))
+    yield* router.add("GET", "/sync/:topic/poll", poll(hub, makePollLines(), options.stopping ?? Effect.never))
     yield* router.add("POST", "/sync/:topic/update", update(hub))
   })
 )
 
+export const syncPlainRoutes = syncPlainRoutesWith({})
+
 /** Everything the hub serves; needs `SyncHub` and the node's router. */
-export const syncRoutes = Layer.mergeAll(syncRpcRoute, syncPlainRoutes)
+export const syncRoutesWith = (options: FollowRouteOptions) => Layer.mergeAll(syncRpcRoute, syncPlainRoutesWith(options))
+export const syncRoutes = syncRoutesWith({})

@@ -251,7 +251,8 @@ export const makeTopicHub = (
                   cursor = frame.revision
                   out.push(frame)
                 } else if (frame._tag === "Progress") {
-                  out.push({ _tag: "Progress", revision: cursor })
+                  // The shared object when it is right for this subscriber: encoded once for all.
+                  out.push(frame.revision === cursor ? frame : { _tag: "Progress", revision: cursor })
                 } else {
                   out.push(frame)
                 }

@@ -1,6 +1,7 @@
 import type { Redacted } from "effect"
+import { Machine } from "../../protocols/mdb.js"
 import type { SyncRecord } from "../../protocols/sync.js"
-import { udbRecordFilter } from "../../protocols/udb.js"
+import { udbRecordFilter, USER_FIELD_ORDER } from "../../protocols/udb.js"
 
 // The topics the gateway's hub serves, and who may do what on them.
 
@@ -30,6 +31,12 @@ export interface TopicDefinition {
    * only the in-process `publish` of that writer changes the topic.
    */
   readonly writer?: string
+  /**
+   * Field order of the records on the wire (the original model's `to_dict` order, which its
+   * `/poll` lines showed): a durable topic's store (jsonb) does not keep the order records were
+   * written in. Fields not listed follow, in the store's order.
+   */
+  readonly fieldOrder?: ReadonlyArray<string>
 }
 
 export interface TopicSecrets {
@@ -37,9 +44,23 @@ export interface TopicSecrets {
   readonly subscriber: Redacted.Redacted<string>
 }
 
-export const MDB_TOPIC: TopicDefinition = { name: "mdb", keyField: "mac", durable: true, profile: "mdbsync" }
+// A machine's `to_dict` order, then the stable id our records add.
+export const MDB_TOPIC: TopicDefinition = {
+  name: "mdb",
+  keyField: "mac",
+  durable: true,
+  profile: "mdbsync",
+  fieldOrder: [...Object.keys(Machine.fields), "id"]
+}
 // Public subscribers (subscriber secret) get users without `password`.
-export const UDB_TOPIC: TopicDefinition = { name: "udb", keyField: "login", durable: true, profile: "udbsync", filter: udbRecordFilter }
+export const UDB_TOPIC: TopicDefinition = {
+  name: "udb",
+  keyField: "login",
+  durable: true,
+  profile: "udbsync",
+  filter: udbRecordFilter,
+  fieldOrder: USER_FIELD_ORDER
+}
 // As the original presencesync (which had no `/update`): only the PresenceActor writes it.
 export const PRESENCE_TOPIC: TopicDefinition = { name: "presence", keyField: "login", durable: false, profile: "presencesync", writer: "the presence actor" }
 

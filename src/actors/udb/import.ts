@@ -41,7 +41,7 @@ export const checkPasswordLength = (file: string, length: number): Either.Either
 const unavailable = (e: SqlError) => new UdbUnavailable({ message: `user database unavailable: ${e.message}` })
 
 // No filter, so no InvalidFilter.
-const allUsers = Effect.flatMap(UdbRepo, (repo) => repo.query([])).pipe(Effect.catchTag("InvalidFilter", Effect.die))
+const allUsers = Effect.flatMap(UdbRepo, (repo) => repo.query({})).pipe(Effect.catchTag("InvalidFilter", Effect.die))
 
 /** Fields of the user an action writes, checked with the line number in the error. */
 const fieldsOf = (

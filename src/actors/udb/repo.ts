@@ -1,7 +1,8 @@
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Context, Effect, Layer, Option, Schema } from "effect"
+import { Context, Effect, Either, Layer, Option, Schema } from "effect"
 import {
+  type Filters,
   type Group,
   GROUPS,
   InvalidFilter,
@@ -12,7 +13,7 @@ import {
   UserNotFound
 } from "../../protocols/udb.js"
 import { ChangeLog } from "../../store/change-log.js"
-import { type Filter, filtersToSql } from "./filters.js"
+import { compileFilters, type FieldSpec, refusedFilter } from "../../store/filters.js"
 
 // SQL access to the user table. Every write appends the user to the `udb` change log in the
 // same transaction, so subscribers see exactly the committed changes, in commit order.
@@ -31,6 +32,19 @@ const Row = Schema.Struct({
 const decodeRows = Schema.decodeUnknown(Schema.Array(Row))
 
 const INSERT_CHUNK = 100
+
+/**
+ * Fields `query` filters on: the original's whitelist, where `ssh_key` is usable (the original
+ * split at the first `_`, which made it unusable).
+ */
+export const USER_FIELDS: Readonly<Record<string, FieldSpec>> = {
+  login: { kind: "text", column: "login" },
+  uid: { kind: "int", column: "uid" },
+  group: { kind: "text", column: "user_group" },
+  shell: { kind: "text", column: "shell" },
+  ssh_key: { kind: "text", column: "ssh_key" },
+  id: { kind: "int", column: "id" }
+}
 
 const toUser = ({ user_group, ...r }: typeof Row.Type): User => ({
   id: r.id,
@@ -60,7 +74,8 @@ export interface WriteOptions {
 }
 
 export interface UdbRepoService {
-  readonly query: (filters: ReadonlyArray<Filter>) => Effect.Effect<ReadonlyArray<User>, InvalidFilter | SqlError>
+  /** Users matching the original's Django-style `filters`, ordered by group, then login. */
+  readonly query: (filters: Filters) => Effect.Effect<ReadonlyArray<User>, InvalidFilter | SqlError>
   /** `lock` takes the row lock until the end of the caller's transaction (read-modify-write). */
   readonly byLogin: (login: string, lock?: "lock") => Effect.Effect<Option.Option<User>, SqlError>
   /**
@@ -109,18 +124,20 @@ export const make = Effect.gen(function* () {
     changes.append(UDB_SYNC_TOPIC, [{ op, key: user.login, record: user }])
 
   const query: UdbRepoService["query"] = (filters) =>
-    rows(sql`SELECT * FROM udb_user WHERE ${filtersToSql(sql, filters)} ORDER BY user_group, login`).pipe(
-      Effect.catchIf(
-        (e): e is SqlError => e._tag === "SqlError" && pgCode(e) === "2201B",
-        (e) =>
-          Effect.fail(
-            new InvalidFilter({
-              key: filters.find((f) => f.lookup === "regex" || f.lookup === "iregex")?.field ?? "",
-              message: `invalid regular expression: ${e.cause instanceof Error ? e.cause.message : String(e.cause)}`
+    Either.match(compileFilters(sql, USER_FIELDS, filters), {
+      onLeft: (e): Effect.Effect<ReadonlyArray<User>, InvalidFilter | SqlError> =>
+        Effect.fail(new InvalidFilter({ key: e.key, message: e.message })),
+      onRight: (where) =>
+        rows(sql`SELECT * FROM udb_user WHERE ${where} ORDER BY user_group, login`).pipe(
+          // PostgreSQL may still refuse a value JS accepted (a regex dialect difference).
+          Effect.catchTag("SqlError", (e): Effect.Effect<never, SqlError | InvalidFilter> =>
+            Option.match(refusedFilter(filters, e.cause), {
+              onNone: () => Effect.fail(e),
+              onSome: (r) => Effect.fail(new InvalidFilter({ key: r.key, message: r.message }))
             })
           )
-      )
-    )
+        )
+    })
 
   const byLogin: UdbRepoService["byLogin"] = (login, lock) =>
     Effect.map(

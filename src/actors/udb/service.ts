@@ -15,7 +15,6 @@ import {
   type UserExists,
   UserNotFound
 } from "../../protocols/udb.js"
-import { parseFilters } from "./filters.js"
 import { generatePassword } from "./password.js"
 import { UdbRepo, type UserFields } from "./repo.js"
 import { SystemAccounts } from "./system-accounts.js"
@@ -66,7 +65,7 @@ export const make = Effect.gen(function* () {
   const system = yield* SystemAccounts
 
   const queryPrivate: UdbService["queryPrivate"] = (filters) =>
-    Effect.flatMap(parseFilters(filters), (parsed) => repo.query(parsed)).pipe(
+    repo.query(filters).pipe(
       Effect.catchTag("SqlError", (e) => Effect.fail(unavailable(e)))
     )
 
