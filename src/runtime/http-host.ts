@@ -5,7 +5,7 @@ import type { ServeError } from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Cause, Duration, Effect, Either, Layer, Option, Schema } from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Either, FiberId, Layer, Option, Schema } from "effect"
 import { createServer, type Server } from "node:http"
 import { ActorTree } from "./actor-tree.js"
 import { Metrics } from "./metrics.js"
@@ -106,6 +106,15 @@ const drain = (server: Server, timeout: Duration.DurationInput): Effect.Effect<v
     Effect.flatten
   )
 
+/**
+ * Completes when the node's HTTP server starts draining at shutdown. Long-lived responses
+ * (websocket sessions, streamed polls) end themselves then (websockets with 1001 "going away"),
+ * so that the drain does not wait its whole timeout for them. Outside a host: never.
+ */
+export class HttpDraining extends Context.Reference<HttpDraining>()("prolo/HttpDraining", {
+  defaultValue: (): Effect.Effect<void> => Effect.never
+}) {}
+
 export interface HttpHostOptions {
   readonly listen: ListenAddress
   /** How long shutdown waits for in-flight requests. */
@@ -131,15 +140,22 @@ export const httpHostLayer = <E, R>(
         if (server.listenerCount("request") > 1) return
         res.writeHead(503, { "content-type": "text/plain", "retry-after": "1", connection: "close" }).end("starting: not serving yet\n")
       })
+      const draining = Deferred.unsafeMake<void>(FiberId.none)
       const serve = Layer.scopedDiscard(
         Effect.gen(function* () {
           const router = yield* HttpLayerRouter.HttpRouter
           yield* HttpServer.serveEffect(router.asHttpEffect(), logFailures)
-          yield* Effect.addFinalizer(() => drain(server, options.drainTimeout ?? "5 seconds"))
+          yield* Effect.addFinalizer(() =>
+            Effect.zipRight(Deferred.succeed(draining, undefined), drain(server, options.drainTimeout ?? "5 seconds"))
+          )
         })
       )
       const bound = NodeHttpServer.layer(() => server, { host: options.listen.host, port: options.listen.port })
-      return serve.pipe(Layer.provideMerge(routes), Layer.provide(HttpLayerRouter.layer), Layer.provideMerge(bound))
+      return serve.pipe(
+        Layer.provideMerge(Layer.provide(routes, Layer.succeed(HttpDraining, Deferred.await(draining)))),
+        Layer.provide(HttpLayerRouter.layer),
+        Layer.provideMerge(bound)
+      )
     })
   )
 

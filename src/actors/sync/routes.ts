@@ -8,6 +8,7 @@ import { type Frame, subscribeMessage, SYNC_SERVICE, SyncRpcs } from "../../prot
 import { type FollowRouteOptions, makeFollowRoute } from "./follow-route.js"
 import { SyncHub, type SyncHubService } from "./hub.js"
 import { pythonJson } from "../../runtime/python-json.js"
+import { HttpDraining } from "../../runtime/http-host.js"
 
 // What the hub serves on the node's HTTP port:
 //   GET  /rpc/sync                 the SyncRpcs group over a websocket (Publish, Subscribe);
@@ -126,15 +127,19 @@ const update = (hub: SyncHubService) => Effect.gen(function* () {
   )
 })
 
-/** The plain routes; `options.stopping` tells follow sessions and `/poll` streams that the node is stopping. */
+/**
+ * The plain routes; `options.stopping` (default: the host's `HttpDraining`) tells follow
+ * sessions and `/poll` streams that the node is stopping.
+ */
 export const syncPlainRoutesWith = (
   options: FollowRouteOptions
 ): Layer.Layer<never, never, HttpLayerRouter.HttpRouter | SyncHub> => HttpLayerRouter.use((router) =>
   Effect.gen(function* () {
     const hub = yield* SyncHub
-    const follow = yield* makeFollowRoute(hub, options)
+    const stopping = options.stopping ?? (yield* HttpDraining)
+    const follow = yield* makeFollowRoute(hub, { ...options, stopping })
     yield* router.add("GET", "/sync/:topic/follow", Effect.flatMap(topicParam, follow))
-    yield* router.add("GET", "/sync/:topic/poll", poll(hub, makePollLines(), options.stopping ?? Effect.never))
+    yield* router.add("GET", "/sync/:topic/poll", poll(hub, makePollLines(), stopping))
     yield* router.add("POST", "/sync/:topic/update", update(hub))
   })
 )
