@@ -9,7 +9,7 @@ import { followSocketUrl, websocketConnector } from "../../src/actors/sync/conne
 import { type HubTopic, SyncHub } from "../../src/actors/sync/hub.js"
 import { makeMemorySource } from "../../src/actors/sync/memory-source.js"
 import { followEncodes } from "../../src/actors/sync/metrics.js"
-import { syncRoutes, syncRoutesWith } from "../../src/actors/sync/routes.js"
+import { syncRoutes } from "../../src/actors/sync/routes.js"
 import { type Frame, subscribeMessage } from "../../src/protocols/sync.js"
 import { udbRecordFilter } from "../../src/protocols/udb.js"
 import { httpHostLayer, serverUrl } from "../../src/runtime/http-host.js"
