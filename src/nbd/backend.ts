@@ -31,8 +31,9 @@ export interface ExportBackend {
   zero(offset: number, length: number, opts: { readonly mayTrim: boolean; readonly fast: boolean; readonly fua: boolean }): Promise<void>
   // Prefetch hint (NBD_CMD_CACHE).
   cache(offset: number, length: number): Promise<void>
-  // Allocation map of [offset, offset+length): contiguous, in order, covering at least
-  // the first byte; may stop early (the client asks again).
+  // Allocation map from `offset`: contiguous, in order, covering at least the first
+  // byte; may stop before offset+length (the client asks again), and the last extent may
+  // run past it (never past the export end).
   extents(offset: number, length: number): Promise<ReadonlyArray<Extent>>
   close(): Promise<void>
 }

@@ -24,7 +24,8 @@ export interface Transport {
   uncork(): void
   pause(): unknown
   resume(): unknown
-  end(): unknown
+  // `cb` runs once everything written, and the FIN, is handed to the kernel.
+  end(cb?: () => void): unknown
   destroy(): unknown
 }
 
@@ -42,7 +43,10 @@ export interface ConnectionLimits extends Limits {
 export const defaultLimits: ConnectionLimits = {
   maxPayload: 32 * 1024 * 1024,
   maxInFlight: 64,
-  budgetBytes: 32 * 1024 * 1024,
+  // 8 MiB keeps a socket's worth of replies queued (nbdcopy: 32 of its 64 × 256 KiB
+  // requests) at no measured cost in throughput; 32 MiB cost 16 MiB more peak RSS with
+  // nbdcopy's two connections. A lone request of the maximum payload is still admitted.
+  budgetBytes: 8 * 1024 * 1024,
   maxOptionLength: 64 * 1024,
   maxSkippedOptionLength: 64 * 1024 * 1024
 }
@@ -131,6 +135,8 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
   let corked = false
   let inFeed = false
   let peerEnded = false
+  // The client sent NBD_CMD_DISC: it sends nothing more and expects us to close.
+  let disconnecting = false
   // The last request header was a WRITE with a payload (see nextRead).
   let afterWrite = false
   const headerIn = Buffer.allocUnsafe(28)
@@ -169,14 +175,22 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
   }
 
   // Flush what was written, send FIN, and discard anything the client still sends so
-  // that the final close is not turned into a reset that loses our last replies.
+  // that the final close is not turned into a reset that loses our last replies. After
+  // DISC the server closes its side once the replies are out (the spec leaves closing
+  // to the server); otherwise the client's FIN completes the close, so that requests
+  // it is still sending (shutdown) find a reader and the kernel sends no reset. Closing
+  // after DISC can only reset if the client broke the protocol by sending more.
   const closeGracefully = () => {
     if (closing || closed) return
     closing = true
     mode = Mode.Stopped
     stash = []
     blocked = false
-    transport.end()
+    if (disconnecting)
+      transport.end(() => {
+        if (!closed) transport.destroy()
+      })
+    else transport.end()
     transport.resume()
   }
 
@@ -196,19 +210,36 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
   }
 
   // ---- requests -------------------------------------------------------------------
-  const release = (req: Request) => {
-    inFlight--
+  const retry = () => {
+    if (blocked) {
+      if (inFeed) queueMicrotask(unblock)
+      else unblock()
+    }
+  }
+
+  const freeBuffer = (req: Request) => {
     if (req.buf !== undefined) {
       pool.give(req.buf)
       req.buf = undefined
     }
     budgetUsed -= req.held
     req.held = 0
-    if (blocked) {
-      if (inFeed) queueMicrotask(unblock)
-      else unblock()
-    }
+  }
+
+  const release = (req: Request) => {
+    inFlight--
+    freeBuffer(req)
+    retry()
     maybeFinishDrain()
+  }
+
+  // Only a READ's data goes out with its reply: any other buffer (a WRITE payload) is
+  // free once the backend is done with it, not when the reply has been sent.
+  const backendDone = (req: Request, keepBuffer: boolean) => {
+    settleBackend()
+    if (keepBuffer || req.buf === undefined) return
+    freeBuffer(req)
+    retry()
   }
 
   const finishError = (req: Request, errno: number, message: string) => {
@@ -229,13 +260,13 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
     }
     running.then(
       (result) => {
-        settleBackend()
+        backendDone(req, req.type === Cmd.READ)
         const parts = successReply(n, req, result)
         if (typeof parts === "string") finishError(req, 5, parts)
         else write(parts, () => release(req))
       },
       (err: unknown) => {
-        settleBackend()
+        backendDone(req, false)
         const errno = errnoOf(req, err)
         const error = err instanceof Error ? err.message : String(err)
         deps.onEvent({ _tag: "BackendError", export: n.entry.name, command: req.type, errno, error })
@@ -309,6 +340,7 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
     afterWrite = req.type === Cmd.WRITE && req.length > 0
     if (req.type === Cmd.DISC) {
       draining = true
+      disconnecting = true
       return stopReading()
     }
     precheck(negotiated as Negotiated, limits, req)

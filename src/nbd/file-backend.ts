@@ -58,8 +58,9 @@ const openFd = (path: string, readOnly: boolean): Promise<{ fd: number; size: nu
       if (err) return reject(err)
       fs.fstat(fd, (err2, st) => {
         if (err2 || !st.isFile()) {
-          fs.close(fd, () => undefined)
-          return reject(err2 ?? Object.assign(new Error(`${path} is not a regular file`), { code: "ENOTREG" }))
+          // Rejects once the fd is really closed: nothing of a failed open outlives it.
+          const failure = err2 ?? Object.assign(new Error(`${path} is not a regular file`), { code: "ENOTREG" })
+          return fs.close(fd, () => reject(failure))
         }
         resolve({ fd, size: st.size })
       })
@@ -139,9 +140,12 @@ const writeTo = (
 // of throughput. The loop blocks no longer than the pool would delay the next request:
 // when the kernel throttles a writer (dirty page limits), the pool's 4 threads stall
 // too, and reads queue behind them. Larger writes (up to 32 MiB) still go to the pool
-// so one request cannot hold the loop for milliseconds. Reads always use the pool: a
-// page-cache miss waits for the disk.
+// so one request cannot hold the loop for milliseconds.
 const SYNC_WRITE_MAX = 1 << 20
+// READs up to this size first take what the page cache holds synchronously (preadv2
+// with RWF_NOWAIT, which never waits for the disk), for the same reason; the rest (a
+// page-cache miss) is read on the pool.
+const SYNC_READ_MAX = 1 << 20
 
 const makeFileBackend = (path: string, fd: number, size: number, readOnly: boolean): ExportBackend => {
   let closed = false
@@ -195,11 +199,34 @@ const makeFileBackend = (path: string, fd: number, size: number, readOnly: boole
     return nextSync
   }
 
+  // Cleared when the kernel or filesystem refuses RWF_NOWAIT: the threadpool does it all.
+  let canReadNoWait = true
+
+  // What the page cache already holds is copied here on the loop; what needs the disk is
+  // read on the threadpool, which is otherwise a round trip (queue, wake a worker, post
+  // back) per request.
+  const readCached = (buf: Buffer, length: number, offset: number): number | Error => {
+    if (!canReadNoWait || length > SYNC_READ_MAX) return 0
+    const n = libc.preadNoWait(fd, buf, 0, length, offset)
+    if (typeof n === "number") return n
+    if (n.errno === libc.EAGAIN) return 0
+    if (n.code === "EOPNOTSUPP" || n.code === "EINVAL" || isUnsupported(n)) {
+      canReadNoWait = false
+      return 0
+    }
+    return hostFailure("read", offset, length, n)
+  }
+
   const read = (buf: Buffer, length: number, offset: number): Promise<void> => {
     const bad = check("read", offset, length, "EINVAL", false)
     if (bad) return Promise.reject(bad)
     if (length === 0) return Promise.resolve()
-    return new Promise((resolve, reject) => readFrom(fd, buf, 0, length, offset, resolve, (err) => reject(hostFailure("read", offset, length, err))))
+    const cached = readCached(buf, length, offset)
+    if (typeof cached !== "number") return Promise.reject(cached)
+    if (cached === length) return Promise.resolve()
+    return new Promise((resolve, reject) =>
+      readFrom(fd, buf, cached, length, offset, resolve, (err) => reject(hostFailure("read", offset, length, err)))
+    )
   }
 
   const writeAll = (buf: Buffer, length: number, offset: number): Promise<void> => {
@@ -311,23 +338,23 @@ const makeFileBackend = (path: string, fd: number, size: number, readOnly: boole
     while (pos < end && out.length < MAX_EXTENTS) {
       const data = libc.lseek(fd, pos, libc.SEEK_DATA)
       let dataStart: number
-      if (typeof data === "number") dataStart = data
+      if (typeof data === "number") dataStart = Math.min(data, size)
       // ENXIO: no data at or after pos, the rest of the file is a hole.
-      else if (data.code === "ENXIO") dataStart = end
+      else if (data.code === "ENXIO") dataStart = size
       // A filesystem without SEEK_DATA: "data" is always a truthful answer.
       else if (data.code === "EINVAL" || isUnsupported(data)) return Promise.resolve([...out, { length: end - pos, hole: false, zero: false }])
       else return Promise.reject(hostFailure("block status (SEEK_DATA)", offset, length, data))
+      // The last extent runs to its real end: the answer costs the same lseek calls.
       if (dataStart > pos) {
-        const stop = Math.min(dataStart, end)
-        out.push({ length: stop - pos, hole: true, zero: true })
-        pos = stop
+        out.push({ length: dataStart - pos, hole: true, zero: true })
+        pos = dataStart
         continue
       }
       const hole = libc.lseek(fd, pos, libc.SEEK_HOLE)
       if (typeof hole !== "number") return Promise.reject(hostFailure("block status (SEEK_HOLE)", offset, length, hole))
       // SEEK_HOLE finds the implicit hole at EOF at worst, so hole > pos while pos < EOF;
       // a file truncated under us can give hole == pos: report the rest as data.
-      const stop = hole > pos ? Math.min(hole, end) : end
+      const stop = hole > pos ? Math.min(hole, size) : end
       out.push({ length: stop - pos, hole: false, zero: false })
       pos = stop
     }

@@ -1,5 +1,6 @@
 // The few Linux syscalls a sparse-file NBD export needs and Node's `fs` lacks:
-// fallocate (punch hole / zero range), lseek(SEEK_DATA/SEEK_HOLE) and posix_fadvise.
+// fallocate (punch hole / zero range), lseek(SEEK_DATA/SEEK_HOLE), posix_fadvise and
+// preadv2(RWF_NOWAIT).
 //
 // Why koffi and not a native addon such as `fs-native-extensions`: koffi ships its
 // binary inside an npm package per platform (`@koromix/koffi-linux-x64`, an optional
@@ -18,6 +19,8 @@ export const FALLOC_FL_ZERO_RANGE = 0x10
 export const SEEK_DATA = 3
 export const SEEK_HOLE = 4
 export const POSIX_FADV_WILLNEED = 3
+export const RWF_NOWAIT = 0x08
+export const EAGAIN = 11
 
 // A failed syscall: the symbolic errno (as Node's fs errors carry it) and its number.
 export interface SyscallError extends Error {
@@ -40,6 +43,10 @@ const libc = koffi.load("libc.so.6")
 const fallocateFn = libc.func("int fallocate(int fd, int mode, int64_t offset, int64_t len)")
 const lseekFn = libc.func("int64_t lseek(int fd, int64_t offset, int whence)")
 const fadviseFn = libc.func("int posix_fadvise(int fd, int64_t offset, int64_t len, int advice)")
+// The iovec is built by hand in a Buffer (koffi passes a Buffer argument as a pointer to
+// its bytes, no copy): a koffi struct argument would be marshalled on every call.
+const preadv2Fn = libc.func("int64_t preadv2(int fd, void *iov, int iovcnt, int64_t offset, int flags)")
+const iov = Buffer.alloc(16)
 
 // Synchronous: on a local filesystem lseek takes microseconds (lseek ≈ 0.7 µs here), less
 // than a trip through the threadpool. errno is read right after the call, before any
@@ -47,6 +54,19 @@ const fadviseFn = libc.func("int posix_fadvise(int fd, int64_t offset, int64_t l
 export const lseek = (fd: number, offset: number, whence: number): number | SyscallError => {
   const r = Number(lseekFn(fd, offset, whence))
   return r < 0 ? syscallError("lseek", koffi.errno()) : r
+}
+
+// preadv2 with RWF_NOWAIT: reads what the page cache holds into buf[start, end) and
+// returns the byte count (possibly short), or fails with EAGAIN when the first page is
+// not cached, without ever waiting for the disk. Synchronous, so it costs the loop only
+// the copy. EOPNOTSUPP/EINVAL: the filesystem or kernel cannot do it.
+export const preadNoWait = (fd: number, buf: Buffer, start: number, end: number, position: number): number | SyscallError => {
+  // Out of bounds would be the kernel writing over someone else's memory.
+  if (!(start >= 0 && start <= end && end <= buf.length)) throw new RangeError(`preadNoWait: [${start}, ${end}) outside a ${buf.length}-byte buffer`)
+  iov.writeBigUInt64LE(koffi.address(buf) + BigInt(start), 0)
+  iov.writeBigUInt64LE(BigInt(end - start), 8)
+  const r = Number(preadv2Fn(fd, iov, 1, position, RWF_NOWAIT))
+  return r < 0 ? syscallError("preadv2", koffi.errno()) : r
 }
 
 // fallocate and posix_fadvise run on a worker thread (libuv threadpool via koffi's async

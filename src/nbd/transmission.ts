@@ -153,8 +153,12 @@ export const successReply = (n: Negotiated, req: Request, result: ReadonlyArray<
 }
 
 // Backend extents → wire extents: no zero lengths, adjacent equal states merged, stop
-// once the request length is covered, never past the export end, u32 lengths; REQ_ONE
-// gives exactly one extent no longer than the request.
+// once the request length is covered. The last extent may run past the request, up to
+// the export end (as nbdkit does: a client walking the export then needs fewer
+// requests); REQ_ONE gives exactly one extent no longer than the request. Lengths stay
+// u32, 4 KiB multiples when capped.
+const EXTENT_MAX = 0xfffff000
+
 export const encodeExtents = (
   size: number,
   req: Request,
@@ -162,16 +166,17 @@ export const encodeExtents = (
 ): Array<readonly [number, number]> | string => {
   const out: Array<[number, number]> = []
   const reqOne = (req.flags & CmdFlag.REQ_ONE) !== 0
-  const limit = Math.min(req.offset + req.length, size) - req.offset
+  const wanted = Math.min(req.offset + req.length, size) - req.offset
+  const limit = reqOne ? wanted : size - req.offset
   let covered = 0
   for (const e of extents) {
-    if (covered >= limit || out.length >= MAX_EXTENTS) break
+    if (covered >= wanted || out.length >= MAX_EXTENTS) break
     if (!(e.length > 0)) continue
     const flags = (e.hole ? STATE_HOLE : 0) | (e.zero ? STATE_ZERO : 0)
-    const len = Math.min(e.length, limit - covered)
+    const len = Math.min(e.length, limit - covered, EXTENT_MAX)
     covered += len
     const last = out[out.length - 1]
-    if (last !== undefined && last[1] === flags) last[0] += len
+    if (last !== undefined && last[1] === flags && last[0] + len <= EXTENT_MAX) last[0] += len
     else out.push([len, flags])
     if (reqOne) break
   }

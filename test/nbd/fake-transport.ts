@@ -21,7 +21,8 @@ export interface FakeTransport {
   readonly uncork: () => void
   readonly pause: () => void
   readonly resume: () => void
-  readonly end: () => void
+  // Its callback is held like a write callback (it fires once the writes are out).
+  readonly end: (cb?: () => void) => void
   readonly destroy: () => void
 }
 
@@ -54,8 +55,12 @@ export const makeFakeTransport = (): FakeTransport => {
     resume: () => {
       t.paused = false
     },
-    end: () => {
+    end: (cb) => {
       t.ended = true
+      if (cb !== undefined) {
+        if (t.stallWrites) held.push(cb)
+        else queueMicrotask(cb)
+      }
     },
     destroy: () => {
       t.destroyed = true

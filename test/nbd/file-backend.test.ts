@@ -126,6 +126,49 @@ describe("file backend: read and write", () => {
   })
 })
 
+describe("file backend: reads from the page cache, the rest from the disk", () => {
+  // posix_fadvise: DONTNEED drops clean pages from the page cache (whole folios only, so
+  // whole files here); RANDOM turns readahead off for reads through that fd.
+  const evict = (fd: number) => libc.fadvise(fd, 0, 0, 4)
+  const noReadahead = (fd: number) => libc.fadvise(fd, 0, 0, 1)
+
+  it("a read that is not (or only partly) cached is completed on the threadpool, byte-exact", async () => {
+    const content = pattern(512 * KiB, 9)
+    const p = sparseFile(MiB, [[0, content]])
+    const fd = fs.openSync(p, "r")
+    try {
+      await noReadahead(fd)
+      await withBackend(p, true, async (b) => {
+        const probe = Buffer.alloc(512 * KiB)
+        // Nothing cached: RWF_NOWAIT answers EAGAIN, the whole read goes to the threadpool.
+        await evict(fd)
+        const none = libc.preadNoWait(fd, probe, 0, probe.length, 0)
+        expect(typeof none === "number" ? none : none.errno).toBe(libc.EAGAIN)
+        expect((await readBack(b, 4096, 300 * KiB)).equals(content.subarray(4096, 4096 + 300 * KiB))).toBe(true)
+        // Only the head cached: RWF_NOWAIT stops short at the first page it would wait for.
+        await evict(fd)
+        fs.readSync(fd, probe, 0, 16 * KiB, 0)
+        const short = libc.preadNoWait(fd, probe, 0, probe.length, 0)
+        expect(typeof short === "number" && short > 0 && short < probe.length ? "short" : short).toBe("short")
+        expect((await readBack(b, 0, 512 * KiB)).equals(content)).toBe(true)
+      })
+    } finally {
+      fs.closeSync(fd)
+    }
+  })
+
+  it("preadNoWait refuses a range outside its buffer instead of letting the kernel write there", () => {
+    const fd = fs.openSync(sparseFile(4096), "r")
+    try {
+      expect(() => libc.preadNoWait(fd, Buffer.alloc(16), 0, 17, 0)).toThrow(RangeError)
+      expect(() => libc.preadNoWait(fd, Buffer.alloc(16), 8, 4, 0)).toThrow(RangeError)
+      expect(() => libc.preadNoWait(fd, Buffer.alloc(16), -1, 4, 0)).toThrow(RangeError)
+    } finally {
+      fs.closeSync(fd)
+    }
+  })
+})
+
 describe("file backend: trim and zero", () => {
   it("trim punches a hole: st_blocks shrinks and the range reads zeroes", async () => {
     const p = sparseFile(8 * MiB, [[0, pattern(8 * MiB, 3)]])
@@ -189,7 +232,7 @@ describe("file backend: extents (SEEK_DATA / SEEK_HOLE)", () => {
   const data = (length: number): Extent => ({ length, hole: false, zero: false })
   const hole = (length: number): Extent => ({ length, hole: true, zero: true })
 
-  it("reports the known layout of a sparse file, clipped to the requested range", async () => {
+  it("reports the known layout of a sparse file; the last extent runs to its real end", async () => {
     // hole [0,1M) data [1M,2M) hole [2M,5M) data [5M,5M+4K) hole [..,15M) data [15M,16M) hole [16M,20M)
     const p = sparseFile(20 * MiB, [
       [MiB, pattern(MiB, 1)],
@@ -206,10 +249,11 @@ describe("file backend: extents (SEEK_DATA / SEEK_HOLE)", () => {
         data(MiB),
         hole(4 * MiB)
       ])
-      // Starting inside a hole and ending inside data.
-      expect(await b.extents(MiB / 2, MiB)).toEqual([hole(MiB / 2), data(MiB / 2)])
+      // Starting inside a hole and ending inside data: the data extent is reported whole.
+      expect(await b.extents(MiB / 2, MiB)).toEqual([hole(MiB / 2), data(MiB)])
       // Starting inside data; a range entirely inside the trailing hole.
-      expect(await b.extents(5 * MiB + 512, 8 * KiB)).toEqual([data(4 * KiB - 512), hole(4 * KiB + 512)])
+      expect(await b.extents(5 * MiB + 512, 8 * KiB)).toEqual([data(4 * KiB - 512), hole(10 * MiB - 4 * KiB)])
+      expect(await b.extents(3 * MiB, 512)).toEqual([hole(2 * MiB)])
       expect(await b.extents(18 * MiB, 2 * MiB)).toEqual([hole(2 * MiB)])
       expect(await b.extents(0, 0)).toEqual([])
       // Cross-check against the raw syscalls with the backend's own file.

@@ -46,9 +46,11 @@ export interface RawClient {
   readonly close: () => void
 }
 
-export const connect = (port: number): Promise<RawClient> =>
+// `halfOpen`: the client keeps its side open when the server closes its own (by default
+// node answers the server's FIN with its own).
+export const connect = (port: number, opts: { readonly halfOpen?: boolean } = {}): Promise<RawClient> =>
   new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: "127.0.0.1" })
+    const socket = net.connect({ port, host: "127.0.0.1", allowHalfOpen: opts.halfOpen ?? false })
     const chunks: Array<Buffer> = []
     let have = 0
     let ended = false
@@ -164,9 +166,9 @@ export interface Session {
 export const openSession = async (
   port: number,
   name: string,
-  opts: { readonly structured?: boolean; readonly allocation?: boolean } = {}
+  opts: { readonly structured?: boolean; readonly allocation?: boolean; readonly halfOpen?: boolean } = {}
 ): Promise<Session> => {
-  const c = await connect(port)
+  const c = await connect(port, { halfOpen: opts.halfOpen ?? false })
   await c.read(18)
   c.write(Buffer.from([0, 0, 0, 3]))
   if (opts.structured) {

@@ -71,6 +71,32 @@ describe("nbd server lifecycle", () => {
     }).pipe(Effect.provide(NbdExports.layer))
   )
 
+  it.scopedLive("after DISC it answers what is in flight, then closes, though the client keeps its side open", () =>
+    Effect.gen(function* () {
+      const mem = makeMemoryBackend({ size: MiB })
+      const gates: Array<() => void> = []
+      const backend: ExportBackend = {
+        ...mem,
+        read: (b, l, o) => new Promise((resolve, reject) => gates.push(() => mem.read(b, l, o).then(resolve, reject)))
+      }
+      const exports = yield* NbdExports
+      yield* exports.add({ name: "disk", backend })
+      const server = yield* makeServer({ host: "127.0.0.1", port: 0 })
+      const s = yield* io(() => openSession(server.address.port, "disk", { halfOpen: true }))
+      s.client.write(Buffer.concat([request(Cmd.READ, 7, 0, 4), request(Cmd.DISC, 8, 0, 0)]))
+      yield* io(() => until(() => gates.length === 1, "the read to reach the backend"))
+      expect(yield* server.connections).toBe(1)
+      gates[0]?.()
+      expect(yield* io(() => readSimpleReply(s.client, 4))).toMatchObject({ errno: 0, cookie: 7 })
+      yield* io(() => s.client.closed)
+      // Fully closed on the server's side, not waiting for the client's FIN.
+      yield* io(() => until(() => Effect.runPromise(server.connections).then((n) => n === 0), "the server to close the connection", 200))
+      expect(s.client.socket.writable).toBe(true)
+      expect(s.client.buffered()).toBe(0)
+      s.client.close()
+    }).pipe(Effect.provide(NbdExports.layer))
+  )
+
   it.scoped("fails with NbdListenError when the port is taken", () =>
     Effect.gen(function* () {
       const first = yield* makeServer({ host: "127.0.0.1", port: 0 })

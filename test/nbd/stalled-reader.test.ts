@@ -13,7 +13,8 @@ const GiB = 1024 * MiB
 
 // A client asks for 1 GiB (32 pipelined READs of the 32 MiB maximum payload) of a sparse
 // 1 GiB file and reads nothing. The server may hold at most its per-connection buffer
-// budget (32 MiB by default) plus what the kernel socket buffers take: RSS growth must
+// budget (8 MiB by default, or one request of the 32 MiB maximum payload, whichever is
+// larger) plus what the kernel socket buffers take: RSS growth must
 // stay under 64 MiB. (That admission resumes correctly once replies are read is covered
 // in transmission.test.ts.)
 describe("nbd memory bound", () => {

@@ -3,6 +3,7 @@ import type { ExportBackend } from "../../src/nbd/backend.js"
 import { backendFailure } from "../../src/nbd/backend.js"
 import { makeMemoryBackend } from "../../src/nbd/memory-backend.js"
 import { Cmd, CmdFlag, Errno, Opt, ReplyType } from "../../src/nbd/protocol.js"
+import { encodeExtents, type Request } from "../../src/nbd/transmission.js"
 import { infoData, metaData, option, request } from "./harness.js"
 import { makeHarness, settle } from "./fake-transport.js"
 
@@ -265,6 +266,26 @@ describe("nbd transmission", () => {
     expect(ext(o + 20, 1)).toEqual([[100, 3]])
   })
 
+  it("BLOCK_STATUS extents: the last may run past the request (not past the end, not with REQ_ONE)", () => {
+    const req = (offset: number, length: number, flags = 0): Request => ({
+      flags, type: Cmd.BLOCK_STATUS, cookieHi: 0, cookieLo: 1, offset, length, buf: undefined, held: 0, errno: 0, message: ""
+    })
+    const hole = (length: number) => ({ length, hole: true, zero: true })
+    const data = (length: number) => ({ length, hole: false, zero: false })
+    const size = 64 * MiB
+    // A hole from 1 MiB to 20 MiB asked about [1 MiB, 2 MiB): answered whole.
+    expect(encodeExtents(size, req(MiB, MiB), [hole(19 * MiB), data(MiB)])).toEqual([[19 * MiB, 3]])
+    expect(encodeExtents(size, req(MiB, MiB, CmdFlag.REQ_ONE), [hole(19 * MiB), data(MiB)])).toEqual([[MiB, 3]])
+    // Once the request is covered nothing more is sent; adjacent equal states merge.
+    expect(encodeExtents(size, req(0, 2 * MiB), [data(MiB), data(MiB), hole(MiB), data(MiB)])).toEqual([[2 * MiB, 0]])
+    expect(encodeExtents(size, req(0, 2 * MiB), [data(MiB), hole(3 * MiB), data(MiB)])).toEqual([[MiB, 0], [3 * MiB, 3]])
+    // Never past the export end, even if the backend says so.
+    expect(encodeExtents(size, req(60 * MiB, MiB), [hole(10 * MiB)])).toEqual([[4 * MiB, 3]])
+    // u32 lengths: an 8 GiB hole is cut to the largest 4 KiB multiple below 2^32.
+    expect(encodeExtents(16 * 1024 * MiB, req(0, MiB), [hole(8 * 1024 * MiB)])).toEqual([[0xfffff000, 3]])
+    expect(encodeExtents(size, req(0, MiB), [])).toBe("backend reported no extents")
+  })
+
   it("bounds requests in flight: stops reading, resumes when one completes", async () => {
     const { backend, gates } = gated(makeMemoryBackend({ size: 1 * MiB }))
     const h = session(backend, {}, { maxInFlight: 2 })
@@ -303,6 +324,28 @@ describe("nbd transmission", () => {
     expect(simpleReplies(h.transport.take(), new Map(Array.from({ length: 64 }, (_, i) => [i, MiB]))).length).toBe(64)
   })
 
+  it("a WRITE gives its buffer back when the backend is done; a READ only when its reply is sent", async () => {
+    const h = session(makeMemoryBackend({ size: 4 * MiB }), {}, { budgetBytes: 2 * MiB, maxPayload: 1 * MiB })
+    h.transport.stallWrites = true
+    // Two 1 MiB WRITEs fill the budget; their replies stay unsent, yet a third is admitted.
+    const payload = Buffer.alloc(MiB, 7)
+    h.conn.onData(Buffer.concat([1, 2, 3].map((c) => request(Cmd.WRITE, c, (c - 1) * MiB, MiB, 0, payload))))
+    await settle()
+    expect(h.conn.stats()).toMatchObject({ inFlight: 3, budgetUsed: 0, blocked: false })
+    // Two READs hold their buffers while their replies wait: the third waits for budget.
+    h.conn.onData(Buffer.concat([4, 5, 6].map((c) => request(Cmd.READ, c, 0, MiB))))
+    await settle()
+    expect(h.conn.stats()).toMatchObject({ inFlight: 5, budgetUsed: 2 * MiB, blocked: true })
+    for (let i = 0; i < 40 && h.conn.stats().inFlight > 0; i++) {
+      h.transport.release()
+      await settle(1)
+    }
+    expect(h.conn.stats()).toMatchObject({ inFlight: 0, budgetUsed: 0, blocked: false })
+    const replies = simpleReplies(h.transport.take(), new Map([4, 5, 6].map((c) => [c, MiB])))
+    expect(replies.map((r) => r.cookie).sort()).toEqual([1, 2, 3, 4, 5, 6])
+    expect(replies.every((r) => r.errno === 0 && (r.data.length === 0 || r.data.equals(payload)))).toBe(true)
+  })
+
   it("DISC: answers what is in flight, then closes without a reply", async () => {
     const { backend, gates } = gated(makeMemoryBackend({ size: 1 * MiB }))
     const h = session(backend)
@@ -313,6 +356,21 @@ describe("nbd transmission", () => {
     await settle()
     expect(simpleReplies(h.transport.take()).map((r) => r.cookie)).toEqual([1])
     expect(h.transport.ended).toBe(true)
+    // The server closes its side once the replies are out, whatever the client does.
+    expect(h.transport.destroyed).toBe(true)
+  })
+
+  it("DISC: closes only after the last reply has been handed to the socket", async () => {
+    const h = session(makeMemoryBackend({ size: 1 * MiB }))
+    h.transport.stallWrites = true
+    h.conn.onData(Buffer.concat([request(Cmd.READ, 1, 0, 4096), request(Cmd.DISC, 2, 0, 0)]))
+    await settle()
+    expect(h.transport.ended).toBe(false)
+    expect(h.transport.destroyed).toBe(false)
+    h.transport.release()
+    await settle()
+    expect(h.transport.destroyed).toBe(true)
+    expect(simpleReplies(h.transport.take(), new Map([[1, 4096]])).map((r) => r.cookie)).toEqual([1])
   })
 
   it("shutdown: finishes a WRITE whose payload is arriving, answers it, then closes", async () => {
