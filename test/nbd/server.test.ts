@@ -12,6 +12,17 @@ import { connect, openSession, readSimpleReply, request, until } from "./harness
 const MiB = 1024 * 1024
 const io = <A>(f: () => Promise<A>) => Effect.promise(f)
 
+/** A 1 MiB memory export whose reads wait until the test opens their gate (in arrival order). */
+const gatedBackend = () => {
+  const mem = makeMemoryBackend({ size: MiB })
+  const gates: Array<() => void> = []
+  const backend: ExportBackend = {
+    ...mem,
+    read: (b, l, o) => new Promise((resolve, reject) => gates.push(() => mem.read(b, l, o).then(resolve, reject)))
+  }
+  return { backend, gates }
+}
+
 describe("nbd server lifecycle", () => {
   it.scoped("drops a client that does not finish the handshake in time (TestClock)", () =>
     Effect.gen(function* () {
@@ -34,12 +45,7 @@ describe("nbd server lifecycle", () => {
 
   it.effect("closing the scope stops accepting, answers what is in flight, then closes", () =>
     Effect.gen(function* () {
-      const mem = makeMemoryBackend({ size: MiB })
-      const gates: Array<() => void> = []
-      const backend: ExportBackend = {
-        ...mem,
-        read: (b, l, o) => new Promise((resolve, reject) => gates.push(() => mem.read(b, l, o).then(resolve, reject)))
-      }
+      const { backend, gates } = gatedBackend()
       const exports = yield* NbdExports
       yield* exports.add({ name: "disk", backend })
       const scope = yield* Scope.make()
@@ -73,12 +79,7 @@ describe("nbd server lifecycle", () => {
 
   it.scopedLive("after DISC it answers what is in flight, then closes, though the client keeps its side open", () =>
     Effect.gen(function* () {
-      const mem = makeMemoryBackend({ size: MiB })
-      const gates: Array<() => void> = []
-      const backend: ExportBackend = {
-        ...mem,
-        read: (b, l, o) => new Promise((resolve, reject) => gates.push(() => mem.read(b, l, o).then(resolve, reject)))
-      }
+      const { backend, gates } = gatedBackend()
       const exports = yield* NbdExports
       yield* exports.add({ name: "disk", backend })
       const server = yield* makeServer({ host: "127.0.0.1", port: 0 })
