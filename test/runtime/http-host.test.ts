@@ -192,14 +192,20 @@ describe("http host start", () => {
   )
 })
 
+/** A host whose `/slow` waits for `release` (after signalling `started`), in a scope the test closes. */
+const startSlowHost = Effect.gen(function* () {
+  const release = yield* Deferred.make<void>()
+  const started = yield* Deferred.make<void>()
+  const scope = yield* Scope.make()
+  const ctx = yield* Layer.buildWithScope(slowHost(release, started), scope)
+  const url = serverUrl((ctx.unsafeMap.get(HttpServer.HttpServer.key) as HttpServer.HttpServer).address)
+  return { release, started, scope, url }
+})
+
 describe("http host shutdown", () => {
   it.live("finishes an in-flight request before the scope closes, and stops accepting", () =>
     Effect.gen(function* () {
-      const release = yield* Deferred.make<void>()
-      const started = yield* Deferred.make<void>()
-      const scope = yield* Scope.make()
-      const ctx = yield* Layer.buildWithScope(slowHost(release, started), scope)
-      const url = serverUrl((ctx.unsafeMap.get(HttpServer.HttpServer.key) as HttpServer.HttpServer).address)
+      const { release, started, scope, url } = yield* startSlowHost
       const inFlight = yield* Effect.fork(rawGet(`${url}/slow`))
       yield* Deferred.await(started)
       const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
@@ -219,11 +225,7 @@ describe("http host shutdown", () => {
 
   it.effect("cuts a request still running after the drain timeout (TestClock)", () =>
     Effect.gen(function* () {
-      const release = yield* Deferred.make<void>()
-      const started = yield* Deferred.make<void>()
-      const scope = yield* Scope.make()
-      const ctx = yield* Layer.buildWithScope(slowHost(release, started), scope)
-      const url = serverUrl((ctx.unsafeMap.get(HttpServer.HttpServer.key) as HttpServer.HttpServer).address)
+      const { release, started, scope, url } = yield* startSlowHost
       const inFlight = yield* Effect.fork(Effect.either(rawGet(`${url}/slow`)))
       yield* Deferred.await(started)
       const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
