@@ -91,11 +91,11 @@ describe("rpc over TCP + msgpack", () => {
     Effect.gen(function* () {
       const { address } = yield* RpcTcpServer
       // until: the connection closed (unreadable bytes) or a first frame (a readable non-rpc frame)
-      const exchange = (bytes: ReadonlyArray<number>, until: "close" | "frame") =>
+      const exchange = (bytes: ReadonlyArray<number> | Buffer, until: "close" | "frame") =>
         Effect.async<{ readonly frames: ReadonlyArray<unknown>; readonly closed: boolean }>((resume) => {
           const parser = RpcSerialization.msgPack.unsafeMake()
           const frames: Array<unknown> = []
-          const socket = net.createConnection({ host: "127.0.0.1", port: address.port }, () => socket.write(Buffer.from(bytes)))
+          const socket = net.createConnection({ host: "127.0.0.1", port: address.port }, () => socket.write(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes)))
           socket.on("data", (chunk) => {
             frames.push(...parser.decode(chunk))
             if (until === "frame" && frames.length > 0) resume(Effect.succeed({ frames, closed: false }))
@@ -110,6 +110,12 @@ describe("rpc over TCP + msgpack", () => {
       expect(unreadable.frames).toHaveLength(1)
       expect(unreadable.frames[0]).toMatchObject({ _tag: "Defect" })
       expect(JSON.stringify(unreadable.frames[0])).toContain("unreadable frame")
+      // a frame that never ends: a bin32 announcing 64 MiB, then more than the parser's 16 MiB bound
+      const endless = Buffer.alloc(17 * 1024 * 1024)
+      endless.set([0xc6, 0x04, 0x00, 0x00, 0x00])
+      const oversized = yield* exchange(endless, "close")
+      expect(oversized.closed).toBe(true)
+      expect(JSON.stringify(oversized.frames[0])).toContain("exceeded the maximum size of 16777216")
       // readable msgpack that is no rpc message: the rpc server says so
       const stray = yield* exchange([0x01], "frame")
       expect(stray.frames[0]).toMatchObject({ _tag: "Defect" })
