@@ -59,27 +59,16 @@ describe("PresenceActor rules", () => {
         yield* presence.requestLogin("alice", "pas-r01p01")
         const rows = new Map(h.store.rows)
         const batches = h.published.batches.length
-        expect(yield* refusal(presence.requestLogin("alice", "pas-r01p02"))).toEqual({
-          tag: "LoginRefused",
-          message: "alice is already logged somewhere else"
-        })
-        expect(yield* refusal(presence.requestLogin("bob", "pas-r01p01"))).toEqual({ tag: "LoginRefused", message: "pas-r01p01 is busy" })
-        expect(yield* refusal(presence.requestLogin("bob", "pas-r09p09"))).toEqual({
-          tag: "LoginRefused",
-          message: "pas-r09p09 is not a registered machine"
-        })
-        expect(yield* refusal(presence.requestLogin("mallory", "pas-r01p02"))).toEqual({
-          tag: "LoginRefused",
-          message: "mallory is not a registered user"
-        })
-        expect(yield* refusal(presence.requestLogin("bob", "orga-pc"))).toEqual({
-          tag: "LoginRefused",
-          message: "bob is not a kind of user that is allowed to log on orga-pc"
-        })
-        expect(yield* refusal(presence.requestLogin("bob", "gw"))).toEqual({
-          tag: "LoginRefused",
-          message: "bob is not a kind of user that is allowed to log on gw"
-        })
+        for (const [login, hostname, message] of [
+          ["alice", "pas-r01p02", "alice is already logged somewhere else"],
+          ["bob", "pas-r01p01", "pas-r01p01 is busy"],
+          ["bob", "pas-r09p09", "pas-r09p09 is not a registered machine"],
+          ["mallory", "pas-r01p02", "mallory is not a registered user"],
+          ["bob", "orga-pc", "bob is not a kind of user that is allowed to log on orga-pc"],
+          ["bob", "gw", "bob is not a kind of user that is allowed to log on gw"]
+        ] as const) {
+          expect(yield* refusal(presence.requestLogin(login, hostname))).toEqual({ tag: "LoginRefused", message })
+        }
         const reason = Effect.flip(presence.requestLogin("bob", "gw"))
         expect(yield* reason).toMatchObject({ reason: "user_not_allowed", login: "bob", hostname: "gw" })
         expect(h.store.rows).toEqual(rows)
