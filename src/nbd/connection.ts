@@ -88,7 +88,8 @@ export interface ConnectionStats {
   readonly inTransmission: boolean
   readonly inFlight: number
   readonly budgetUsed: number
-  // Not reading from the socket until an in-flight request completes.
+  // Not reading from the socket until an in-flight request completes (in transmission),
+  // or until the export's fence has resolved (in the handshake: a GO/EXPORT_NAME waits).
   readonly blocked: boolean
   // A WRITE is admitted and its payload still arriving.
   readonly receiving: boolean
@@ -369,6 +370,7 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
       deps.onEvent({ _tag: "Dropped", reason: outcome.reason })
       return closeGracefully()
     }
+    if (outcome._tag === "Wait") return awaitFence(outcome.settled, data)
     if (outcome._tag === "Transmission") {
       const n = outcome.negotiated
       const conn: AttachedConnection = { generation: n.generation, fence }
@@ -380,6 +382,25 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
       need = 28
       have = 0
     }
+  }
+
+  // The export is being fenced: read nothing more (what arrives is stashed), and handle
+  // the same option again once the old generation's connections have settled.
+  const awaitFence = (settled: Promise<void>, data: Buffer) => {
+    blocked = true
+    transport.pause()
+    void settled.then(() => {
+      if (closed || closing) return
+      blocked = false
+      onOption(data)
+      if (blocked || closed || closing) return
+      const replay = stash
+      stash = []
+      for (const chunk of replay) feed(chunk)
+      if (blocked || closed || closing) return
+      transport.resume()
+      if (peerEnded) ended()
+    })
   }
 
   const onHeader = (b: Buffer, at: number) => {
@@ -505,6 +526,19 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
     return new Promise((resolve) => fenceWaiters.push(resolve))
   }
 
+  const ended = () => {
+    if (closed) return
+    // Both sides have now ended: node closes the socket once our FIN is flushed.
+    if (closing) return
+    // No more requests will come: finish what was fully received, then close.
+    peerEnded = true
+    if (negotiated !== undefined) draining = true
+    if (blocked) return
+    if (mode === Mode.Stopped) return maybeFinishDrain()
+    if (negotiated !== undefined && mode === Mode.RequestHeader && have === 0) return stopReading()
+    drop(negotiated === undefined ? "client left during the handshake" : "client closed mid-request")
+  }
+
   // A WRITE payload is read straight into its pooled buffer. Right after a WRITE header,
   // only the next header is read, so that the next payload does not land in the shared
   // buffer to be copied; READ headers come many per read into the shared buffer.
@@ -527,18 +561,7 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
       }
     },
     nextRead,
-    onEnd: () => {
-      if (closed) return
-      // Both sides have now ended: node closes the socket once our FIN is flushed.
-      if (closing) return
-      // No more requests will come: finish what was fully received, then close.
-      peerEnded = true
-      if (negotiated !== undefined) draining = true
-      if (blocked) return
-      if (mode === Mode.Stopped) return maybeFinishDrain()
-      if (negotiated !== undefined && mode === Mode.RequestHeader && have === 0) return stopReading()
-      drop(negotiated === undefined ? "client left during the handshake" : "client closed mid-request")
-    },
+    onEnd: ended,
     onClose: () => {
       closed = true
       mode = Mode.Stopped

@@ -6,9 +6,12 @@ import { exportNameProblem, parseWireName } from "./export-name.js"
 // The exports a server offers, each at a generation. Granting generation g+1 fences the
 // export: every connection attached at a generation ≤ g is cut, and `grant` returns only
 // once their in-flight backend calls have settled, so when it returns no stale client can
-// still write. Clients naming a generation other than the current one (`alice@6` while
-// alice is at 7) are refused at GO/EXPORT_NAME time. Backends belong to whoever added them:
-// the registry never closes one.
+// still write. Until then no client attaches at all: a GO/EXPORT_NAME for the export waits
+// (its reply is held back) until the fence has resolved, so that no write of the new
+// generation can be acknowledged while an old one may still land on top of it. Clients
+// naming a generation other than the current one (`alice@6` while alice is at 7) are
+// refused at GO/EXPORT_NAME time. Backends belong to whoever added them: the registry
+// never closes one.
 
 export interface ExportSpec {
   readonly name: string
@@ -35,6 +38,8 @@ export interface ExportEntry {
   readonly backend: ExportBackend
   generation: number
   readonly connections: Set<AttachedConnection>
+  // Set while older connections are being fenced; settles when their backend calls have.
+  fencing: Promise<void> | undefined
 }
 
 // What the registry needs of a live connection to fence it.
@@ -46,6 +51,9 @@ export interface AttachedConnection {
 
 export type Resolved =
   | { readonly _tag: "Found"; readonly entry: ExportEntry; readonly generation: number }
+  // The export exists at the generation asked for, but older connections are still being
+  // fenced: attach only once `settled` has (and resolve again then).
+  | { readonly _tag: "Fencing"; readonly entry: ExportEntry; readonly generation: number; readonly settled: Promise<void> }
   | { readonly _tag: "Refused"; readonly reason: string }
 
 // The synchronous core, shared by the Effect service and the connection code (which runs
@@ -73,10 +81,11 @@ export const makeExportTable = (): ExportTable & { readonly byName: Map<string, 
           reason: `export ${JSON.stringify(parsed.name)} is at generation ${entry.generation}, not ${parsed.generation}`
         }
       }
+      if (entry.fencing !== undefined) return { _tag: "Fencing", entry, generation: entry.generation, settled: entry.fencing }
       return { _tag: "Found", entry, generation: entry.generation }
     },
     attach: (entry, conn) => {
-      if (byName.get(entry.name) !== entry || conn.generation !== entry.generation) return false
+      if (byName.get(entry.name) !== entry || conn.generation !== entry.generation || entry.fencing !== undefined) return false
       entry.connections.add(conn)
       return true
     },
@@ -101,13 +110,25 @@ const checkGeneration = (name: string, generation: number) =>
     ? Effect.void
     : Effect.fail(new NbdInvalidExport({ name, reason: `generation must be an integer ≥ 0, got ${generation}` }))
 
-// Cut every connection of `entry` attached below `below` and wait for their backend calls.
-const fenceBelow = (entry: ExportEntry, below: number, reason: string) => {
-  const stale = [...entry.connections].filter((c) => c.generation < below)
-  for (const c of stale) entry.connections.delete(c)
+// Cut every connection of `from` attached below `below` and wait for their backend calls.
+// Meanwhile `gate` (the entry clients resolve to: `from` itself, or its replacement)
+// holds every new attach back, whatever the outcome (interruption included). The gate
+// is closed when this is called, not when the Effect runs: callers yield it at once, in
+// the same step as the change that made the new generation visible.
+const fenceBelow = (from: ExportEntry, below: number, reason: string, gate: ExportEntry = from) => {
+  const stale = [...from.connections].filter((c) => c.generation < below)
+  for (const c of stale) from.connections.delete(c)
   if (stale.length === 0) return Effect.void
+  let settle = () => {}
+  gate.fencing = new Promise<void>((resolve) => (settle = resolve))
   return Effect.promise(() => Promise.all(stale.map((c) => c.fence(reason)))).pipe(
-    Effect.andThen(Effect.log(`nbd ${reason}: cut ${stale.length} connection(s)`))
+    Effect.andThen(Effect.log(`nbd ${reason}: cut ${stale.length} connection(s)`)),
+    Effect.ensuring(
+      Effect.sync(() => {
+        gate.fencing = undefined
+        settle()
+      })
+    )
   )
 }
 
@@ -149,8 +170,6 @@ export class NbdExports extends Context.Tag("prolo/NbdExports")<
               if (generation <= old.generation) {
                 return yield* new NbdStaleGeneration({ name: spec.name, current: old.generation, requested: generation })
               }
-              byName.delete(spec.name)
-              yield* fenceBelow(old, Number.POSITIVE_INFINITY, `export ${spec.name} replaced at generation ${generation}`)
             }
             const entry: ExportEntry = {
               name: spec.name,
@@ -158,9 +177,13 @@ export class NbdExports extends Context.Tag("prolo/NbdExports")<
               readOnly: (spec.readOnly ?? false) || spec.backend.readOnly,
               backend: spec.backend,
               generation,
-              connections: new Set()
+              connections: new Set(),
+              fencing: undefined
             }
             byName.set(spec.name, entry)
+            // The replacement is visible at once, but nobody attaches to it before the
+            // old backend's last in-flight call has settled.
+            if (old !== undefined) yield* fenceBelow(old, Number.POSITIVE_INFINITY, `export ${spec.name} replaced at generation ${generation}`, entry)
             return info(entry)
           })
         ),

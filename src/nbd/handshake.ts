@@ -43,6 +43,9 @@ export type OptionOutcome =
   // Replies (if any) were sent; the connection must be closed after they are flushed.
   | { readonly _tag: "Close"; readonly reason: string }
   | { readonly _tag: "Transmission"; readonly negotiated: Negotiated }
+  // Nothing was sent: the export is being fenced (exports.ts). Handle the same option
+  // again once `settled` has; meanwhile read nothing more from this client.
+  | { readonly _tag: "Wait"; readonly settled: Promise<void> }
 
 const CONTINUE: OptionOutcome = { _tag: "Continue" }
 
@@ -105,6 +108,7 @@ export const handleOption = (ctx: OptionContext, state: HandshakeState, option: 
       if (ctx.shuttingDown) return { _tag: "Close", reason: "server shutting down" }
       const found = ctx.table.resolve(wireName)
       if (found._tag === "Refused") return { _tag: "Close", reason: found.reason }
+      if (found._tag === "Fencing") return { _tag: "Wait", settled: found.settled }
       const negotiated = negotiate(state, found.entry, found.generation, wireName)
       const b = Buffer.alloc(state.noZeroes ? 10 : 134)
       writeU64(b, 0, negotiated.size)
@@ -141,6 +145,7 @@ export const handleOption = (ctx: OptionContext, state: HandshakeState, option: 
       if (ctx.shuttingDown) return fail(Rep.ERR_SHUTDOWN, "server shutting down")
       const found = ctx.table.resolve(req.name)
       if (found._tag === "Refused") return fail(Rep.ERR_UNKNOWN, found.reason)
+      if (found._tag === "Fencing") return { _tag: "Wait", settled: found.settled }
       const n = negotiate(state, found.entry, found.generation, req.name)
       const exp = Buffer.allocUnsafe(10)
       writeU64(exp, 0, n.size)

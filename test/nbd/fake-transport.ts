@@ -89,7 +89,8 @@ export const addEntry = (
     description: opts.description ?? "",
     readOnly: (opts.readOnly ?? false) || backend.readOnly,
     generation: opts.generation ?? 0,
-    connections: new Set()
+    connections: new Set(),
+    fencing: undefined
   }
   table.byName.set(name, entry)
   return entry
