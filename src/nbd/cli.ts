@@ -1,9 +1,9 @@
 import { Command, Options } from "@effect/cli"
-import { Effect, Schema } from "effect"
+import { Effect, Option, Schema } from "effect"
 import { NbdExports } from "./exports.js"
 import { openFileBackend } from "./file-backend.js"
 import { makeMemoryBackend } from "./memory-backend.js"
-import { parseExportArg, parseListen, type ExportArg } from "./serve-args.js"
+import { DEFAULT_EXPORT_NAME, parseExportArg, parseListen, type ExportArg } from "./serve-args.js"
 import { make as makeServer } from "./server.js"
 
 // `prolo nbd serve --listen HOST:PORT --export NAME=FILE[,ro] [--export …]`: serve files
@@ -20,11 +20,21 @@ const listen = Options.text("listen").pipe(
   Options.withDefault("127.0.0.1:10809")
 )
 const exportOpt = Options.text("export").pipe(
-  Options.withDescription("NAME=FILE[,ro] or NAME=mem:SIZE[,ro]; clients may ask for NAME@GENERATION (generation 0 here)"),
+  Options.withDescription(
+    "NAME=FILE[,ro] or NAME=mem:SIZE[,ro]; =FILE is the default export (listed as \"default\"), served to clients that name none (nbd://HOST:PORT); clients may ask for NAME@GENERATION (generation 0 here)"
+  ),
   Options.repeated
 )
+const defaultOpt = Options.text("default").pipe(
+  Options.withDescription("the export served to clients that name none (nbd://HOST:PORT); without it (or --export =FILE) they are refused"),
+  Options.optional
+)
 
-export const serve = (args: { readonly listen: string; readonly exports: ReadonlyArray<string> }) =>
+export const serve = (args: {
+  readonly listen: string
+  readonly exports: ReadonlyArray<string>
+  readonly default?: Option.Option<string>
+}) =>
   Effect.gen(function* () {
     const addr = parseListen(args.listen)
     if (typeof addr === "string") return yield* new NbdUsageError({ message: addr })
@@ -35,19 +45,30 @@ export const serve = (args: { readonly listen: string; readonly exports: Readonl
       if (typeof spec === "string") return yield* new NbdUsageError({ message: spec })
       specs.push(spec)
     }
+    const unnamed = specs.filter((s) => s.name === "")
+    const named = Option.getOrUndefined(args.default ?? Option.none())
+    if (unnamed.length > 1) return yield* new NbdUsageError({ message: "more than one --export =FILE: there is one default export" })
+    if (unnamed.length === 1 && named !== undefined) {
+      return yield* new NbdUsageError({ message: `--default ${named} and --export =FILE both name the default export: keep one` })
+    }
+    if (named !== undefined && !specs.some((s) => s.name === named)) {
+      return yield* new NbdUsageError({ message: `--default ${named}: no --export ${named}=… is given` })
+    }
     const registry = yield* NbdExports
     for (const spec of specs) {
       const backend =
         spec.source._tag === "File"
           ? yield* openFileBackend(spec.source.path, { readOnly: spec.readOnly })
           : makeMemoryBackend({ size: spec.source.size, readOnly: spec.readOnly })
-      const info = yield* registry.add({
-        name: spec.name,
-        backend,
-        readOnly: spec.readOnly,
-        description: spec.source._tag === "File" ? spec.source.path : `memory, ${spec.source.size} bytes`
-      })
+      // No description: NBD_OPT_LIST and NBD_INFO_DESCRIPTION go to any client, and the
+      // file's path on this server is none of its business.
+      const info = yield* registry.add({ name: spec.name === "" ? DEFAULT_EXPORT_NAME : spec.name, backend, readOnly: spec.readOnly })
       yield* Effect.log(`nbd export ${info.name}: ${info.size} bytes${info.readOnly ? ", read-only" : ""}`)
+    }
+    const defaultName = unnamed.length === 1 ? DEFAULT_EXPORT_NAME : named
+    if (defaultName !== undefined) {
+      yield* registry.setDefault(defaultName)
+      yield* Effect.log(`nbd default export (nbd://HOST:PORT): ${defaultName}`)
     }
     // Acquired after the files, so released before them.
     const server = yield* makeServer({ host: addr.host, port: addr.port })
@@ -55,7 +76,7 @@ export const serve = (args: { readonly listen: string; readonly exports: Readonl
     return yield* Effect.never
   }).pipe(Effect.scoped, Effect.provide(NbdExports.layer))
 
-const serveCommand = Command.make("serve", { listen, exports: exportOpt }, serve).pipe(
+const serveCommand = Command.make("serve", { listen, exports: exportOpt, default: defaultOpt }, serve).pipe(
   Command.withDescription("serve files or memory disks over NBD")
 )
 

@@ -26,8 +26,6 @@ export const parseWireName = (raw: string): WireName => {
   return { _tag: "Name", name, generation }
 }
 
-export const formatWireName = (name: string, generation: number): string => `${name}@${generation}`
-
 // Why `name` cannot be an export name, or undefined when it can.
 export const exportNameProblem = (name: string): string | undefined => {
   if (name.length === 0) return "the name is empty"

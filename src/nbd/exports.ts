@@ -59,6 +59,7 @@ export type Resolved =
 // The synchronous core, shared by the Effect service and the connection code (which runs
 // on plain socket callbacks).
 export interface ExportTable {
+  // `NAME`, `NAME@GEN`, or the empty name (`@GEN`): the default export, when one is set.
   readonly resolve: (wireName: string) => Resolved
   // False when the export moved past `conn.generation` (or went away) meanwhile.
   readonly attach: (entry: ExportEntry, conn: AttachedConnection) => boolean
@@ -66,34 +67,48 @@ export interface ExportTable {
   readonly entries: () => ReadonlyArray<ExportEntry>
 }
 
-export const makeExportTable = (): ExportTable & { readonly byName: Map<string, ExportEntry> } => {
+export const NO_DEFAULT_EXPORT =
+  "this server has no default export: ask for one by name (nbd://HOST:PORT/NAME; nbdinfo --list nbd://HOST:PORT shows them), or have the operator name one (prolo nbd serve --default NAME or --export =FILE)"
+
+export const makeExportTable = (): ExportTable & {
+  readonly byName: Map<string, ExportEntry>
+  // What a client asking for the empty name (nbd://HOST:PORT) gets.
+  defaultName: string | undefined
+} => {
   const byName = new Map<string, ExportEntry>()
-  return {
+  const table = {
     byName,
-    resolve: (wireName) => {
+    defaultName: undefined as string | undefined,
+    resolve: (wireName: string): Resolved => {
       const parsed = parseWireName(wireName)
       if (parsed._tag === "Invalid") return { _tag: "Refused", reason: parsed.reason }
-      const entry = byName.get(parsed.name)
-      if (entry === undefined) return { _tag: "Refused", reason: `no export named ${JSON.stringify(parsed.name)}` }
+      let name = parsed.name
+      if (name === "") {
+        if (table.defaultName === undefined) return { _tag: "Refused", reason: NO_DEFAULT_EXPORT }
+        name = table.defaultName
+      }
+      const entry = byName.get(name)
+      if (entry === undefined) return { _tag: "Refused", reason: `no export named ${JSON.stringify(name)}` }
       if (parsed.generation !== undefined && parsed.generation !== entry.generation) {
         return {
           _tag: "Refused",
-          reason: `export ${JSON.stringify(parsed.name)} is at generation ${entry.generation}, not ${parsed.generation}`
+          reason: `export ${JSON.stringify(name)} is at generation ${entry.generation}, not ${parsed.generation}`
         }
       }
       if (entry.fencing !== undefined) return { _tag: "Fencing", entry, generation: entry.generation, settled: entry.fencing }
       return { _tag: "Found", entry, generation: entry.generation }
     },
-    attach: (entry, conn) => {
+    attach: (entry: ExportEntry, conn: AttachedConnection) => {
       if (byName.get(entry.name) !== entry || conn.generation !== entry.generation || entry.fencing !== undefined) return false
       entry.connections.add(conn)
       return true
     },
-    detach: (entry, conn) => {
+    detach: (entry: ExportEntry, conn: AttachedConnection) => {
       entry.connections.delete(conn)
     },
     entries: () => [...byName.values()]
   }
+  return table
 }
 
 const info = (e: ExportEntry): ExportInfo => ({
@@ -142,6 +157,10 @@ export class NbdExports extends Context.Tag("prolo/NbdExports")<
     // Move an export to a newer generation, fencing every older connection.
     readonly grant: (name: string, generation: number) => Effect.Effect<ExportInfo, NbdExportNotFound | NbdStaleGeneration | NbdInvalidExport>
     readonly remove: (name: string) => Effect.Effect<void, NbdExportNotFound>
+    // The export served to clients that name none (nbd://HOST:PORT); undefined: none, such
+    // clients are refused with a message saying what to do. The name must exist now; if
+    // it is removed later, the empty name is refused as an unknown export.
+    readonly setDefault: (name: string | undefined) => Effect.Effect<void, NbdExportNotFound>
     readonly list: Effect.Effect<ReadonlyArray<ExportInfo>>
     readonly get: (name: string) => Effect.Effect<ExportInfo, NbdExportNotFound>
   }
@@ -208,6 +227,14 @@ export class NbdExports extends Context.Tag("prolo/NbdExports")<
             if (entry === undefined) return yield* new NbdExportNotFound({ name })
             byName.delete(name)
             yield* fenceBelow(entry, Number.POSITIVE_INFINITY, `export ${name} removed`)
+          })
+        ),
+      setDefault: (name) =>
+        lock.withPermits(1)(
+          Effect.suspend(() => {
+            if (name !== undefined && !byName.has(name)) return Effect.fail(new NbdExportNotFound({ name }))
+            table.defaultName = name
+            return Effect.void
           })
         ),
       list: Effect.sync(() => table.entries().map(info)),

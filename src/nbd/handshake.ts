@@ -1,5 +1,4 @@
 import type { ExportEntry, ExportTable } from "./exports.js"
-import { formatWireName } from "./export-name.js"
 import {
   BASE_ALLOCATION,
   BASE_ALLOCATION_ID,
@@ -152,7 +151,9 @@ export const handleOption = (ctx: OptionContext, state: HandshakeState, option: 
       exp.writeUInt16BE(n.flags, 8)
       reply(Rep.INFO, infoItem(Info.EXPORT, exp))
       for (const type of new Set(req.types)) {
-        if (type === Info.NAME) reply(Rep.INFO, infoItem(Info.NAME, text(formatWireName(n.entry.name, n.generation))))
+        // The name as the client gave it (`scratch`, not `scratch@0`; empty for the default
+        // export): a name it can use. Pinning a generation is the client's choice.
+        if (type === Info.NAME) reply(Rep.INFO, infoItem(Info.NAME, text(req.name)))
         else if (type === Info.DESCRIPTION && n.entry.description !== "") reply(Rep.INFO, infoItem(Info.DESCRIPTION, text(n.entry.description)))
         else if (type === Info.BLOCK_SIZE) {
           const bs = Buffer.allocUnsafe(12)

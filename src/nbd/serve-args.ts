@@ -16,6 +16,9 @@ export interface ListenArg {
   readonly port: number
 }
 
+// What `--export =FILE` is listed as (NBD_OPT_LIST) and can be asked for by name.
+export const DEFAULT_EXPORT_NAME = "default"
+
 const SIZE = /^([0-9]+)([KMGT]?)$/i
 const UNITS: Record<string, number> = { "": 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }
 
@@ -27,10 +30,11 @@ export const parseSize = (text: string): number | string => {
   return n
 }
 
-// NAME=FILE[,ro] or NAME=mem:SIZE[,ro]
+// NAME=FILE[,ro] or NAME=mem:SIZE[,ro]; an empty NAME (=FILE) is the default export,
+// which serve registers as DEFAULT_EXPORT_NAME.
 export const parseExportArg = (text: string): ExportArg | string => {
   const eq = text.indexOf("=")
-  if (eq <= 0) return `bad --export ${JSON.stringify(text)}: expected NAME=FILE[,ro] or NAME=mem:SIZE[,ro]`
+  if (eq < 0) return `bad --export ${JSON.stringify(text)}: expected NAME=FILE[,ro], NAME=mem:SIZE[,ro] or =FILE (the default export)`
   const name = text.slice(0, eq)
   let rest = text.slice(eq + 1)
   let readOnly = false

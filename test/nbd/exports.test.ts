@@ -57,6 +57,7 @@ describe("export registry", () => {
     expect(await fail(exports.grant("nobody", 1))).toMatch(/NbdExportNotFound/)
     expect(await fail(exports.grant("alice", 1.5))).toMatch(/NbdInvalidExport/)
     expect(await fail(exports.remove("nobody"))).toMatch(/NbdExportNotFound/)
+    expect(await fail(exports.setDefault("nobody"))).toMatch(/NbdExportNotFound: no NBD export named "nobody"/)
     const list = await Effect.runPromise(exports.list)
     expect(list).toEqual([{ name: "alice", description: "", size: MiB, readOnly: false, generation: 7, connections: 0 }])
   })
@@ -118,6 +119,20 @@ describe("export registry", () => {
     const fresh = await openSession(srv.port, "home@2")
     fresh.client.write(request(Cmd.READ, 3, 0, 4))
     expect((await readSimpleReply(fresh.client, 4)).data.toString()).toBe("old!")
+  })
+
+  it("the default export follows its name; when it is removed, the empty name is refused", async () => {
+    const srv = await start([{ name: "home", backend: makeMemoryBackend({ size: MiB }), generation: 4 }])
+    expect(await goReply(srv.port, "")).toMatchObject({ type: Rep.ERR_UNKNOWN })
+    await Effect.runPromise(srv.exports.setDefault("home"))
+    expect(await goReply(srv.port, "")).toMatchObject({ type: Rep.ACK })
+    expect(await goReply(srv.port, "@4")).toMatchObject({ type: Rep.ACK })
+    await Effect.runPromise(srv.exports.grant("home", 5))
+    expect((await goReply(srv.port, "@4"))?.data.toString()).toBe('export "home" is at generation 5, not 4')
+    await Effect.runPromise(srv.exports.remove("home"))
+    expect((await goReply(srv.port, ""))?.data.toString()).toBe('no export named "home"')
+    await Effect.runPromise(srv.exports.setDefault(undefined))
+    expect((await goReply(srv.port, ""))?.data.toString()).toMatch(/^this server has no default export/)
   })
 
   it("remove and replacement at a newer generation disconnect clients; the new backend is served", async () => {

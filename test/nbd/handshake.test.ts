@@ -59,18 +59,46 @@ describe("nbd handshake", () => {
     }
   })
 
-  it("INFO sends INFO_EXPORT unasked, NAME with the generation, DESCRIPTION, BLOCK_SIZE, then ACK", () => {
+  it("INFO sends INFO_EXPORT unasked, NAME as the client gave it, DESCRIPTION, BLOCK_SIZE, then ACK", () => {
     const h = started()
     h.conn.onData(option(Opt.INFO, infoData("disk", [Info.NAME, Info.DESCRIPTION, Info.BLOCK_SIZE, 999])))
     const replies = parseOptionReplies(h.transport.take())
     expect(replies.map((r) => r.type)).toEqual([Rep.INFO, Rep.INFO, Rep.INFO, Rep.INFO, Rep.ACK])
     const items = new Map(replies.slice(0, 4).map((r) => [r.data.readUInt16BE(0), r.data.subarray(2)]))
     expect(Number(items.get(Info.EXPORT)?.readBigUInt64BE(0))).toBe(4 * MiB)
-    expect(items.get(Info.NAME)?.toString()).toBe("disk@3")
+    expect(items.get(Info.NAME)?.toString()).toBe("disk")
     expect(items.get(Info.DESCRIPTION)?.toString()).toBe("a test disk")
     const bs = items.get(Info.BLOCK_SIZE) as Buffer
     expect([bs.readUInt32BE(0), bs.readUInt32BE(4), bs.readUInt32BE(8)]).toEqual([1, 4096, 32 * MiB])
     expect(h.conn.inTransmission()).toBe(false)
+  })
+
+  it("NAME answers the pinned form only when the client pinned it", () => {
+    const h = started()
+    h.conn.onData(option(Opt.INFO, infoData("disk@3", [Info.NAME])))
+    const replies = parseOptionReplies(h.transport.take())
+    expect(replies.map((r) => r.type)).toEqual([Rep.INFO, Rep.INFO, Rep.ACK])
+    expect([replies[1]?.data.readUInt16BE(0), replies[1]?.data.subarray(2).toString()]).toEqual([Info.NAME, "disk@3"])
+  })
+
+  it("the empty name: refused with what to do when there is no default export, the default export otherwise", () => {
+    const h = started()
+    h.conn.onData(option(Opt.GO, infoData("", [Info.NAME])))
+    const refused = parseOptionReplies(h.transport.take())
+    expect(refused.map((r) => r.type)).toEqual([Rep.ERR_UNKNOWN])
+    expect(refused[0]?.data.toString()).toMatch(/no default export: ask for one by name .*--default NAME or --export =FILE/)
+    h.table.defaultName = "disk"
+    h.conn.onData(option(Opt.INFO, infoData("", [Info.NAME])))
+    const info = parseOptionReplies(h.transport.take())
+    expect(info.map((r) => r.type)).toEqual([Rep.INFO, Rep.INFO, Rep.ACK])
+    expect(Number(info[0]?.data.readBigUInt64BE(2))).toBe(4 * MiB)
+    expect(info[1]?.data.subarray(2).toString()).toBe("")
+    // `@GEN` pins the default export's generation like any name.
+    h.conn.onData(option(Opt.INFO, infoData("@2")))
+    expect(parseOptionReplies(h.transport.take())[0]?.data.toString()).toBe('export "disk" is at generation 3, not 2')
+    h.conn.onData(option(Opt.GO, infoData("@3")))
+    expect(parseOptionReplies(h.transport.take()).map((r) => r.type)).toEqual([Rep.INFO, Rep.ACK])
+    expect(h.conn.inTransmission()).toBe(true)
   })
 
   it("GO with zero info requests (nbd-client 3.24) still gets INFO_EXPORT, and INFO/GO flags agree", () => {

@@ -12,8 +12,9 @@ describe("prolo nbd serve arguments", () => {
 
   it("refuses bad exports with a specific message", () => {
     expect(parseExportArg("alice")).toMatch(/expected NAME=FILE/)
-    expect(parseExportArg("=/x")).toMatch(/expected NAME=FILE/)
+    expect(parseExportArg("=/x")).toEqual({ name: "", source: { _tag: "File", path: "/x" }, readOnly: false })
     expect(parseExportArg("a=")).toMatch(/no file given/)
+    expect(parseExportArg("=")).toMatch(/no file given/)
     expect(parseExportArg("a=,ro")).toMatch(/no file given/)
     expect(parseExportArg("a=mem:12Q")).toMatch(/bad size "12Q"/)
     expect(parseExportArg("a=mem:0")).toMatch(/out of range/)
