@@ -122,6 +122,25 @@ describe("grant fences before anyone attaches", () => {
     fresh.close()
   })
 
+  // A held connection is not read (so a flood behind its GO cannot grow the server): its
+  // hang-up is seen once the fence resolves (or at the handshake timeout).
+  it("a client that hangs up while held is closed once the fence resolves, having written nothing", async () => {
+    const gate = gatedBackend(MiB)
+    const srv = (running = await startServer([{ name: "home", backend: gate.backend, generation: 1 }]))
+    const old = await openSession(srv.port, "home")
+    old.client.write(request(Cmd.WRITE, 1, 0, 4096, 0, Buffer.alloc(4096, 0xaa)))
+    await until(() => gate.held.length === 1, "the old WRITE to reach the backend")
+    const grant = Effect.runPromise(srv.exports.grant("home", 2))
+    const fresh = await sendGo(srv.port, "home")
+    await until(async () => (await waitingAttaches(srv)) === 1, "the new client to wait")
+    fresh.write(request(Cmd.WRITE, 2, 0, 4096, 0, Buffer.alloc(4096, 0xbb)).subarray(0, 100))
+    fresh.close()
+    gate.held[0]?.()
+    expect(await grant).toMatchObject({ generation: 2 })
+    await until(async () => (await Effect.runPromise(srv.server.connections)) === 0, "both connections to be gone")
+    expect({ writes: gate.held.length, attached: (await Effect.runPromise(srv.exports.get("home"))).connections }).toEqual({ writes: 1, attached: 0 })
+  })
+
   it("the new attach waits exactly as long as the old write takes (7 s on a TestClock), not longer", async () => {
     const clock = ManagedRuntime.make(TestContext.TestContext)
     try {
