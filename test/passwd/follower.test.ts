@@ -19,6 +19,7 @@ import { Metrics } from "../../src/runtime/metrics.js"
 import { generate } from "../../src/runtime/timeauth.js"
 import { UdbTest } from "../udb/support.js"
 import { baseFiles } from "./fixtures.js"
+import { testSupervision } from "../support/supervision.js"
 
 const PUB = Redacted.make("udbsync-pub-secret")
 const SUB = Redacted.make("udbsync-sub-secret")
@@ -36,7 +37,7 @@ const HubTest = Layer.unwrapEffect(
       ]
     })
   )
-).pipe(Layer.provideMerge(UdbTest), Layer.provideMerge(Metrics.layer))
+).pipe(Layer.provideMerge(UdbTest), Layer.provideMerge(Layer.merge(Metrics.layer, testSupervision)))
 
 const tempRoot = () =>
   Effect.acquireRelease(

@@ -3,6 +3,7 @@ import { Chunk, Effect, Fiber, Option, Queue, Stream, TestClock } from "effect"
 import { makeMemorySource } from "../../src/actors/sync/memory-source.js"
 import { makeTopicHub, type StartKind, type TopicHubOptions } from "../../src/actors/sync/topic-hub.js"
 import type { Frame, Update } from "../../src/protocols/sync.js"
+import { testSupervision } from "../support/supervision.js"
 
 const opts: TopicHubOptions = { bufferSize: 8, progressInterval: "10 seconds", pageSize: 3, pollInterval: "5 seconds" }
 const up = (login: string, v: number): ReadonlyArray<Update> => [{ type: "update", data: { login, v } }]
@@ -10,7 +11,7 @@ const up = (login: string, v: number): ReadonlyArray<Update> => [{ type: "update
 const setup = (retention = 100, options = opts) =>
   Effect.gen(function* () {
     const source = yield* makeMemorySource({ topic: "t", keyField: "login", retention, epoch: "e1" })
-    const hub = yield* makeTopicHub(source, options)
+    const hub = yield* makeTopicHub(source, options).pipe(Effect.provide(testSupervision))
     return { source, hub }
   })
 
