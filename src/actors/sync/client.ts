@@ -32,9 +32,9 @@ import { DEFAULT_TOPICS } from "./topics.js"
 // The subscriber side (the original's `poll_updates`): keeps the topic's materialised state,
 // calls the handler after every applied snapshot or batch, and never gives up: whatever ends a
 // stream (hub restart, lagging, network), it waits a jittered backoff and resumes from the last
-// revision it applied. Only a handler's defect ends it, for its supervisor to restart it
-// (`follower` + `supervisedLoop`) from that same revision. Frames that do not follow that revision end the stream too (resume), so a
-// batch is never applied twice nor skipped.
+// revision it applied. Frames that do not follow that revision end the stream too (resume), so a
+// batch is never applied twice nor skipped. Only a handler's defect ends it, for its supervisor
+// to restart it (`follower` + `supervisedLoop`) from that same revision.
 
 export interface FrameInfo {
   readonly kind: "snapshot" | "batch"
