@@ -80,7 +80,7 @@ export const supervisedLoop = <E, R>(
     const leaveTree = yield* tree.registerScoped(path, info)
 
     // One run in a scope of its own, so a restart never inherits the previous run's resources.
-    const run = Effect.scoped(body) as Effect.Effect<unknown, E, Exclude<R, Scope.Scope>>
+    const run = Effect.scoped(body)
 
     const loop = Effect.gen(function* () {
       while (true) {
