@@ -24,7 +24,9 @@ import { followEncodes, hubMetrics } from "../src/actors/sync/metrics.js"
 import { syncRoutes } from "../src/actors/sync/routes.js"
 import { udbRecordFilter } from "../src/protocols/udb.js"
 import { httpHostLayer, serverUrl } from "../src/runtime/http-host.js"
+import { ActorTree } from "../src/runtime/actor-tree.js"
 import { Metrics } from "../src/runtime/metrics.js"
+import { RootSupervisor } from "../src/runtime/supervisor.js"
 
 const subscribers = Number(process.env["SUBSCRIBERS"] ?? "200")
 const messages = Number(process.env["MESSAGES"] ?? "500")
@@ -32,6 +34,8 @@ const intervalMs = Number(process.env["INTERVAL_MS"] ?? "20")
 const bufferSize = Number(process.env["BUFFER"] ?? "256")
 const secret = "bench-secret"
 const subSecret = "bench-sub-secret"
+// The hub's topic fan-outs are supervised loops: a root that does not end the bench process.
+const supervision = RootSupervisor.layerWithExit(() => Effect.void).pipe(Layer.provideMerge(ActorTree.layer))
 const here = path.dirname(fileURLToPath(import.meta.url))
 const now = () => performance.timeOrigin + performance.now()
 const log = (msg: string) => process.stderr.write(`[bench:sync] ${msg}\n`)
@@ -127,7 +131,7 @@ const run = (stall: boolean, publicAudience = false) =>
     const ctx = yield* Layer.buildWithScope(
       httpHostLayer(syncRoutes, { listen: { host: "127.0.0.1", port: 0 }, drainTimeout: "100 millis" }).pipe(
         Layer.provideMerge(SyncHub.layer({ topics: [topic], options: { bufferSize } })),
-        Layer.provide(Metrics.layer)
+        Layer.provide(Layer.merge(Metrics.layer, supervision))
       ),
       scope
     )

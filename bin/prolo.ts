@@ -58,14 +58,15 @@ const status = Command.make("status", {}, () =>
     if (actors.length === 0) return
     yield* Console.log(
       table(
-        ["PATH", "KIND", "MAILBOX", "HANDLED", "RESTARTS", "AGE"],
+        ["PATH", "KIND", "MAILBOX", "HANDLED", "RESTARTS", "AGE", "CHILDREN"],
         actors.map((a) => [
           a.path,
           a.kind ?? "actor",
           String(a.mailboxDepth),
           String(a.handled),
           String(a.restarts),
-          formatAge(a.ageSeconds)
+          formatAge(a.ageSeconds),
+          a.children === undefined ? "" : String(a.children)
         ])
       )
     )

@@ -10,7 +10,10 @@ import type { Subsystem } from "./runtime/http-host-node.js"
 // built once per node.
 //
 // To add a subsystem: declare it once in `subsystems` (a lazy import keeps `--help` and
-// startup fast), then add its name to each role's list. One line each.
+// startup fast), then add its name to each role's list. One line each. Its layer provides
+// `supervisorGroup(name)` to its own parts (its place in `/__actors`), runs each long-running
+// part with `supervisedLoop` (src/runtime/supervised-loop.ts), and provides layers it shares
+// with other subsystems (the database, the sync hub) outside that group.
 
 export const subsystems = {
   mdb: { name: "mdb", load: () => import("./actors/mdb/layer.js").then((m) => m.MdbLayer) },

@@ -1,14 +1,15 @@
 import { Context, Effect, Layer, Schema, Scope } from "effect"
 
-// What `GET /__actors` shows for one live actor, keyed registry or supervisor.
-// `kind` and `children` are optional so probes written before they existed still fit.
+// What `GET /__actors` shows for one live actor, keyed registry, supervisor or supervised loop
+// (supervised-loop.ts). `kind` and `children` are optional so probes written before they existed
+// still fit.
 export const ActorInfo = Schema.Struct({
   path: Schema.String,
   mailboxDepth: Schema.Number,
   handled: Schema.Number,
   restarts: Schema.Number,
   ageSeconds: Schema.Number,
-  kind: Schema.optional(Schema.Literal("actor", "registry", "supervisor")),
+  kind: Schema.optional(Schema.Literal("actor", "registry", "supervisor", "loop")),
   children: Schema.optional(Schema.Number)
 })
 export type ActorInfo = typeof ActorInfo.Type

@@ -2,7 +2,10 @@ import { chmod, copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { checkout, exitWithin, killAll, spawnBin, startNode } from "./node-process.js"
+import { baseFiles } from "../passwd/fixtures.js"
+import { freePort } from "../support/processes.js"
+import type { ActorInfo } from "../../src/runtime/actor-tree.js"
+import { checkout, exitWithin, killAll, LISTENING, spawnBin, startNode, waitForOutput } from "./node-process.js"
 
 // The real binary, spawned as an operator would. The embedded database makes `--layer all`
 // slow to start on a busy machine: bounds are generous, nothing here measures speed (start-up
@@ -48,6 +51,59 @@ describe("prolo-node binary", () => {
       expect(await exitWithin(node, STOP_MS), node.stderr).toBe(0)
     },
     START_MS + STOP_MS + 10_000
+  )
+
+  it(
+    "--layer all: /__actors shows every subsystem's supervisor with its long-running parts under it",
+    async () => {
+      const dir = await copyConfig("tree")
+      const root = path.join(scratch, "tree-root")
+      await mkdir(path.join(root, "etc"), { recursive: true })
+      for (const [file, text] of Object.entries(baseFiles)) if (text !== null) await writeFile(path.join(root, "etc", file), text)
+      const port = await freePort()
+      const self = `http://127.0.0.1:${port}/`
+      // passwd sync follows this node's own hub, presenced heartbeats go to this node's presence.
+      await writeFile(path.join(dir, "udbsync-passwd.yml"), `roots: [${JSON.stringify(root)}]\nssh_roots: []\n`)
+      await writeFile(path.join(dir, "udbsync-sub.yml"), `url: ${self}\nshared_secret: dev-udbsyncsub-secret\n`)
+      await writeFile(path.join(dir, "presencesync-pub.yml"), `url: ${self}\nshared_secret: dev-presencesync-secret\n`)
+      const data = path.join(scratch, "data-tree")
+      await mkdir(data, { mode: 0o755 })
+      const node = spawnBin("prolo-node", ["--layer", "all", "--config", dir, "--listen", `127.0.0.1:${port}`], { PROLO_DATA_DIR: data })
+      const [, url = ""] = await waitForOutput(node, LISTENING, START_MS)
+      const actors = (await (await fetch(`${url}/__actors`)).json()) as ReadonlyArray<ActorInfo>
+      expect(actors.map((a) => [a.path, a.kind])).toEqual([
+        ["/root", "supervisor"],
+        ["/root/mdb", "supervisor"],
+        ["/root/presence", "supervisor"],
+        ["/root/presence/expiry", "loop"],
+        ["/root/presence/follow-mdb", "loop"],
+        ["/root/presence/follow-udb", "loop"],
+        ["/root/presence/leases", "actor"],
+        ["/root/presenced", "supervisor"],
+        ["/root/presenced/heartbeat", "loop"],
+        ["/root/sync", "supervisor"],
+        ["/root/sync/mdb", "loop"],
+        ["/root/sync/mdb-prune", "loop"],
+        ["/root/sync/presence", "loop"],
+        ["/root/sync/udb", "loop"],
+        ["/root/sync/udb-prune", "loop"],
+        ["/root/udb", "supervisor"],
+        ["/root/udbsync-passwd", "supervisor"],
+        ["/root/udbsync-passwd/follow-udb", "loop"]
+      ])
+      expect(actors.every((a) => a.restarts === 0 && a.ageSeconds >= 0)).toBe(true)
+      // presence follows mdb and udb in process; passwd sync's follower comes over the websocket
+      const subscribers = (topic: string) => actors.find((a) => a.path === `/root/sync/${topic}`)?.children
+      expect(subscribers("mdb")).toBe(1)
+      expect(subscribers("presence")).toBe(0)
+      const status = spawnBin("prolo", ["--node", url, "status"])
+      expect(await exitWithin(status, 60_000)).toBe(0)
+      expect(status.stdout).toMatch(/^\/root\/sync\/mdb\s+loop\s+0\s+\d+\s+0\s+\S+\s+1\s*$/m)
+      expect(status.stdout).toMatch(/^\/root\/presence\/leases\s+actor\s+/m)
+      node.child.kill("SIGTERM")
+      expect(await exitWithin(node, STOP_MS), node.stderr).toBe(0)
+    },
+    START_MS + 60_000 + STOP_MS + 10_000
   )
 
   it("accepts roles as a comma list and as a repeated option", async () => {

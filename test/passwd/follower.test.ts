@@ -8,17 +8,21 @@ import { udbFollower } from "../../src/actors/passwd/follower.js"
 import { authorizedKeysFile } from "../../src/actors/passwd/root-ssh.js"
 import { verifyCrypt } from "../../src/actors/passwd/shadow-hash.js"
 import { makeChangeLogSource } from "../../src/actors/sync/changelog-source.js"
-import { makeSyncClient } from "../../src/actors/sync/client.js"
+import { followUdb } from "../../src/actors/passwd/layer.js"
+import { type FollowHandler, makeSyncClient } from "../../src/actors/sync/client.js"
 import { inProcessConnector } from "../../src/actors/sync/connection.js"
 import { SyncHub } from "../../src/actors/sync/hub.js"
 import { UDB_TOPIC } from "../../src/actors/sync/topics.js"
 import { Udb } from "../../src/actors/udb/service.js"
 import { subscribeMessage } from "../../src/protocols/sync.js"
 import { ChangeLog } from "../../src/store/change-log.js"
+import { ActorTree } from "../../src/runtime/actor-tree.js"
 import { Metrics } from "../../src/runtime/metrics.js"
+import { supervisorGroup } from "../../src/runtime/supervisor.js"
 import { generate } from "../../src/runtime/timeauth.js"
 import { UdbTest } from "../udb/support.js"
 import { baseFiles } from "./fixtures.js"
+import { testSupervision } from "../support/supervision.js"
 
 const PUB = Redacted.make("udbsync-pub-secret")
 const SUB = Redacted.make("udbsync-sub-secret")
@@ -36,7 +40,7 @@ const HubTest = Layer.unwrapEffect(
       ]
     })
   )
-).pipe(Layer.provideMerge(UdbTest), Layer.provideMerge(Metrics.layer))
+).pipe(Layer.provideMerge(UdbTest), Layer.provideMerge(Layer.merge(Metrics.layer, testSupervision)))
 
 const tempRoot = () =>
   Effect.acquireRelease(
@@ -156,6 +160,46 @@ describe("udb topic subscribers", () => {
       expect(read(root, "etc/passwd")).toContain("late:x:10002:")
       expect(read(root, "etc/passwd")).not.toContain("rita")
       expect(read(root, "root/.ssh/authorized_keys")).toBe("")
+    }).pipe(Effect.scoped, Effect.provide(HubTest))
+  )
+
+  it.live("a passwd handler that dies restarts only its follower (restarts=1) and passwd sync goes on", () =>
+    Effect.gen(function* () {
+      const udb = yield* Udb
+      const root = yield* tempRoot()
+      const applied = yield* Queue.unbounded<number>()
+      const follower = udbFollower({ roots: [root], sshRoots: [] })
+      const client = makeSyncClient({ connect: Effect.provide(inProcessConnector, Layer.succeed(SyncHub, yield* SyncHub)), credentials: () => ({ subscribe: PUB }) })
+      const log = yield* ChangeLog
+      const reach = (revision: number) => Effect.iterate(0, { while: (r) => r < revision, body: () => Queue.take(applied) })
+      // The injected defect: the first delivery of the revision that creates "boom" dies before writing.
+      let died = false
+      const handler: FollowHandler = (state, metadata, info) =>
+        Effect.gen(function* () {
+          if (!died && state.has("boom")) {
+            died = true
+            return yield* Effect.dieMessage("injected passwd handler defect")
+          }
+          yield* follower(state, metadata, info)
+          yield* Queue.offer(applied, info.revision)
+        })
+      const group = yield* Layer.build(supervisorGroup("udbsync-passwd"))
+      yield* followUdb(client, handler).pipe(Effect.provide(group))
+      yield* reach(yield* log.head("udb"))
+
+      yield* udb.create({ login: "boom", firstname: "Bo", lastname: "Om", group: "user", password: "pw-boom" })
+      yield* reach(yield* log.head("udb"))
+      expect(died).toBe(true)
+      expect(read(root, "etc/passwd")).toContain("boom:x:") // the restarted follower wrote the state it died on
+      yield* udb.create({ login: "after", firstname: "Af", lastname: "Ter", group: "user", password: "pw-after" })
+      yield* reach(yield* log.head("udb"))
+      expect(read(root, "etc/passwd")).toContain("after:x:") // and goes on following
+
+      const tree = yield* (yield* ActorTree).snapshot
+      const at = (p: string) => tree.find((i) => i.path === p)
+      expect(at("/root/udbsync-passwd")).toMatchObject({ kind: "supervisor" })
+      expect(at("/root/udbsync-passwd/follow-udb")).toMatchObject({ kind: "loop", restarts: 1 })
+      expect(at("/root/udb")).toMatchObject({ kind: "loop", restarts: 0, children: 1 }) // the topic's fan-out did not restart
     }).pipe(Effect.scoped, Effect.provide(HubTest))
   )
 })

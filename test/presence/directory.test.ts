@@ -3,6 +3,7 @@ import { Deferred, Effect, Fiber, Layer, Option, TestClock } from "effect"
 import { Directory } from "../../src/actors/presence/directory.js"
 import { SyncClient, type FollowHandler } from "../../src/actors/sync/client.js"
 import type { SyncRecord } from "../../src/protocols/sync.js"
+import { testSupervision } from "../support/supervision.js"
 
 // The directory answers from the followed mdb and udb topics, and never says "not registered"
 // before it has heard them.
@@ -10,15 +11,15 @@ import type { SyncRecord } from "../../src/protocols/sync.js"
 const follower = () => {
   const handlers = new Map<string, FollowHandler>()
   const ready = Effect.runSync(Deferred.make<void>())
+  const follower = (topic: string, handler: FollowHandler) =>
+    Effect.sync(() => {
+      handlers.set(topic, handler)
+      if (handlers.size === 2) Effect.runSync(Deferred.succeed(ready, undefined))
+      return { run: Effect.never }
+    })
   const layer = Layer.succeed(SyncClient, {
-    follow: (topic, handler) =>
-      Effect.zipRight(
-        Effect.sync(() => {
-          handlers.set(topic, handler)
-          if (handlers.size === 2) Effect.runSync(Deferred.succeed(ready, undefined))
-        }),
-        Effect.never
-      ),
+    follow: (topic, handler) => Effect.zipRight(follower(topic, handler), Effect.never),
+    follower,
     publish: () => Effect.die("not used")
   })
   const deliver = (topic: string, records: ReadonlyArray<SyncRecord>, key: string) =>
@@ -42,7 +43,7 @@ describe("Directory.following", () => {
       // a later state replaces the earlier one: a deleted machine is gone
       yield* f.deliver("mdb", [{ mac: "bb", hostname: "gw", mtype: "service" }], "mac")
       expect(yield* directory.machine("pas-r01p01")).toEqual(Option.none())
-    }).pipe(Effect.provide(Directory.following({ readyWait: "5 seconds" }).pipe(Layer.provide(f.layer))))
+    }).pipe(Effect.provide(Directory.following({ readyWait: "5 seconds" }).pipe(Layer.provide(Layer.merge(f.layer, testSupervision)))))
   })
 
   it.scoped("before the first snapshot a lookup waits, then answers PresenceUnavailable rather than a wrong refusal", () => {
@@ -60,6 +61,6 @@ describe("Directory.following", () => {
       const waiting = yield* Effect.fork(directory.machine("pas-r01p01"))
       yield* f.deliver("mdb", [{ mac: "aa", hostname: "pas-r01p01", mtype: "user" }], "mac")
       expect(yield* Fiber.join(waiting)).toEqual(Option.some({ mtype: "user" }))
-    }).pipe(Effect.provide(Directory.following({ readyWait: "5 seconds" }).pipe(Layer.provide(f.layer))))
+    }).pipe(Effect.provide(Directory.following({ readyWait: "5 seconds" }).pipe(Layer.provide(Layer.merge(f.layer, testSupervision)))))
   })
 })

@@ -3,13 +3,17 @@ import { Clock, Effect, Fiber, Layer, TestClock } from "effect"
 import type * as Prom from "prom-client"
 import { HeartbeatFailed, HeartbeatRejected, HeartbeatSender, runHeartbeats } from "../../src/actors/presenced/heartbeat.js"
 import { SessionSource, SessionSourceError } from "../../src/actors/presenced/sessions.js"
+import { ActorTree } from "../../src/runtime/actor-tree.js"
 import { Metrics } from "../../src/runtime/metrics.js"
+import { supervisedLoop } from "../../src/runtime/supervised-loop.js"
+import { supervisorGroup } from "../../src/runtime/supervisor.js"
+import { withRoot } from "../runtime/actor-fixtures.js"
 
 // presenced's loop on virtual time, fed by a scripted session source and a recording sender.
 
 interface Script {
   users: ReadonlyArray<string> | "fail"
-  send: "ok" | "fail" | "refuse" | "hang"
+  send: "ok" | "fail" | "refuse" | "hang" | "die"
   readonly calls: Array<{ readonly at: number; readonly login: string; readonly hostname: string }>
 }
 
@@ -28,6 +32,10 @@ const setup = () => {
           if (script.send === "fail") return yield* new HeartbeatFailed({ login, message: "connection refused" })
           if (script.send === "refuse") return yield* new HeartbeatRejected({ login, message: `${login} is already logged somewhere else` })
           if (script.send === "hang") return yield* Effect.never
+          if (script.send === "die") {
+            script.send = "ok"
+            return yield* Effect.dieMessage("injected heartbeat defect")
+          }
         })
     }),
     Metrics.layer
@@ -136,5 +144,25 @@ describe("presenced heartbeat loop", () => {
       expect(yield* gauge("prolo_presenced_last_ok_seconds")).toBe(Math.floor((PERIOD + 250) / 1000))
       yield* Fiber.interrupt(fiber)
     }).pipe(Effect.provide(layer))
+  })
+
+  it.scoped("a defect in a round restarts only the supervised heartbeat loop, which goes on at once", () => {
+    const { script, layer } = setup()
+    return withRoot((exits) =>
+      Effect.gen(function* () {
+        script.users = ["alice"]
+        const group = yield* Layer.build(supervisorGroup("presenced"))
+        yield* supervisedLoop("heartbeat", runHeartbeats({ period: PERIOD, hostname: "h" })).pipe(Effect.provide(group))
+        yield* TestClock.adjust(0)
+        script.send = "die"
+        yield* TestClock.adjust(PERIOD)
+        yield* TestClock.adjust(PERIOD)
+        // the round at 2000 died; the restarted loop sent again at once, then kept its period
+        expect(script.calls.map((c) => c.at)).toEqual([0, 2000, 2000, 4000])
+        const tree = yield* Effect.flatMap(ActorTree, (t) => t.snapshot)
+        expect(tree.find((i) => i.path === "/root/presenced/heartbeat")).toMatchObject({ kind: "loop", restarts: 1 })
+        expect(yield* exits).toEqual([])
+      })
+    ).pipe(Effect.provide(layer))
   })
 })

@@ -1,11 +1,12 @@
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Chunk, Effect, Option, Queue, Stream } from "effect"
+import { Chunk, Effect, Layer, Option, Queue, Stream } from "effect"
 import { makeChangeLogSource } from "../../src/actors/sync/changelog-source.js"
 import { makeTopicHub, type StartKind } from "../../src/actors/sync/topic-hub.js"
 import type { Frame } from "../../src/protocols/sync.js"
 import { ChangeLog } from "../../src/store/change-log.js"
 import { PgTest } from "../support/pg.js"
+import { testSupervision } from "../support/supervision.js"
 
 // The durable source on a real PostgreSQL: writers append in their own transactions, the hub
 // wakes on NOTIFY, retention follows pruning, a rolled-back write is never seen.
@@ -13,7 +14,7 @@ import { PgTest } from "../support/pg.js"
 const tag = (f: Frame) => (f._tag === "Snapshot" ? `S${f.revision}:${f.records.length}` : `${f._tag[0]}${f.revision}`)
 const entry = (mac: string, v: number) => ({ op: "update" as const, key: mac, record: { mac, v } })
 
-layer(PgTest, { timeout: "60 seconds", excludeTestServices: true })("change-log topic source", (it) => {
+layer(Layer.merge(PgTest, testSupervision), { timeout: "60 seconds", excludeTestServices: true })("change-log topic source", (it) => {
   it.scoped("resumes within retention, snapshots beyond it, after pruning", () =>
     Effect.gen(function* () {
       const log = yield* ChangeLog

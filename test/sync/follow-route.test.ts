@@ -16,6 +16,7 @@ import { httpHostLayer, serverUrl } from "../../src/runtime/http-host.js"
 import { Metrics } from "../../src/runtime/metrics.js"
 import { generate } from "../../src/runtime/timeauth.js"
 import { PUB, SUB } from "./harness.js"
+import { testSupervision } from "../support/supervision.js"
 
 // The follow route on a real HTTP port: frames are encoded once per batch and audience, not
 // once per subscriber.
@@ -38,7 +39,7 @@ const serve = (topics: ReadonlyArray<HubTopic>, port = 0, routes = syncRoutes) =
       httpHostLayer(routes, { listen: { host: "127.0.0.1", port }, drainTimeout: "1 second" }).pipe(
         // No idle keep-alive during the test: every frame counted is a snapshot, a catch-up or a batch.
         Layer.provideMerge(SyncHub.layer({ topics, options: { progressInterval: "1 hour" } })),
-        Layer.provide(Metrics.layer)
+        Layer.provide(Layer.merge(Metrics.layer, testSupervision))
       ),
       scope
     )

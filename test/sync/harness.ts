@@ -6,6 +6,7 @@ import { type SyncConnection, type SyncConnector, SyncTransportError } from "../
 import { makeMemorySource } from "../../src/actors/sync/memory-source.js"
 import type { TopicSource } from "../../src/actors/sync/topic-source.js"
 import { subscribeMessage } from "../../src/protocols/sync.js"
+import { testSupervision } from "../support/supervision.js"
 
 // In-process hub that tests can stop and start again over the same sources (a hub restart with
 // the history kept, as for the durable topics), and a connector that reaches whichever hub is up.
@@ -39,7 +40,7 @@ export const restartableHub = (initial: SyncHubConfig, metrics: Context.Context<
       if (next !== undefined) config = next
       yield* stop
       const scope = yield* Scope.make()
-      const ctx = yield* Layer.buildWithScope(SyncHub.layer(config), scope).pipe(Effect.provide(metrics))
+      const ctx = yield* Layer.buildWithScope(SyncHub.layer(config).pipe(Layer.provide(testSupervision)), scope).pipe(Effect.provide(metrics))
       const hub = Context.get(ctx, SyncHub)
       yield* Ref.set(slot, Option.some({ hub, scope }))
       return hub

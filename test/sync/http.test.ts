@@ -20,6 +20,7 @@ import { generate } from "../../src/runtime/timeauth.js"
 import { ChangeLog } from "../../src/store/change-log.js"
 import { PgTest } from "../support/pg.js"
 import { PUB, SUB } from "./harness.js"
+import { testSupervision } from "../support/supervision.js"
 
 // The hub on a real HTTP port over a real PostgreSQL change log: a follower over the websocket
 // rpc, a restart of the server, the original `/poll` and `/update` endpoints, forged tokens.
@@ -30,7 +31,7 @@ const serve = (topics: ReadonlyArray<HubTopic>, port: number, bufferSize = 1024)
     const ctx = yield* Layer.buildWithScope(
       httpHostLayer(syncRoutes, { listen: { host: "127.0.0.1", port }, drainTimeout: "200 millis" }).pipe(
         Layer.provideMerge(SyncHub.layer({ topics, options: { progressInterval: "1 second", bufferSize } })),
-        Layer.provide(Metrics.layer)
+        Layer.provide(Layer.merge(Metrics.layer, testSupervision))
       ),
       scope
     )

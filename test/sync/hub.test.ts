@@ -7,6 +7,7 @@ import { subscribeMessage } from "../../src/protocols/sync.js"
 import { Metrics } from "../../src/runtime/metrics.js"
 import { generate } from "../../src/runtime/timeauth.js"
 import { PUB, SUB } from "./harness.js"
+import { testSupervision } from "../support/supervision.js"
 
 // Per-topic authorisation in the hub: which secret signed decides the audience, the topic's
 // filter shapes records per audience, and refused calls change nothing.
@@ -23,7 +24,7 @@ const Hub = Layer.unwrapEffect(
       topics: [{ definition: { name: "udb", keyField: "login", durable: false, profile: "udbsync", filter: hidePassword }, secrets: { publisher: PUB, subscriber: SUB }, source }]
     })
   )
-).pipe(Layer.provide(Metrics.layer))
+).pipe(Layer.provide(Layer.merge(Metrics.layer, testSupervision)))
 
 const firstFrames = (token: string) =>
   Effect.flatMap(SyncHub, (hub) => Stream.runCollect(Stream.take(hub.subscribeSigned("udb", Option.none(), token, subscribeMessage("udb")), 1)))
@@ -72,7 +73,7 @@ describe("sync hub auth", () => {
         SyncHub,
         SyncHub.layer({
           topics: [{ definition: { ...PRESENCE_TOPIC }, secrets: { publisher: PUB, subscriber: SUB }, source }]
-        }).pipe(Layer.provide(Metrics.layer))
+        }).pipe(Layer.provide(Layer.merge(Metrics.layer, testSupervision)))
       )
       const data = JSON.stringify([{ type: "update", data: { login: "mallory", hostname: "pas-r01p01" } }])
       const refused = yield* Effect.flip(hub.publishSigned("presence", data, yield* generate(PUB, data)))

@@ -17,6 +17,7 @@ import { ChangeLog } from "../../src/store/change-log.js"
 import { PgTest } from "../support/pg.js"
 import { gw } from "../mdb/fixtures.js"
 import { PUB, SUB } from "./harness.js"
+import { testSupervision } from "../support/supervision.js"
 
 // `/sync/<topic>/poll` lines of the durable topics, written by the real MDB and UDB services and
 // read back from PostgreSQL (jsonb, which keeps no key order): each record in its original
@@ -78,7 +79,7 @@ layer(Services, { timeout: "60 seconds", excludeTestServices: true })("sync /pol
       const ctx = yield* Layer.buildWithScope(
         httpHostLayer(syncRoutes, { listen: { host: "127.0.0.1", port: 0 }, drainTimeout: "200 millis" }).pipe(
           Layer.provideMerge(SyncHub.layer({ topics })),
-          Layer.provide(Metrics.layer)
+          Layer.provide(Layer.merge(Metrics.layer, testSupervision))
         ),
         scope
       )

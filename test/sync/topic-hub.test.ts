@@ -3,6 +3,9 @@ import { Chunk, Effect, Fiber, Option, Queue, Stream, TestClock } from "effect"
 import { makeMemorySource } from "../../src/actors/sync/memory-source.js"
 import { makeTopicHub, type StartKind, type TopicHubOptions } from "../../src/actors/sync/topic-hub.js"
 import type { Frame, Update } from "../../src/protocols/sync.js"
+import { ActorTree } from "../../src/runtime/actor-tree.js"
+import { testSupervision } from "../support/supervision.js"
+import { withRoot } from "../runtime/actor-fixtures.js"
 
 const opts: TopicHubOptions = { bufferSize: 8, progressInterval: "10 seconds", pageSize: 3, pollInterval: "5 seconds" }
 const up = (login: string, v: number): ReadonlyArray<Update> => [{ type: "update", data: { login, v } }]
@@ -10,7 +13,7 @@ const up = (login: string, v: number): ReadonlyArray<Update> => [{ type: "update
 const setup = (retention = 100, options = opts) =>
   Effect.gen(function* () {
     const source = yield* makeMemorySource({ topic: "t", keyField: "login", retention, epoch: "e1" })
-    const hub = yield* makeTopicHub(source, options)
+    const hub = yield* makeTopicHub(source, options).pipe(Effect.provide(testSupervision))
     return { source, hub }
   })
 
@@ -19,6 +22,41 @@ const tags = (frames: Chunk.Chunk<Frame>) => Chunk.toReadonlyArray(frames).map(t
 const settle = Effect.repeatN(Effect.yieldNow(), 20)
 
 describe("topic hub", () => {
+  it.scoped("a defect in the fan-out restarts only that topic's loop; attached subscribers get every batch after it", () =>
+    withRoot((exits) =>
+      Effect.gen(function* () {
+        const source = yield* makeMemorySource({ topic: "t", keyField: "login", retention: 100, epoch: "e1" })
+        let armed = false
+        const faulty = {
+          ...source,
+          readSince: (after: number, limit: number) =>
+            Effect.suspend(() => {
+              if (!armed) return source.readSince(after, limit)
+              armed = false
+              return Effect.dieMessage("injected pump defect")
+            })
+        }
+        const hub = yield* makeTopicHub(faulty, opts)
+        yield* makeTopicHub(yield* makeMemorySource({ topic: "other", keyField: "login", retention: 10, epoch: "e2" }), opts)
+        const frames = yield* Queue.unbounded<string>()
+        yield* Effect.forkScoped(Stream.runForEach(hub.subscribe(Option.none()), (f) => Queue.offer(frames, tag(f))))
+        expect([yield* Queue.take(frames), yield* Queue.take(frames)]).toEqual(["S0:0", "P0"])
+        armed = true
+        yield* hub.publish(up("a", 1)) // stored; the pump dies reading it, its restart delivers it
+        expect(yield* Queue.take(frames)).toBe("B1")
+        yield* hub.publish(up("b", 1))
+        expect(yield* Queue.take(frames)).toBe("B2")
+        const tree = yield* Effect.flatMap(ActorTree, (t) => t.snapshot)
+        expect(tree.map((i) => [i.path, i.kind, i.restarts, i.children])).toEqual([
+          ["/root", "supervisor", 0, undefined],
+          ["/root/other", "loop", 0, 0],
+          ["/root/t", "loop", 1, 1]
+        ])
+        expect(yield* exits).toEqual([])
+      })
+    )
+  )
+
   it.scoped("a new subscriber gets one snapshot, a progress mark, then live batches in order", () =>
     Effect.gen(function* () {
       const { hub } = yield* setup()

@@ -3,6 +3,7 @@ import { MDB_SERVICE, MdbRpcs } from "../../protocols/mdb.js"
 import { loadProfile } from "../../runtime/config.js"
 import { SharedSecretProfile } from "../../runtime/profiles.js"
 import { rpcRoute } from "../../runtime/rpc-route.js"
+import { supervisorGroup } from "../../runtime/supervisor.js"
 import { DatabaseLive } from "../../store/database.js"
 import { callCompatRoutes } from "./call-compat.js"
 import { MdbHandlers } from "./handlers.js"
@@ -12,6 +13,7 @@ import * as MdbService from "./service.js"
  * The MDB subsystem: the `MdbRpcs` group (public reads, time-auth writes with the
  * `mdb-server.yml` secret) and the original's `/call/<method>` endpoints, over the node's
  * database (shared by reference with the other subsystems, so built once per node).
+ * Request/response only: `/root/mdb` in `/__actors`, with no child yet.
  */
 export const MdbLayer = Layer.unwrapEffect(
   Effect.map(loadProfile("mdb-server", SharedSecretProfile), ({ shared_secret }) =>
@@ -20,4 +22,4 @@ export const MdbLayer = Layer.unwrapEffect(
       callCompatRoutes
     )
   )
-).pipe(Layer.provide(MdbService.layer), Layer.provide(DatabaseLive))
+).pipe(Layer.provide(MdbService.layer), Layer.provide(supervisorGroup("mdb")), Layer.provide(DatabaseLive))

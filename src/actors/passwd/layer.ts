@@ -2,7 +2,9 @@ import { Effect, Layer, Schema } from "effect"
 import { UDB_SYNC_TOPIC } from "../../protocols/udb.js"
 import { loadProfile } from "../../runtime/config.js"
 import { SharedSecretProfile } from "../../runtime/profiles.js"
-import { makeSyncClient } from "../sync/client.js"
+import { supervisedLoop } from "../../runtime/supervised-loop.js"
+import { supervisorGroup } from "../../runtime/supervisor.js"
+import { type FollowHandler, makeSyncClient, type SyncClientService } from "../sync/client.js"
 import { websocketConnector } from "../sync/connection.js"
 import { udbFollower } from "./follower.js"
 
@@ -29,6 +31,7 @@ export const UdbsyncPasswdProfile = Schema.Struct({
  * The udbsync clients of a node (the original udbsync_passwd, udbsync_passwd_nfsroot and
  * udbsync_rootssh): follows the `udb` topic as a private subscriber — passwords are needed for
  * shadow — with the hub's url from `udbsync-sub.yml` and the secret from `udbsync-pub.yml`.
+ * In `/__actors`: `/root/udbsync-passwd`, with `follow-udb` under it when roots are configured.
  */
 export const PasswdSyncLayer = Layer.scopedDiscard(
   Effect.gen(function* () {
@@ -48,6 +51,14 @@ export const PasswdSyncLayer = Layer.scopedDiscard(
       ...(profile.group_gids === undefined ? {} : { groupGids: profile.group_gids })
     })
     yield* Effect.logInfo(`udbsync-passwd: following udb for roots [${profile.roots.join(", ")}], ssh roots [${profile.ssh_roots.join(", ")}]`)
-    yield* Effect.forkScoped(client.follow(UDB_SYNC_TOPIC, handler))
+    yield* followUdb(client, handler)
   })
-)
+).pipe(Layer.provide(supervisorGroup("udbsync-passwd")))
+
+/**
+ * Follows the `udb` topic as the supervised loop `follow-udb` of the current supervisor
+ * (`/root/udbsync-passwd/follow-udb`): a handler that dies restarts the follower from the
+ * revision it held, and the handler sees that state again.
+ */
+export const followUdb = (client: SyncClientService, handler: FollowHandler) =>
+  Effect.flatMap(client.follower(UDB_SYNC_TOPIC, handler), (follower) => supervisedLoop("follow-udb", follower.run))

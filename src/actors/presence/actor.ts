@@ -7,6 +7,7 @@ import {
   PresenceUnavailable
 } from "../../protocols/presence.js"
 import * as Actor from "../../runtime/actor.js"
+import { supervisedLoop } from "../../runtime/supervised-loop.js"
 import { Directory } from "./directory.js"
 import { LeaseStore, type StoredLease } from "./lease-store.js"
 import type { PresenceMetrics } from "./metrics.js"
@@ -245,7 +246,8 @@ export const makePresenceActor = (options: PresenceActorOptions) =>
       }
     })
 
-    const ref = yield* Actor.make("presence", behaviour)
+    // `<supervisor>/leases`: the subsystem's supervisor is `/root/presence`.
+    const ref = yield* Actor.make("leases", behaviour)
 
     // The expiry timer: sleeps until the earliest expiry (restarted whenever it moves), then
     // asks the actor to expire. A failed tell (mailbox full) is retried: the next request
@@ -256,7 +258,9 @@ export const makePresenceActor = (options: PresenceActorOptions) =>
         if (at > now) yield* Effect.sleep(at - now)
         yield* ref.tell(new Expire()).pipe(Effect.retry(Schedule.spaced("100 millis")), Effect.ignore)
       })
-    yield* Effect.forkScoped(
+    // A supervised loop (`<supervisor>/expiry`); a restarted one re-arms from the current `wakeAt`.
+    yield* supervisedLoop(
+      "expiry",
       Stream.runDrain(
         Stream.flatMap(
           wakeAt.changes,

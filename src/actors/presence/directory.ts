@@ -1,7 +1,10 @@
 import { Context, Deferred, Duration, Effect, Layer, Option } from "effect"
 import { PresenceUnavailable } from "../../protocols/presence.js"
 import type { SyncRecord } from "../../protocols/sync.js"
-import { SyncClient } from "../sync/client.js"
+import type { ActorTree } from "../../runtime/actor-tree.js"
+import { supervisedLoop } from "../../runtime/supervised-loop.js"
+import type { ActorSupervisor } from "../../runtime/supervisor.js"
+import { type NoSecret, SyncClient } from "../sync/client.js"
 import type { MachineFacts, UserFacts } from "./rules.js"
 
 // The machine and user facts the login rules need, answered from the mdb and udb topics this
@@ -30,7 +33,9 @@ export class Directory extends Context.Tag("prolo/presence/Directory")<Directory
    * first snapshot a lookup waits up to `readyWait`, then answers `PresenceUnavailable` (never a
    * wrong "not registered").
    */
-  static readonly following = (options: { readonly readyWait: Duration.DurationInput }): Layer.Layer<Directory, never, SyncClient> =>
+  static readonly following = (options: {
+    readonly readyWait: Duration.DurationInput
+  }): Layer.Layer<Directory, NoSecret, SyncClient | ActorTree | ActorSupervisor> =>
     Layer.scoped(
       Directory,
       Effect.gen(function* () {
@@ -42,19 +47,18 @@ export class Directory extends Context.Tag("prolo/presence/Directory")<Directory
 
         // Rebuilt from the whole followed state on each frame: a hostname change or a deleted
         // machine leaves no stale entry behind. ~150 machines and a few hundred users: cheap.
-        yield* Effect.forkScoped(
-          sync.follow("mdb", (state) =>
-            Effect.zipRight(
-              Effect.sync(() => indexMachines(state, machines)),
-              Deferred.succeed(machinesReady, undefined)
-            )
+        // Each follower is a supervised loop (`follow-mdb`, `follow-udb`) of the current supervisor.
+        const mdb = yield* sync.follower("mdb", (state) =>
+          Effect.zipRight(
+            Effect.sync(() => indexMachines(state, machines)),
+            Deferred.succeed(machinesReady, undefined)
           )
         )
-        yield* Effect.forkScoped(
-          sync.follow("udb", (state) =>
-            Effect.zipRight(Effect.sync(() => indexUsers(state, users)), Deferred.succeed(usersReady, undefined))
-          )
+        const udb = yield* sync.follower("udb", (state) =>
+          Effect.zipRight(Effect.sync(() => indexUsers(state, users)), Deferred.succeed(usersReady, undefined))
         )
+        yield* supervisedLoop("follow-mdb", mdb.run)
+        yield* supervisedLoop("follow-udb", udb.run)
 
         const ready = (which: Deferred.Deferred<void>, topic: string) =>
           Deferred.await(which).pipe(

@@ -4,6 +4,7 @@ import type { FileSystem } from "@effect/platform/FileSystem"
 import { type ConfigDir, loadProfile } from "../../runtime/config.js"
 import { PresenceSubProfile, SharedSecretProfile } from "../../runtime/profiles.js"
 import { rpcRoute } from "../../runtime/rpc-route.js"
+import { supervisorGroup } from "../../runtime/supervisor.js"
 import { RpcTcpServer, rpcTcpServerLayer } from "../../runtime/rpc-tcp.js"
 import { DatabaseLive } from "../../store/database.js"
 import { makeSyncClient, SyncClient } from "../sync/client.js"
@@ -66,7 +67,11 @@ export const inProcessSyncClient: Layer.Layer<SyncClient, unknown, SyncHub | Con
     })
   )
 
-/** The routes and the actor; needs the node's `SyncHub` (give the same layer value the sync subsystem uses). */
+/**
+ * The routes and the actor; needs the node's `SyncHub` (give the same layer value the sync
+ * subsystem uses). In `/__actors`: `/root/presence` with the lease actor `leases`, its `expiry`
+ * timer and the directory's followers `follow-mdb` and `follow-udb`.
+ */
 export const presenceSubsystem = <E, R>(hub: Layer.Layer<SyncHub, E, R>) =>
   Layer.unwrapEffect(
     Effect.gen(function* () {
@@ -84,6 +89,9 @@ export const presenceSubsystem = <E, R>(hub: Layer.Layer<SyncHub, E, R>) =>
     })
   ).pipe(
     Layer.provide(Directory.following({ readyWait: DIRECTORY_READY_WAIT })),
+    // Everything above runs under `/root/presence`; the hub below is shared with the sync
+    // subsystem and keeps its own place in the tree (`/root/sync`).
+    Layer.provide(supervisorGroup("presence")),
     Layer.provide(inProcessSyncClient),
     Layer.provide(PresencePublisher.hub),
     Layer.provide(LeaseStore.sql),

@@ -75,7 +75,10 @@ export interface HeartbeatOptions {
 
 const describe = (e: { readonly message: string }) => e.message
 
-/** Runs forever: sends the rounds. Needs its scope only for metrics registration. */
+/**
+ * Runs forever: sends the rounds. Needs its scope only for metrics registration. Ends only on a
+ * defect; presenced runs it as the supervised loop `/root/presenced/heartbeat`.
+ */
 export const runHeartbeats = (options: HeartbeatOptions) =>
   Effect.gen(function* () {
     const sessions = yield* SessionSource
@@ -133,8 +136,8 @@ export const runHeartbeats = (options: HeartbeatOptions) =>
       )
       return results.every((ok) => ok)
     }).pipe(
-      Effect.catchTag("SessionSourceError", (e) => Effect.as(Effect.logWarning(`presenced: ${e.message}`), false)),
-      Effect.catchAllDefect((d) => Effect.as(Effect.logError("presenced: round died", d), false))
+      // A defect is a bug, not a failed round: it ends this loop for its supervisor to restart.
+      Effect.catchTag("SessionSourceError", (e) => Effect.as(Effect.logWarning(`presenced: ${e.message}`), false))
     )
 
     let failures = 0

@@ -2,6 +2,8 @@ import { Duration, Effect, Layer } from "effect"
 import * as os from "node:os"
 import { loadProfile } from "../../runtime/config.js"
 import { SharedSecretProfile } from "../../runtime/profiles.js"
+import { supervisedLoop } from "../../runtime/supervised-loop.js"
+import { supervisorGroup } from "../../runtime/supervisor.js"
 import { heartbeatPeriodOf, loadPresenceProfile } from "../presence/config.js"
 import { HeartbeatSender, runHeartbeats } from "./heartbeat.js"
 import { machineName } from "./hostname.js"
@@ -10,7 +12,7 @@ import { SystemSessionsLive } from "./sessions.js"
 // presenced on a user machine: heartbeats for every logged-in Prologin user, every fifth of
 // `presence.yml` → `lease_seconds`, to the gateway at `presence.yml` → `tcp_connect` over
 // TCP+msgpack when given, else over HTTP at `presencesync-pub.yml` → `url` (default
-// http://presencesync/).
+// http://presencesync/). In `/__actors`: `/root/presenced/heartbeat`, a supervised loop.
 
 export const DEFAULT_PRESENCE_URL = "http://presencesync/"
 
@@ -25,9 +27,9 @@ export const PresencedLayer = Layer.unwrapEffect(
       tcp === undefined ? HeartbeatSender.rpc(pub.url ?? DEFAULT_PRESENCE_URL, pub.shared_secret) : HeartbeatSender.tcp(tcp, pub.shared_secret)
     const to = tcp === undefined ? (pub.url ?? DEFAULT_PRESENCE_URL) : `tcp ${tcp.host}:${tcp.port}`
     yield* Effect.logInfo(`presenced: heartbeats for ${hostname} every ${Duration.format(period)} to ${to}`)
-    return Layer.scopedDiscard(Effect.forkScoped(runHeartbeats({ period, hostname }))).pipe(
+    return Layer.scopedDiscard(supervisedLoop("heartbeat", runHeartbeats({ period, hostname }))).pipe(
       Layer.provide(sender),
       Layer.provide(SystemSessionsLive)
     )
   })
-)
+).pipe(Layer.provide(supervisorGroup("presenced")))

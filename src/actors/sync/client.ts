@@ -11,6 +11,7 @@ import {
   type Redacted,
   Schedule,
   Schema,
+  type Scope,
   Stream
 } from "effect"
 import {
@@ -32,7 +33,8 @@ import { DEFAULT_TOPICS } from "./topics.js"
 // calls the handler after every applied snapshot or batch, and never gives up: whatever ends a
 // stream (hub restart, lagging, network), it waits a jittered backoff and resumes from the last
 // revision it applied. Frames that do not follow that revision end the stream too (resume), so a
-// batch is never applied twice nor skipped.
+// batch is never applied twice nor skipped. Only a handler's defect ends it, for its supervisor
+// to restart it (`follower` + `supervisedLoop`) from that same revision.
 
 export interface FrameInfo {
   readonly kind: "snapshot" | "batch"
@@ -96,9 +98,25 @@ export interface SyncClientConfig {
   readonly keyFields?: Readonly<Record<string, string>>
 }
 
+/**
+ * A follower of one topic that holds its position and materialised state between runs of `run`:
+ * run it under `supervisedLoop` and a restart resumes from the revision it last applied, first
+ * calling the handler again for a frame whose handler call died.
+ */
+export interface Follower {
+  /**
+   * Follows until the handler dies (a defect), which ends the run with that defect; the
+   * handler's typed failures are logged and ignored. Anything else (hub restart, lagging,
+   * network) is resumed from the revision held, after a jittered backoff.
+   */
+  readonly run: Effect.Effect<never, never, Scope.Scope>
+}
+
 export interface SyncClientService {
-  /** Follows `topic` forever (fork it); the handler's failures are logged and ignored. */
+  /** Follows `topic` forever (fork it): `follower` run once, so a handler's defect ends it. */
   readonly follow: (topic: string, handler: FollowHandler, options?: FollowOptions) => Effect.Effect<never, NoSecret>
+  /** A follower to run under supervision (see `Follower`); fails at once without a subscribe secret. */
+  readonly follower: (topic: string, handler: FollowHandler, options?: FollowOptions) => Effect.Effect<Follower, NoSecret>
   /** Publishes one update message; returns its revision. */
   readonly publish: (
     topic: string,
@@ -124,26 +142,28 @@ export const backoffDelay = (attempt: number, options: BackoffOptions): Effect.E
 export const makeSyncClient = (config: SyncClientConfig): SyncClientService => {
   const backoff: BackoffOptions = { ...defaultBackoff, ...config.backoff }
 
-  const follow = (topic: string, handler: FollowHandler, options?: FollowOptions): Effect.Effect<never, NoSecret> =>
+  const follower = (topic: string, handler: FollowHandler, options?: FollowOptions): Effect.Effect<Follower, NoSecret> =>
     Effect.gen(function* () {
       const secret = config.credentials(topic).subscribe
       if (secret === undefined) return yield* new NoSecret({ topic, action: "subscribe" })
       const keyField = keyFieldOf(config, topic, options)
       const metrics = followerMetrics(topic)
+      // Kept across runs: the state applied so far, its position, and the handler call a defect
+      // cut short (the state is already applied; the handler still has to see it).
       const state: State = new Map()
       let position: Option.Option<Position> = Option.none()
       let lastFrameAt = yield* Clock.currentTimeMillis
-
-      yield* Effect.forkScoped(
-        Effect.flatMap(Clock.currentTimeMillis, (now) => Metric.set(metrics.staleness, (now - lastFrameAt) / 1000)).pipe(
-          Effect.repeat(Schedule.spaced(backoff.stalenessInterval))
-        )
-      )
+      let owed: { readonly metadata: Metadata; readonly info: FrameInfo } | undefined
 
       const deliver = (metadata: Metadata, info: FrameInfo) =>
-        Effect.suspend(() => handler(state, metadata, info)).pipe(
+        Effect.suspend(() => {
+          owed = { metadata, info }
+          return handler(state, metadata, info)
+        }).pipe(
           Effect.catchAll((e) => Effect.logError(`sync ${topic}: handler failed at revision ${info.revision}`, e)),
-          Effect.catchAllDefect((d) => Effect.logError(`sync ${topic}: handler died at revision ${info.revision}`, d))
+          Effect.tap(() => {
+            owed = undefined
+          })
         )
 
       const onFrame = (frame: Frame): Effect.Effect<void, OutOfSequence> =>
@@ -177,7 +197,9 @@ export const makeSyncClient = (config: SyncClientConfig): SyncClientService => {
           }
         })
 
-      // One subscription: true when it delivered at least one frame (the backoff restarts).
+      // One subscription: true when it delivered at least one frame (the backoff restarts). A
+      // handler that died ends the run with its defect (the supervisor restarts the follower);
+      // everything else ends only this subscription.
       const attempt = Effect.gen(function* () {
         let received = false
         const token = yield* generate(secret, subscribeMessage(topic))
@@ -193,18 +215,33 @@ export const makeSyncClient = (config: SyncClientConfig): SyncClientService => {
             )
           )
         ).pipe(Effect.exit)
+        if (exit._tag === "Failure" && owed !== undefined && Cause.isDie(exit.cause)) {
+          return yield* Effect.die(Cause.squash(exit.cause))
+        }
         const why = exit._tag === "Success" ? "stream ended" : Cause.pretty(exit.cause).split("\n", 1)[0]
         yield* Effect.logInfo(`sync ${topic}: subscription ended (${why}); resuming`)
         return received
       })
 
-      let failures = 0
-      while (true) {
-        const received = yield* attempt
-        failures = received ? 0 : failures + 1
-        yield* Effect.sleep(yield* backoffDelay(failures, backoff))
-      }
-    }).pipe(Effect.scoped)
+      const run = Effect.gen(function* () {
+        yield* Effect.forkScoped(
+          Effect.flatMap(Clock.currentTimeMillis, (now) => Metric.set(metrics.staleness, (now - lastFrameAt) / 1000)).pipe(
+            Effect.repeat(Schedule.spaced(backoff.stalenessInterval))
+          )
+        )
+        if (owed !== undefined) yield* deliver(owed.metadata, owed.info)
+        let failures = 0
+        while (true) {
+          const received = yield* attempt
+          failures = received ? 0 : failures + 1
+          yield* Effect.sleep(yield* backoffDelay(failures, backoff))
+        }
+      })
+      return { run }
+    })
+
+  const follow = (topic: string, handler: FollowHandler, options?: FollowOptions): Effect.Effect<never, NoSecret> =>
+    Effect.flatMap(follower(topic, handler, options), (f) => Effect.scoped(f.run))
 
   const publish = (topic: string, updates: ReadonlyArray<Update>) =>
     Effect.gen(function* () {
@@ -219,5 +256,5 @@ export const makeSyncClient = (config: SyncClientConfig): SyncClientService => {
       return yield* Effect.scoped(Effect.flatMap(config.connect, (c) => c.publish({ topic, data, token })))
     })
 
-  return { follow, publish }
+  return { follow, follower, publish }
 }

@@ -13,7 +13,9 @@ import {
   UnknownTopic,
   type Update
 } from "../../protocols/sync.js"
+import type { ActorTree } from "../../runtime/actor-tree.js"
 import { Metrics, promCounter } from "../../runtime/metrics.js"
+import type { ActorSupervisor } from "../../runtime/supervisor.js"
 import { check, type TokenRejected } from "../../runtime/timeauth.js"
 import { parseUpdates, validateUpdates } from "./parse-batch.js"
 import { defaultTopicHubOptions, makeTopicHub, type StartKind, type TopicHub, type TopicHubOptions } from "./topic-hub.js"
@@ -60,7 +62,9 @@ export interface SyncHubService {
 }
 
 export class SyncHub extends Context.Tag("prolo/SyncHub")<SyncHub, SyncHubService>() {
-  static readonly layer = (config: SyncHubConfig): Layer.Layer<SyncHub, never, Metrics> => Layer.scoped(SyncHub, make(config))
+  /** Each topic's fan-out is a supervised loop named after the topic, under the current supervisor. */
+  static readonly layer = (config: SyncHubConfig): Layer.Layer<SyncHub, never, Metrics | ActorTree | ActorSupervisor> =>
+    Layer.scoped(SyncHub, make(config))
 }
 
 /** The message a `Subscribe` rpc token signs (the `/poll` route signs `None`, as the original). */

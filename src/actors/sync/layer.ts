@@ -2,8 +2,11 @@ import type { FileSystem } from "@effect/platform/FileSystem"
 import type { HttpRouter } from "@effect/platform/HttpLayerRouter"
 import { Effect, Layer, Schedule } from "effect"
 import { type ConfigDir, loadProfile } from "../../runtime/config.js"
+import type { ActorTree } from "../../runtime/actor-tree.js"
 import type { Metrics } from "../../runtime/metrics.js"
 import { PresenceSubProfile, SharedSecretProfile } from "../../runtime/profiles.js"
+import { supervisedLoop } from "../../runtime/supervised-loop.js"
+import { type ActorSupervisor, supervisorGroup } from "../../runtime/supervisor.js"
 import { ChangeLog } from "../../store/change-log.js"
 import { DatabaseLive } from "../../store/database.js"
 import { changeLogSourceFor } from "./changelog-source.js"
@@ -54,7 +57,7 @@ export const syncHubFromProfiles = (
         const source = definition.durable
           ? changeLogSourceFor(log, definition)
           : yield* makeMemorySource({ topic: definition.name, keyField: definition.keyField, retention: MEMORY_RETENTION })
-        if (definition.durable) yield* Effect.forkScoped(pruneForever(definition.name))
+        if (definition.durable) yield* supervisedLoop(`${definition.name}-prune`, pruneForever(definition.name))
         hubTopics.push({ definition, secrets, source })
       }
       return SyncHub.layer(options === undefined ? { topics: hubTopics } : { topics: hubTopics, options })
@@ -62,14 +65,15 @@ export const syncHubFromProfiles = (
   )
 
 /**
- * The node's one hub over the node's database. Shared by reference: in-process publishers
- * (presence) and the routes below get the same instance when a node builds both.
+ * The node's one hub over the node's database, under the `sync` supervisor: `/root/sync/<topic>`
+ * for each topic's fan-out, `/root/sync/<topic>-prune` for each durable topic's pruner. Shared by
+ * reference: in-process publishers (presence) and the routes below get the same instance when a
+ * node builds both, so a subsystem that uses it provides it outside its own supervisor group.
  */
-export const SyncHubLive: Layer.Layer<SyncHub, unknown, ConfigDir | FileSystem | Metrics> = syncHubFromProfiles().pipe(
-  Layer.provide(DatabaseLive)
-)
+export const SyncHubLive: Layer.Layer<SyncHub, unknown, ConfigDir | FileSystem | Metrics | ActorTree | ActorSupervisor> =
+  syncHubFromProfiles().pipe(Layer.provide(supervisorGroup("sync")), Layer.provide(DatabaseLive))
 
 /** `prolo-node` subsystem: the hub and its routes (`/rpc/sync`, `/sync/<topic>/poll|update`). */
-export const SyncLayer: Layer.Layer<never, unknown, ConfigDir | FileSystem | Metrics | HttpRouter> = syncRoutes.pipe(
+export const SyncLayer: Layer.Layer<never, unknown, ConfigDir | FileSystem | Metrics | HttpRouter | ActorTree | ActorSupervisor> = syncRoutes.pipe(
   Layer.provide(SyncHubLive)
 )

@@ -6,6 +6,7 @@ import {
   SyncUnavailable,
   type Update
 } from "../../protocols/sync.js"
+import { supervisedLoop } from "../../runtime/supervised-loop.js"
 import { hubMetrics } from "./metrics.js"
 import type { StoredBatch, TopicSource } from "./topic-source.js"
 
@@ -65,7 +66,11 @@ export interface TopicHub {
 
 const depthOf = (s: Subscriber): number => Option.getOrElse(s.mailbox.unsafeSize(), () => 0)
 
-/** Runs until its scope closes; then every subscriber's stream ends (they resume elsewhere or later). */
+/**
+ * Runs until its scope closes; then every subscriber's stream ends (they resume elsewhere or
+ * later). Its fan-out is the supervised loop `<supervisor>/<topic>` in `/__actors`: mailbox =
+ * frames queued for all subscribers, handled = revision delivered, children = live subscribers.
+ */
 export const makeTopicHub = (
   source: TopicSource,
   options: TopicHubOptions = defaultTopicHubOptions
@@ -134,24 +139,31 @@ export const makeTopicHub = (
       Effect.forever
     )
 
-    yield* Queue.offer(wake, undefined)
-    yield* Effect.forkScoped(pump)
-    yield* Effect.forkScoped(
-      Stream.runForEach(source.changes, (r) => (r > delivered ? Queue.offer(wake, undefined) : Effect.void))
+    // The pump, the change listener and the two timers are one supervised loop: a defect in any
+    // of them restarts all four from the delivered revision; subscribers stay attached.
+    const fanOutLoop = Effect.all(
+      [
+        Effect.zipRight(Queue.offer(wake, undefined), pump),
+        Stream.runForEach(source.changes, (r) => (r > delivered ? Queue.offer(wake, undefined) : Effect.void)),
+        Effect.sleep(options.pollInterval).pipe(Effect.zipRight(Queue.offer(wake, undefined)), Effect.forever),
+        Effect.sleep(options.progressInterval).pipe(
+          Effect.zipRight(
+            lock.withPermits(1)(Effect.sync(() => {
+              if (delivered >= 0) fanOut({ _tag: "Progress", revision: delivered })
+            }))
+          ),
+          Effect.forever
+        )
+      ],
+      { concurrency: "unbounded", discard: true }
     )
-    yield* Effect.forkScoped(
-      Effect.sleep(options.pollInterval).pipe(Effect.zipRight(Queue.offer(wake, undefined)), Effect.forever)
-    )
-    yield* Effect.forkScoped(
-      Effect.sleep(options.progressInterval).pipe(
-        Effect.zipRight(
-          lock.withPermits(1)(Effect.sync(() => {
-            if (delivered >= 0) fanOut({ _tag: "Progress", revision: delivered })
-          }))
-        ),
-        Effect.forever
-      )
-    )
+    yield* supervisedLoop(topic, fanOutLoop, {
+      probe: Effect.sync(() => {
+        let queued = 0
+        for (const s of subscribers) queued += depthOf(s)
+        return { mailboxDepth: queued, handled: Math.max(0, delivered), children: subscribers.size }
+      })
+    })
     yield* Effect.addFinalizer(() =>
       lock.withPermits(1)(Effect.sync(() => {
         for (const s of subscribers) {

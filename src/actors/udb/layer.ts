@@ -5,6 +5,7 @@ import { loadProfile } from "../../runtime/config.js"
 import type { Metrics } from "../../runtime/metrics.js"
 import { SharedSecretProfile } from "../../runtime/profiles.js"
 import { rpcRoute } from "../../runtime/rpc-route.js"
+import { supervisorGroup } from "../../runtime/supervisor.js"
 import { DatabaseLive } from "../../store/database.js"
 import { callCompatRoutes } from "./call-compat.js"
 import { UdbHandlers } from "./handlers.js"
@@ -33,6 +34,7 @@ export const udbRoutes = (
  * The UDB subsystem: the `UdbRpcs` group at `/rpc/udb` (public `query`, everything else with
  * `udb-client-auth.yml: shared_secret`) and the original's `/call/query[_private]` under
  * `/udb/call/`. Changes reach subscribers through the `udb` change-log topic of the sync hub.
+ * Request/response only: `/root/udb` in `/__actors`, with no child yet.
  */
 export const UdbLayer = Layer.unwrapEffect(
   Effect.gen(function* () {
@@ -40,4 +42,4 @@ export const UdbLayer = Layer.unwrapEffect(
     const { system_passwd } = yield* loadProfile("udb-server", UdbServerProfile)
     return udbRoutes(shared_secret).pipe(Layer.provide(UdbRepo.layer), Layer.provide(SystemAccounts.fromFile(system_passwd)))
   })
-).pipe(Layer.provide(DatabaseLive))
+).pipe(Layer.provide(supervisorGroup("udb")), Layer.provide(DatabaseLive))
