@@ -3,7 +3,7 @@ import { Context, Deferred, Effect, Either, Fiber, Option, TestClock } from "eff
 import { Directory } from "../../src/actors/presence/directory.js"
 import type { MachineFacts, UserFacts } from "../../src/actors/presence/rules.js"
 import { Presence } from "../../src/actors/presence/service.js"
-import { LEASE_MS, makeHarness } from "./support.js"
+import { LEASE_MS, makeHarness, promptly } from "./support.js"
 
 // Issue 17 item 5 at the unit level: a lease store that stalls (every call waits on a gate,
 // as a SIGSTOPped PostgreSQL), on virtual time. A stall longer than the lease must not expire
@@ -18,19 +18,6 @@ const machines: Record<string, MachineFacts> = Object.fromEntries(Array.from({ l
 const users: Record<string, UserFacts> = Object.fromEntries(Array.from({ length: N }, (_, i) => [user(i), { group: "user" }]))
 const HEARTBEAT_MS = LEASE_MS / 5
 const WRITE_TIMEOUT_MS = LEASE_MS / 5
-
-/** Runs `effect`, which must finish with no virtual time passing (it waits on nothing). */
-const promptly = <A, E>(what: string, effect: Effect.Effect<A, E>) =>
-  Effect.gen(function* () {
-    const fiber = yield* Effect.fork(effect)
-    for (let i = 0; i < 500 && Option.isNone(yield* Fiber.poll(fiber)); i++) yield* Effect.yieldNow()
-    const exit = yield* Fiber.poll(fiber)
-    if (Option.isNone(exit)) {
-      yield* Fiber.interrupt(fiber)
-      return yield* Effect.dieMessage(`${what}: still waiting (behind the stalled write?)`)
-    }
-    return yield* exit.value
-  })
 
 const setup = Effect.gen(function* () {
   const h = yield* makeHarness({ directory: Directory.fromRecords(machines, users) })
