@@ -14,7 +14,11 @@ import { pgClientLayer } from "./pg-client.js"
 export const DatabaseSettings = Schema.Struct({
   url: Schema.optional(Secret),
   data_dir: Schema.optional(Schema.NonEmptyString),
-  max_connections: Schema.optional(Schema.Int.pipe(Schema.between(1, 1000)))
+  max_connections: Schema.optional(Schema.Int.pipe(Schema.between(1, 1000))),
+  /** Bound on every statement and connection attempt (default 30 s). */
+  query_timeout_seconds: Schema.optional(
+    Schema.Number.pipe(Schema.between(0.1, 3600)).annotations({ description: "a number of seconds between 0.1 and 3600" })
+  )
 })
 export type DatabaseSettings = typeof DatabaseSettings.Type
 
@@ -39,8 +43,13 @@ const describe = (e: unknown): string => {
   return String(e)
 }
 
+export interface ConnectOptions {
+  readonly maxConnections?: number | undefined
+  readonly queryTimeoutSeconds?: number | undefined
+}
+
 /** Connects to `url`, applies pending migrations, and provides the change log. */
-export const connect = (url: Redacted.Redacted<string>, maxConnections?: number): Layer.Layer<DatabaseServices, DatabaseError> =>
+export const connect = (url: Redacted.Redacted<string>, options: ConnectOptions = {}): Layer.Layer<DatabaseServices, DatabaseError> =>
   Layer.merge(
     ChangeLog.layer,
     Layer.effectDiscard(
@@ -48,7 +57,10 @@ export const connect = (url: Redacted.Redacted<string>, maxConnections?: number)
     )
   ).pipe(
     Layer.provideMerge(
-      pgClientLayer(url, maxConnections === undefined ? {} : { maxConnections }).pipe(
+      pgClientLayer(url, {
+        ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+        ...(options.queryTimeoutSeconds === undefined ? {} : { queryTimeout: Duration.seconds(options.queryTimeoutSeconds) })
+      }).pipe(
         Layer.mapError((e) => new DatabaseError({ message: `cannot connect to the database: ${describe(e)}` }))
       )
     )
@@ -63,10 +75,15 @@ export const embeddedDataDir = (settings: DatabaseSettings): Effect.Effect<strin
         Effect.map((root) => path.resolve(Option.getOrElse(root, () => "var"), "db"))
       )
 
+const connectOptions = (settings: DatabaseSettings): ConnectOptions => ({
+  maxConnections: settings.max_connections,
+  queryTimeoutSeconds: settings.query_timeout_seconds
+})
+
 /** The node's database from explicit settings: external when `url` is set, embedded otherwise. */
 export const fromSettings = (settings: DatabaseSettings): Layer.Layer<DatabaseServices, DatabaseError> =>
   settings.url !== undefined
-    ? connect(settings.url, settings.max_connections)
+    ? connect(settings.url, connectOptions(settings))
     : Layer.unwrapScoped(
         Effect.gen(function* () {
           const dataDir = yield* embeddedDataDir(settings)
@@ -76,7 +93,7 @@ export const fromSettings = (settings: DatabaseSettings): Layer.Layer<DatabaseSe
             )
           )
           yield* Effect.logInfo(`embedded PostgreSQL up in ${Math.round(Duration.toMillis(elapsed))} ms (pid ${pg.pid}, ${pg.dataDir})`)
-          return connect(pg.url(EMBEDDED_DB), settings.max_connections)
+          return connect(pg.url(EMBEDDED_DB), connectOptions(settings))
         })
       )
 
