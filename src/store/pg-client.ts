@@ -21,12 +21,18 @@ export const DEFAULT_QUERY_TIMEOUT = Duration.seconds(30)
 // node-postgres reads both from the connection string (its query parameters become client
 // options): `statement_timeout` makes the server cancel a slow statement; `query_timeout`
 // fails the call on our side when the server does not answer at all (stopped, wedged, a
-// dead network). Settings already in the URL are the operator's and win.
+// dead network). The client waits a second longer, so that a server that does answer
+// reports its own precise cancellation (57014). Settings already in the URL are the
+// operator's and win.
+const CLIENT_GRACE_MS = 1000
+
 const withTimeouts = (url: Redacted.Redacted<string>, millis: number): Redacted.Redacted<string> => {
   const value = Redacted.value(url)
-  const extra = ["statement_timeout", "query_timeout"]
-    .filter((name) => !new RegExp(`[?&]${name}=`).test(value))
-    .map((name) => `${name}=${millis}`)
+  const wanted: ReadonlyArray<readonly [string, number]> = [
+    ["statement_timeout", millis],
+    ["query_timeout", millis + CLIENT_GRACE_MS]
+  ]
+  const extra = wanted.filter(([name]) => !new RegExp(`[?&]${name}=`).test(value)).map(([name, ms]) => `${name}=${ms}`)
   if (extra.length === 0) return url
   return Redacted.make(`${value}${value.includes("?") ? "&" : "?"}${extra.join("&")}`)
 }
@@ -47,6 +53,6 @@ export const pgClientLayer = (
     types,
     maxConnections: options.maxConnections ?? 10,
     applicationName: options.applicationName ?? "prolo",
-    connectTimeout: Duration.millis(millis)
+    connectTimeout: Duration.millis(millis + CLIENT_GRACE_MS)
   })
 }
