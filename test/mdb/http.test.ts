@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { AlreadyTaken, MdbRpcs } from "../../src/protocols/mdb.js"
+import { SqlClient } from "@effect/sql"
+import { AlreadyTaken, MdbRpcs, MdbUnavailable } from "../../src/protocols/mdb.js"
 import { call, rpcClient } from "../support/http.js"
 import { dumpDatabase } from "../support/pg-dump.js"
 import { gw, MdbHostTest } from "./support.js"
@@ -91,6 +92,22 @@ describe("MDB over HTTP", () => {
         exn_type: "RuntimeError",
         exn_message: "self registration is disabled"
       })
+    }).pipe(Effect.scoped, Effect.provide(Host))
+  )
+
+  // Issue 17 item 6: a database failure was a protocol Defect (SqlError) on /rpc/mdb.
+  it.live("a database failure answers the typed MdbUnavailable, reads and writes alike", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const admin = yield* client(SECRET)
+      yield* sql`ALTER TABLE switch RENAME TO switch_gone`
+      const read = yield* Effect.flip(admin.switches({ filters: {} }))
+      expect(read).toBeInstanceOf(MdbUnavailable)
+      expect(read.message).toMatch(/^machine database unavailable: .+; retry$/)
+      const write = yield* Effect.flip(admin.addSwitch({ name: "sw1", chassis: "00:11:22:33:44:55" }))
+      expect(write).toBeInstanceOf(MdbUnavailable)
+      yield* sql`ALTER TABLE switch_gone RENAME TO switch`
+      expect(yield* admin.switches({ filters: {} })).toEqual([])
     }).pipe(Effect.scoped, Effect.provide(Host))
   )
 

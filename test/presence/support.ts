@@ -1,4 +1,4 @@
-import { Effect, Layer, Scope, Exit, Context } from "effect"
+import { Effect, Fiber, Layer, Option, Scope, Exit, Context } from "effect"
 import type * as Prom from "prom-client"
 import { Directory } from "../../src/actors/presence/directory.js"
 import { LeaseStore, type MemoryLeaseStore } from "../../src/actors/presence/lease-store.js"
@@ -84,3 +84,19 @@ export const sample = (name: string, labels: Record<string, string> = {}) =>
       return found?.value ?? 0
     })
   )
+
+/**
+ * Runs `effect`, which must finish with no virtual time passing because it waits on nothing
+ * (e.g. a heartbeat while a store write is stalled); dies naming `what` otherwise.
+ */
+export const promptly = <A, E>(what: string, effect: Effect.Effect<A, E>) =>
+  Effect.gen(function* () {
+    const fiber = yield* Effect.fork(effect)
+    for (let i = 0; i < 500 && Option.isNone(yield* Fiber.poll(fiber)); i++) yield* Effect.yieldNow()
+    const exit = yield* Fiber.poll(fiber)
+    if (Option.isNone(exit)) {
+      yield* Fiber.interrupt(fiber)
+      return yield* Effect.dieMessage(`${what}: still waiting (behind a stalled write?)`)
+    }
+    return yield* exit.value
+  })

@@ -60,6 +60,43 @@ describe("rpcRoute + makeRpcClient over HTTP", () => {
     }).pipe(Effect.scoped, Effect.provide(Host))
   )
 
+  // Issue 17 item 7: unparseable ndjson was a 200 with an empty body; a payload its schema
+  // refuses was a protocol Defect (a server bug, as a client reports it).
+  it.live("a body that is not ndjson rpc messages, or a payload its schema refuses, is a 400 InvalidRpcRequest", () =>
+    Effect.gen(function* () {
+      const url = rpcUrl(yield* nodeUrl, "echo")
+      const post = (body: string) =>
+        Effect.promise(async () => {
+          const res = await fetch(url, { method: "POST", body, headers: { "content-type": "application/ndjson" } })
+          return { status: res.status, body: await res.text() }
+        })
+      const request = (tag: string, payload: unknown) => `${JSON.stringify({ _tag: "Request", id: "1", tag, payload, headers: [] })}\n`
+      const refused = (body: string) =>
+        Effect.map(post(body), (r) => {
+          expect(r.status, r.body).toBe(400)
+          return JSON.parse(r.body) as Record<string, unknown>
+        })
+
+      expect(yield* refused("{not json")).toMatchObject({
+        _tag: "InvalidRpcRequest",
+        service: "echo",
+        line: 0,
+        message: "the last line has no newline: ndjson messages end with \\n"
+      })
+      expect(yield* refused("{not json\n")).toMatchObject({ line: 1, message: expect.stringMatching(/^not JSON \(/) })
+      expect(yield* refused("")).toMatchObject({ line: 0, message: expect.stringMatching(/^empty body/) })
+      expect(yield* refused("[1, 2]\n")).toMatchObject({ line: 1, message: expect.stringMatching(/^not an rpc message/) })
+      expect(yield* refused(request("Nope", {}))).toMatchObject({ line: 1, message: 'unknown rpc "Nope" (known: Echo, Lookup, Count, Version)' })
+      const schema = yield* refused(request("Version", {}) + request("Count", { upTo: "x" }))
+      expect(schema).toMatchObject({ line: 2, rpc: "Count" })
+      expect(schema["message"]).toMatch(/^invalid payload for Count: [\s\S]*upTo[\s\S]*Expected number, actual "x"/)
+      // a well-formed request still reaches the server (Version is public)
+      const ok = yield* post(request("Version", {}))
+      expect(ok.status).toBe(200)
+      expect(ok.body).toContain("echo 1")
+    }).pipe(Effect.provide(Host))
+  )
+
   it.live("answers 404 for a service that is not mounted", () =>
     Effect.gen(function* () {
       const url = yield* nodeUrl

@@ -82,12 +82,12 @@ describe("embedded database", () => {
       })
       yield* Effect.addFinalizer(() => Effect.sync(() => void holder.kill("SIGKILL")))
       // Readiness is the holder's own line; if it dies first, say so instead of waiting out the test.
-      const pid = yield* Effect.async<number>((resume) => {
+      const [pid, socketDir] = yield* Effect.async<readonly [number, string]>((resume) => {
         let out = ""
         holder.stdout?.on("data", (c: Buffer) => {
           out += c.toString("utf8")
-          const m = /ready (\d+)/.exec(out)
-          if (m) resume(Effect.succeed(Number(m[1])))
+          const m = /ready (\d+) (\S+)\n/.exec(out)
+          if (m) resume(Effect.succeed([Number(m[1]), m[2]!] as const))
         })
         holder.once("exit", (code, signal) => resume(Effect.dieMessage(`hold-postgres ended (${code ?? signal}) before "ready": ${out}`)))
       })
@@ -103,6 +103,13 @@ describe("embedded database", () => {
       )
       // Exited: at most a zombie left for init to reap (its parent was the killed node).
       expect(yield* Effect.promise(() => fs.readFile(`/proc/${pid}/stat`, "utf8").then((t) => / Z /.test(t), () => true))).toBe(true)
+      // The killed node's socket directory is left behind (issue 17 item 7) and named after it;
+      // the next start removes it.
+      expect(path.basename(socketDir)).toMatch(new RegExp(`^prolo-pg-${holder.pid}-`))
+      expect(yield* Effect.promise(() => fs.readdir(socketDir))).toEqual([])
+      const next = yield* startEmbeddedPostgres({ dataDir })
+      expect(path.basename(next.socketDir)).toMatch(new RegExp(`^prolo-pg-${process.pid}-`))
+      expect(yield* Effect.promise(() => fs.access(socketDir).then(() => "still there", () => "removed"))).toBe("removed")
     }).pipe(Effect.scoped),
     120_000 // the holder starts under tsx: seconds on a loaded box, before initdb even begins
   )

@@ -111,13 +111,23 @@ describe("query filters (Django lookups, shared by MDB and UDB)", () => {
           [{ name__in: ["a", {}] }, "name__in", "'name__in': every value must be a string, got {}"],
           [{ n__in: "1,x" }, "n__in", "'n__in': every value must be an integer, got \"x\""],
           [{ name__regex: "(" }, "name__regex", "'name__regex': invalid regular expression \"(\""],
-          [{ note__isnull: "maybe" }, "note__isnull", "'note__isnull' must be true or false, got \"maybe\""]
+          [{ note__isnull: "maybe" }, "note__isnull", "'note__isnull' must be true or false, got \"maybe\""],
+          // issue 17 item 7: beyond PostgreSQL's integer, the database refused it at run time
+          // and the caller read "database unavailable"
+          [{ n__gte: 2147483648 }, "n__gte", "'n__gte' must be an integer between -2147483648 and 2147483647, got 2147483648"],
+          [{ n__lt: "-2147483649" }, "n__lt", "'n__lt' must be an integer between -2147483648 and 2147483647, got \"-2147483649\""],
+          [{ n__in: [1, 2147483648] }, "n__in", "'n__in': every value must be an integer between -2147483648 and 2147483647, got 2147483648"],
+          // PostgreSQL text cannot hold NUL
+          [{ name: "a\u0000b" }, "name", "'name' must be a string without NUL characters, got \"a\\u0000b\""],
+          [{ tags__contains: "\u0000" }, "tags__contains", "'tags__contains' must be a string without NUL characters, got \"\\u0000\""]
         ]
         for (const [filters, key, message] of cases) {
           const error = yield* Effect.flip(names(filters))
           expect(error).toBeInstanceOf(FilterError)
           expect(error).toMatchObject({ key, message })
         }
+        // the bounds themselves are values
+        expect(yield* names({ n__lte: 2147483647, n__gte: -2147483648 })).toEqual(["Gamma", "alpha", "beta"])
       })
     )
 

@@ -24,3 +24,16 @@ export const pidsWithArg = async (arg: string): Promise<Array<number>> => {
   }
   return pids
 }
+
+/** The direct children of `pid` (e.g. the backends and helpers of a PostgreSQL postmaster). */
+export const childrenOf = async (pid: number): Promise<Array<number>> => {
+  const children: Array<number> = []
+  for (const entry of await fs.readdir("/proc")) {
+    if (!/^[0-9]+$/.test(entry)) continue
+    const stat = await fs.readFile(`/proc/${entry}/stat`, "utf8").catch(() => "")
+    // "pid (comm) state ppid ...": comm may hold spaces, so read after the last ')'
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+    if (ppid === pid) children.push(Number(entry))
+  }
+  return children
+}

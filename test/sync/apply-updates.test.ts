@@ -70,5 +70,9 @@ describe("parseUpdates", () => {
     expect(bad('[{"type":"update","data":{"mac":"a"}},{"type":"upsert","data":{"mac":"b"}}]')).toMatchObject({ index: 1, reason: expect.stringMatching(/type must be/) })
     expect(bad('[{"type":"update","data":{"hostname":"x"}}]')).toMatchObject({ index: 0, reason: expect.stringMatching(/data.mac/) })
     expect(bad('[{"type":"update","data":[1]}]').reason).toMatch(/JSON object/)
+    expect(bad('[{"type":"update","data":{"mac":"a","tags":["x","y\\u0000"]}}]').reason).toBe(
+      "data.tags[1] contains a NUL character (\\u0000), which cannot be stored"
+    )
+    expect(bad('[{"type":"update","data":{"mac":"a","o":{"k\\u0000":1}}}]').reason).toMatch(/^data.o \(a key\) contains a NUL/)
   })
 })

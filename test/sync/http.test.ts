@@ -173,6 +173,14 @@ layer(PgTest, { timeout: "60 seconds", excludeTestServices: true })("sync hub ov
           body: 'invalid update message for mdb2 at [0]: type must be "update" or "delete", got "upsert"'
         })
 
+        // A NUL in a record (jsonb cannot store it): 400 naming where, not a 503 that the
+        // publisher retries forever (issue 17 item 7).
+        const nul = JSON.stringify([machine("ff", "x"), { type: "update", data: { mac: "ab", hostname: "a\u0000b" } }])
+        expect(yield* postForm(`${server.url}/sync/mdb2/update`, { data: nul, hmac: yield* generate(PUB, nul) })).toEqual({
+          status: 400,
+          body: "invalid update message for mdb2 at [1]: data.hostname contains a NUL character (\\u0000), which cannot be stored"
+        })
+
         // /poll: forged → 403, missing → 400.
         const polled = yield* openLines(`${server.url}/sync/mdb2/poll?hmac=${forged}`)
         yield* waitFor("403 body", () => polled.body() === "Invalid token")

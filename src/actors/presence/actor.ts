@@ -34,6 +34,14 @@ import {
 // then committed to the table, then published. Replies are `Either`s rather than typed
 // failures because a refusal may follow changes already stored (leases that expired on the
 // way): the actor keeps state only from handlers that succeed, so those must succeed.
+//
+// A stalled database must not expire anybody (issue 17 item 5). So:
+// - a heartbeat for a lease the table holds on that very host is answered beside the actor
+//   (`touch`): it only records its receipt time in `seen`, never waits behind a store write,
+//   and the actor folds `seen` into the leases before it judges any expiry. Membership still
+//   changes only inside the actor, so invariant 3 is decided in one place;
+// - every store write is bounded (`writeTimeoutMillis`) and answers PresenceUnavailable;
+// - an accepted lease starts when its write is done, not when the decision began.
 
 type Answer<E> = Either.Either<void, E | PresenceUnavailable>
 
@@ -63,6 +71,18 @@ export interface PresenceActorOptions {
   readonly metrics: PresenceMetrics
   /** How soon the timer retries an expiry the store refused. */
   readonly expiryRetryMillis?: number
+  /** How long a store write may take before the request answers PresenceUnavailable. Default: a fifth of the lease. */
+  readonly writeTimeoutMillis?: number
+}
+
+/** The actor, and the heartbeat path that does not queue behind it. */
+export interface PresenceActor {
+  readonly ref: Actor.ActorRef<PresenceMessage>
+  /**
+   * Records a heartbeat of `login` from `hostname` when the table holds that lease and no
+   * removal of it is under way; false when the actor must decide (no lease, another host).
+   */
+  readonly touch: (login: string, hostname: string) => Effect.Effect<boolean>
 }
 
 /** Every stored lease is live after a (re)start, for one whole lease period from now. */
@@ -85,6 +105,27 @@ export const makePresenceActor = (options: PresenceActorOptions) =>
     const publisher = yield* PresencePublisher
     const { metrics, leaseMillis } = options
     const retryMillis = options.expiryRetryMillis ?? 1000
+    const writeTimeoutMillis = options.writeTimeoutMillis ?? Math.max(1, Math.floor(leaseMillis / 5))
+    // A write that does not answer in time is abandoned (its cancellation goes on in the
+    // background: interrupting a query waits for the server, which is what is stalled).
+    const bounded = <A>(what: string, write: Effect.Effect<A, PresenceUnavailable>) =>
+      write.pipe(
+        Effect.disconnect,
+        Effect.timeoutFail({
+          duration: writeTimeoutMillis,
+          onTimeout: () =>
+            new PresenceUnavailable({
+              message: `presence database: no answer within ${writeTimeoutMillis} ms to ${what}; retry`
+            })
+        })
+      )
+    // Last heartbeat receipt per login (and the host it came from), written by `touch` only.
+    const seen = new Map<string, { readonly hostname: string; readonly at: number }>()
+    // Logins whose removal is being written: their heartbeats go through the actor, which
+    // answers them once the removal is settled.
+    const removing = new Set<string>()
+    // The table as last committed, for `touch` (read-only there).
+    let current: Table | undefined
     // When the expiry timer must next wake up; the timer fiber follows it.
     const wakeAt = yield* SubscriptionRef.make(Option.none<number>())
 
@@ -94,6 +135,7 @@ export const makePresenceActor = (options: PresenceActorOptions) =>
     const committed = (table: Table, wake?: number) =>
       Effect.suspend(() => {
         metrics.loggedUsers.set(table.byLogin.size)
+        current = table
         const next = wake ?? nextExpiry(table)
         const moved = next !== earliest
         earliest = next
@@ -109,21 +151,45 @@ export const makePresenceActor = (options: PresenceActorOptions) =>
         return yield* committed(table)
       })
 
+    // Heartbeats recorded by `touch` since the lease was last refreshed extend it from their
+    // receipt time: expiry is judged on when the machine spoke, not on when the actor looked.
+    const foldSeen = (table: Table) => {
+      for (const lease of table.byLogin.values()) {
+        const s = seen.get(lease.login)
+        if (s !== undefined && s.hostname === lease.hostname && s.at > lease.refreshedAt) {
+          assign(table, { ...lease, expiresAt: s.at + leaseMillis, refreshedAt: s.at })
+        }
+      }
+    }
+
+    const released = (table: Table, logins: ReadonlyArray<string>) => {
+      for (const login of logins) seen.delete(login)
+      return release(table, logins)
+    }
+
     // Drops the leases due at `now`. If the store refuses, they stay (a user held a little
     // longer is safe; one freed in memory but not in the database could be logged in twice).
     const expire = (table: Table, now: number) =>
       Effect.gen(function* () {
         if (earliest === undefined || now < earliest) return table
-        const due = dueLeases(table, now)
+        // One synchronous step: no heartbeat can slip between the judgement and the marking.
+        const due = yield* Effect.sync(() => {
+          foldSeen(table)
+          const found = dueLeases(table, now)
+          for (const lease of found) removing.add(lease.login)
+          return found
+        })
         if (due.length === 0) return yield* committed(table)
-        const stored = yield* Effect.either(store.remove(due.map((l) => l.login)))
+        const stored = yield* Effect.either(bounded(`remove ${due.map((l) => l.login).join(", ")}`, store.remove(due.map((l) => l.login)))).pipe(
+          Effect.ensuring(Effect.sync(() => due.forEach((l) => removing.delete(l.login))))
+        )
         if (Either.isLeft(stored)) {
           yield* Effect.logWarning(`presence: cannot record the expiry of ${due.map((l) => l.login).join(", ")}`, stored.left)
           return yield* committed(table, now + retryMillis)
         }
         for (const lease of due) metrics.leaseAge.observe((now - lease.refreshedAt) / 1000)
         yield* publisher.publish(due.map((l) => deleteOf(l.login)))
-        return yield* committed(release(table, due.map((l) => l.login)))
+        return yield* committed(released(table, due.map((l) => l.login)))
       })
 
     const refresh = (table: Table, lease: Lease, now: number) =>
@@ -136,8 +202,11 @@ export const makePresenceActor = (options: PresenceActorOptions) =>
         const user = yield* directory.user(login)
         const admitted = admit(login, hostname, Option.getOrUndefined(machine), Option.getOrUndefined(user))
         if (Either.isLeft(admitted)) return Either.left(admitted.left)
-        yield* store.put({ login, hostname, since: now })
-        const next = assign(table, { login, hostname, since: now, expiresAt: now + leaseMillis, refreshedAt: now })
+        yield* bounded(`record ${login} on ${hostname}`, store.put({ login, hostname, since: now }))
+        // The lease runs from when it is recorded: a slow write must not hand out a lease
+        // that is already over.
+        const start = Math.max(now, yield* Clock.currentTimeMillis)
+        const next = assign(table, { login, hostname, since: now, expiresAt: start + leaseMillis, refreshedAt: start })
         yield* publisher.publish([updateOf({ login, hostname })])
         return Either.right(yield* committed(next))
       }).pipe(Effect.either)
@@ -227,10 +296,13 @@ export const makePresenceActor = (options: PresenceActorOptions) =>
                 state: table
               }
             }
-            const stored = yield* Effect.either(store.remove([login]))
+            removing.add(login)
+            const stored = yield* Effect.either(bounded(`remove ${login}`, store.remove([login]))).pipe(
+              Effect.ensuring(Effect.sync(() => removing.delete(login)))
+            )
             if (Either.isLeft(stored)) return { reply: Either.left(stored.left), state: table }
             yield* publisher.publish([deleteOf(login)])
-            return { reply: Either.void, state: yield* committed(release(table, [login])) }
+            return { reply: Either.void, state: yield* committed(released(table, [login])) }
           }),
         List: (state) =>
           Effect.gen(function* () {
@@ -248,6 +320,19 @@ export const makePresenceActor = (options: PresenceActorOptions) =>
 
     // `<supervisor>/leases`: the subsystem's supervisor is `/root/presence`.
     const ref = yield* Actor.make("leases", behaviour)
+
+    const touch = (login: string, hostname: string) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.sync(() => {
+          const lease = current?.byLogin.get(login)
+          if (lease === undefined || lease.hostname !== hostname || removing.has(login)) return false
+          const last = seen.get(login)
+          const refreshedAt = last !== undefined && last.hostname === hostname ? Math.max(last.at, lease.refreshedAt) : lease.refreshedAt
+          metrics.leaseAge.observe((now - refreshedAt) / 1000)
+          seen.set(login, { hostname, at: Math.max(now, refreshedAt) })
+          return true
+        })
+      )
 
     // The expiry timer: sleeps until the earliest expiry (restarted whenever it moves), then
     // asks the actor to expire. A failed tell (mailbox full) is retried: the next request
@@ -269,5 +354,6 @@ export const makePresenceActor = (options: PresenceActorOptions) =>
         )
       )
     )
-    return ref
+    const actor: PresenceActor = { ref, touch }
+    return actor
   })

@@ -16,7 +16,11 @@ export interface StoredLease {
 
 export interface LeaseStoreService {
   readonly load: Effect.Effect<ReadonlyArray<StoredLease>, PresenceUnavailable>
-  /** Records that `login` now holds `hostname` (moving it from its previous host); fails if another login holds `hostname`. */
+  /**
+   * Records that `login` now holds `hostname` (moving it from its previous host). A row of
+   * another login on `hostname` is dropped: the actor asks only for hosts its table has free,
+   * so such a row is left by an earlier write that timed out but committed later.
+   */
   readonly put: (lease: StoredLease) => Effect.Effect<void, PresenceUnavailable>
   readonly remove: (logins: ReadonlyArray<string>) => Effect.Effect<void, PresenceUnavailable>
 }
@@ -26,6 +30,8 @@ export interface MemoryLeaseStore {
   readonly rows: Map<string, StoredLease>
   /** Set to make every call fail as a dead database would. */
   down: boolean
+  /** Run before every call when set: e.g. wait on a gate, as a stalled database would. */
+  before: Effect.Effect<void> | undefined
 }
 
 export class LeaseStore extends Context.Tag("prolo/presence/LeaseStore")<LeaseStore, LeaseStoreService>() {
@@ -43,15 +49,19 @@ export class LeaseStore extends Context.Tag("prolo/presence/LeaseStore")<LeaseSt
           Effect.map((rows) => rows.map((r) => ({ login: r.login, hostname: r.hostname, since: r.since.getTime() }))),
           Effect.mapError(unavailable("load leases"))
         ),
-        // One statement, one round trip. A host held by another login is refused by the
-        // table's UNIQUE (hostname): the actor never asks for that, and must not get it.
+        // One transaction: drop a stale holder of the host, then upsert (UNIQUE (hostname)
+        // still guards against two holders).
         put: (lease) =>
-          sql`INSERT INTO presence_lease (login, hostname, since)
-              VALUES (${lease.login}, ${lease.hostname}, ${new Date(lease.since)})
-              ON CONFLICT (login) DO UPDATE SET hostname = EXCLUDED.hostname, since = EXCLUDED.since`.pipe(
-            Effect.asVoid,
-            Effect.mapError(unavailable(`record ${lease.login} on ${lease.hostname}`))
-          ),
+          sql
+            .withTransaction(
+              Effect.zipRight(
+                sql`DELETE FROM presence_lease WHERE hostname = ${lease.hostname} AND login <> ${lease.login}`,
+                sql`INSERT INTO presence_lease (login, hostname, since)
+                    VALUES (${lease.login}, ${lease.hostname}, ${new Date(lease.since)})
+                    ON CONFLICT (login) DO UPDATE SET hostname = EXCLUDED.hostname, since = EXCLUDED.since`
+              )
+            )
+            .pipe(Effect.asVoid, Effect.mapError(unavailable(`record ${lease.login} on ${lease.hostname}`))),
         remove: (logins) =>
           logins.length === 0
             ? Effect.void
@@ -69,21 +79,26 @@ export class LeaseStore extends Context.Tag("prolo/presence/LeaseStore")<LeaseSt
     const handle: MemoryLeaseStore = {
       rows,
       down: false,
+      before: undefined,
       layer: Layer.sync(LeaseStore, (): LeaseStoreService => {
         const guard = <A>(f: () => A): Effect.Effect<A, PresenceUnavailable> =>
           Effect.suspend(() =>
-            handle.down ? Effect.fail(new PresenceUnavailable({ message: "presence database: down (test)" })) : Effect.sync(f)
+            Effect.zipRight(
+              handle.before ?? Effect.void,
+              Effect.suspend(() =>
+                handle.down ? Effect.fail(new PresenceUnavailable({ message: "presence database: down (test)" })) : Effect.sync(f)
+              )
+            )
           )
         return {
           load: guard(() => [...rows.values()]),
           put: (lease) =>
-            Effect.flatMap(
-              guard(() => [...rows.values()].some((row) => row.hostname === lease.hostname && row.login !== lease.login)),
-              (taken) =>
-                taken
-                  ? Effect.fail(new PresenceUnavailable({ message: `presence database: ${lease.hostname} is held by another login` }))
-                  : guard(() => void rows.set(lease.login, lease))
-            ),
+            guard(() => {
+              for (const row of [...rows.values()]) {
+                if (row.hostname === lease.hostname && row.login !== lease.login) rows.delete(row.login)
+              }
+              rows.set(lease.login, lease)
+            }),
           remove: (logins) =>
             guard(() => {
               for (const login of logins) rows.delete(login)

@@ -33,6 +33,8 @@ export interface PresenceService {
 export interface PresenceConfig {
   /** Lease period; heartbeats are sent every fifth of it. Default 10 s. */
   readonly leaseMillis: number
+  /** Bound on one store write (login, logout, expiry); default a fifth of the lease. */
+  readonly writeTimeoutMillis?: number
 }
 
 export const DEFAULT_LEASE_SECONDS = 10
@@ -55,7 +57,11 @@ export class Presence extends Context.Tag("prolo/presence/Presence")<Presence, P
       Presence,
       Effect.gen(function* () {
         const metrics = yield* presenceMetrics(config.leaseMillis / 1000)
-        const ref = yield* makePresenceActor({ leaseMillis: config.leaseMillis, metrics })
+        const { ref, touch } = yield* makePresenceActor({
+          leaseMillis: config.leaseMillis,
+          metrics,
+          ...(config.writeTimeoutMillis === undefined ? {} : { writeTimeoutMillis: config.writeTimeoutMillis })
+        })
         const checked = <E>(
           login: string,
           hostname: string,
@@ -65,7 +71,11 @@ export class Presence extends Context.Tag("prolo/presence/Presence")<Presence, P
           Effect.flatMap(Effect.mapError(effect, unavailable), (either) => either)
         return {
           requestLogin: (login, hostname) => checked(login, hostname, (a) => answer(ref.ask(new RequestLogin(a)))),
-          heartbeat: (login, hostname) => checked(login, hostname, (a) => answer(ref.ask(new Heartbeat(a)))),
+          // A heartbeat of a held lease never waits behind the actor (a store write may be slow).
+          heartbeat: (login, hostname) =>
+            checked(login, hostname, (a) =>
+              Effect.flatMap(touch(a.login, a.hostname), (done) => (done ? Effect.void : answer(ref.ask(new Heartbeat(a)))))
+            ),
           logout: (login, hostname) => checked(login, hostname, (a) => answer(ref.ask(new Logout(a)))),
           list: answer(ref.ask(new List())),
           removeExpired: Effect.mapError(ref.ask(new Expire()), unavailable)

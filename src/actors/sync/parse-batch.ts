@@ -10,6 +10,30 @@ export const MAX_BATCH_UPDATES = 10_000
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
 
+/**
+ * Where `value` holds a NUL character (in a string or an object key), as `data.a.b[2]`; none
+ * when clean. PostgreSQL's jsonb cannot store one: the write would fail as if the database
+ * were down, and the publisher would retry forever a message that can never be stored.
+ */
+const nulAt = (value: unknown, at: string): string | undefined => {
+  if (typeof value === "string") return value.includes("\u0000") ? at : undefined
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = nulAt(value[i], `${at}[${i}]`)
+      if (found !== undefined) return found
+    }
+    return undefined
+  }
+  if (isObject(value)) {
+    for (const [key, item] of Object.entries(value)) {
+      if (key.includes("\u0000")) return `${at} (a key)`
+      const found = nulAt(item, `${at}.${key}`)
+      if (found !== undefined) return found
+    }
+  }
+  return undefined
+}
+
 /** Checks an already-decoded update list; the result keeps only `type` and `data` of each element. */
 export const validateUpdates = (
   topic: string,
@@ -31,6 +55,8 @@ export const validateUpdates = (
     if (recordKey(keyField, data) === undefined) {
       return fail(i, `data.${keyField} (the topic's key) must be a string or a number`)
     }
+    const nul = nulAt(data, "data")
+    if (nul !== undefined) return fail(i, `${nul} contains a NUL character (\\u0000), which cannot be stored`)
     updates.push({ type, data })
   }
   return Either.right(updates)
