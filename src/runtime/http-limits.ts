@@ -24,6 +24,8 @@ export const HttpLimitsProfile = Schema.Struct({
   formBodyBytes: bytes(16 * KiB),
   /** `POST /rpc/<service>` (ndjson calls; a udb import carries its file) and `/sync/<topic>/update` (one batch). */
   rpcBodyBytes: bytes(4 * MiB),
+  /** Bytes of request bodies the node holds at once, all requests together; beyond, 503 and retry. */
+  bodyBudgetBytes: bytes(64 * MiB),
   /** Deepest nesting of arrays and objects accepted in a JSON body (our messages nest 4 deep). */
   maxJsonDepth: Schema.optionalWith(
     Schema.Int.pipe(Schema.between(4, 10_000)).annotations({ description: "an integer between 4 and 10000" }),

@@ -3,6 +3,7 @@ import type { Rpc, RpcGroup } from "@effect/rpc"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
 import { Layer, type Redacted } from "effect"
+import { bodyLimitLayer } from "./http-body.js"
 import type { Metrics } from "./metrics.js"
 import { type TimeAuth, timeAuthServer } from "./rpc-auth.js"
 
@@ -33,6 +34,8 @@ export const rpcRoute = <Rpcs extends Rpc.Any, EH, RH>(options: RpcRouteOptions<
   return RpcServer.layerHttpRouter({ group: options.group, path: rpcPath(options.service), protocol: "http" }).pipe(
     Layer.provide(options.handlers),
     Layer.provide(timeAuthServer(options.service, options.secret)),
-    Layer.provide(RpcSerialization.layerNdjson)
+    Layer.provide(RpcSerialization.layerNdjson),
+    // Bodies bounded before the rpc server reads them (its own read has no limit).
+    Layer.provide(bodyLimitLayer((limits) => limits.rpcBodyBytes))
   ) satisfies Layer.Layer<never, EH, HttpLayerRouter.HttpRouter | Metrics | RH | Rpc.Context<Rpcs> | Exclude<Rpc.Middleware<Rpcs>, TimeAuth>>
 }
