@@ -12,6 +12,7 @@ import {
   SyncLagging
 } from "../../protocols/sync.js"
 import { HttpLimitsRef } from "../../runtime/http-limits.js"
+import { jsonTooDeep } from "../../runtime/json-depth.js"
 import type { SyncHubService } from "./hub.js"
 import { followEncodes, hubMetrics } from "./metrics.js"
 
@@ -52,7 +53,8 @@ const serve = (
   encode: (frame: Frame) => Uint8Array,
   upgraded: Deferred.Deferred<void>,
   stopping: Effect.Effect<void>,
-  maxUnsent: number
+  maxUnsent: number,
+  maxDepth: number
 ) =>
   Effect.gen(function* () {
     const write = yield* socket.writer
@@ -87,7 +89,9 @@ const serve = (
     )
 
     const session = Effect.gen(function* () {
-      const request = decodeRequest(yield* Deferred.await(opening))
+      const first = yield* Deferred.await(opening)
+      // A request nested deeper than any follow request is refused unparsed, as malformed.
+      const request = decodeRequest(jsonTooDeep(first, maxDepth) === undefined ? first : "")
       if (Either.isLeft(request)) {
         return yield* write(new Socket.CloseEvent(1008, "malformed follow request"))
       }
@@ -147,7 +151,8 @@ export interface FollowRouteOptions {
 export const makeFollowRoute = (hub: SyncHubService, options: FollowRouteOptions = {}) =>
   Effect.gen(function* () {
     const stopping = options.stopping ?? Effect.never
-    const maxUnsent = options.maxUnsentBytes ?? (yield* HttpLimitsRef).websocketUnsentBytes
+    const limits = yield* HttpLimitsRef
+    const maxUnsent = options.maxUnsentBytes ?? limits.websocketUnsentBytes
     const encode = makeFrameEncoder()
     const sessions = yield* FiberSet.make()
     return (topic: string) =>
@@ -155,7 +160,7 @@ export const makeFollowRoute = (hub: SyncHubService, options: FollowRouteOptions
         const request = yield* HttpServerRequest.HttpServerRequest
         const socket = yield* Effect.orDie(request.upgrade)
         const upgraded = yield* Deferred.make<void>()
-        const session = yield* FiberSet.run(sessions, serve(hub, topic, socket, encode, upgraded, stopping, maxUnsent))
+        const session = yield* FiberSet.run(sessions, serve(hub, topic, socket, encode, upgraded, stopping, maxUnsent, limits.maxJsonDepth))
         yield* Effect.raceFirst(Deferred.await(upgraded), Fiber.await(session))
         return HttpServerResponse.empty()
       })
