@@ -89,7 +89,7 @@ const readBody = (incoming: IncomingMessage, limit: number, accounting: BodyAcco
     return Effect.sync(stop)
   })
 
-const BODILESS = new Set(["GET", "HEAD", "OPTIONS", "DELETE", "TRACE"])
+const BODILESS = new Set(["GET", "HEAD"])
 
 export interface BodyLimitOptions {
   /** This route's limit in bytes. */
@@ -109,11 +109,12 @@ export const boundedBody =
   ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
       const declared = request.headers["content-length"]
-      const chunked = request.headers["transfer-encoding"] !== undefined
-      if (BODILESS.has(request.method) && declared === undefined && !chunked) return handler
       if (declared !== undefined && !(Number(declared) <= limit)) {
         return Effect.succeed(refuse(refusal(accounting, 413, `request body of ${declared} bytes over this route's limit of ${limit} bytes`)))
       }
+      // No handler reads the body of these (and a fetch Request cannot carry one): Node discards
+      // whatever comes, without buffering it, once the answer is sent.
+      if (BODILESS.has(request.method)) return handler
       const held = { bytes: 0 }
       const read = readBody(NodeHttpServerRequest.toIncomingMessage(request), limit, accounting, held).pipe(
         Effect.timeoutFail({

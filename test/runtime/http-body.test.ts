@@ -104,6 +104,16 @@ describe("request bodies", () => {
       expect(chunked.written).toBeLessThan(big / 10)
       expect(accounting.peak).toBeLessThanOrEqual(limits.rpcBodyBytes)
       expect(accounting.held).toBe(0)
+      // A GET saying `content-length: 0` (some clients do) is an ordinary call.
+      const get = yield* Effect.async<number>((resume) => {
+        const req = http.request(`${url}/call/echo`, { method: "GET", headers: { "content-length": 0 }, agent: false }, (res) => {
+          res.resume()
+          resume(Effect.succeed(res.statusCode ?? 0))
+        })
+        req.on("error", () => resume(Effect.succeed(-1)))
+        req.end()
+      })
+      expect(get).toBe(200)
       expect(yield* ping(url)).toBe("pong")
     }).pipe(Effect.scoped)
   )
