@@ -1,7 +1,9 @@
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
-import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Schema } from "effect"
+import { bodyLimitFor, boundedBody } from "./http-body.js"
+import { jsonTooDeep, parseJsonBounded } from "./json-depth.js"
 import { pythonJson } from "./python-json.js"
 
 // The original prologin-RPC call surface (rpc-and-auth.md §3), shared by every subsystem that
@@ -39,15 +41,15 @@ export interface Call {
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
 
 // Non-POST requests call with no arguments and no token, as the original.
-const readCall = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<Call, CallError> =>
+const readCall = (request: HttpServerRequest.HttpServerRequest, maxDepth: number): Effect.Effect<Call, CallError> =>
   request.method !== "POST"
     ? Effect.succeed({ args: [], kwargs: {}, hmac: undefined })
     : Effect.gen(function* () {
         const text = yield* Effect.orElseSucceed(request.text, () => "")
-        const body = yield* Effect.try({
-          try: (): unknown => JSON.parse(text),
-          catch: (e) => callError(500, "JSONDecodeError", e instanceof Error ? e.message : String(e))
-        })
+        if (jsonTooDeep(text, maxDepth) !== undefined) return yield* callError(400, "ValueError", `JSON nested deeper than ${maxDepth} levels`)
+        const parsed = parseJsonBounded(text, maxDepth)
+        if (!parsed.ok) return yield* callError(500, "JSONDecodeError", parsed.message)
+        const body = parsed.value
         if (!isObject(body)) return yield* typeError("the request body must be a JSON object")
         const args = body.args ?? []
         const kwargs = body.kwargs ?? {}
@@ -78,12 +80,12 @@ export interface CallSurface<E extends Failure> {
 
 /** Mounts the methods at `<prefix>/<method>` on the node's router; unknown methods are the original's `MethodError`. */
 export const addCallRoutes = <E extends Failure>(router: HttpLayerRouter.HttpRouter, surface: CallSurface<E>): Effect.Effect<void> =>
-  router.add("*", `${surface.prefix}/:method`, (request) =>
+  Effect.flatMap(bodyLimitFor((l) => l.callBodyBytes), (bounds) => router.add("*", `${surface.prefix}/:method`, boundedBody(bounds)(Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
     Effect.gen(function* () {
       const { method = "" } = yield* HttpLayerRouter.params
       const run = Object.hasOwn(surface.methods, method) ? surface.methods[method] : undefined
       if (run === undefined) return yield* callError(404, "MethodError", method)
-      const call = yield* readCall(request)
+      const call = yield* readCall(request, bounds.limits.maxJsonDepth)
       return result(yield* run(call, method))
     }).pipe(
       Effect.catchAll((e: CallError | E): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
@@ -94,4 +96,4 @@ export const addCallRoutes = <E extends Failure>(router: HttpLayerRouter.HttpRou
         return Effect.succeed(exception(500, surface.exnTypes[e._tag] ?? e._tag, e.message))
       })
     )
-  )
+  ))))

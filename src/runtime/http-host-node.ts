@@ -8,6 +8,7 @@ import { Context, Duration, Effect, Layer, Schema } from "effect"
 import { ActorTree } from "./actor-tree.js"
 import { Health } from "./health.js"
 import { ConfigDir, type ConfigError, configError, loadProfile, profilePath } from "./config.js"
+import { defaultHttpLimits, HttpLimitsProfile } from "./http-limits.js"
 import { httpHostLayer, type ListenAddress, runtimeRoutes, serverUrl } from "./http-host.js"
 import { Metrics } from "./metrics.js"
 import { type ActorSupervisor, RootSupervisor } from "./supervisor.js"
@@ -31,7 +32,9 @@ export const NodeProfile = Schema.Struct({
   drainTimeoutSeconds: Schema.optionalWith(
     Schema.Number.pipe(Schema.positive()).annotations({ description: "a positive number of seconds" }),
     { default: () => 5 }
-  )
+  ),
+  /** Request body limits and timeouts (http-limits.ts). */
+  http: Schema.optionalWith(HttpLimitsProfile, { default: () => defaultHttpLimits })
 })
 export type NodeProfile = typeof NodeProfile.Type
 
@@ -79,7 +82,8 @@ export const nodeLayer = (options: NodeOptions): Layer.Layer<NodeUrls, unknown> 
       )
       const host = httpHostLayer(Layer.mergeAll(runtimeRoutes, ...layers), {
         listen: options.listen,
-        drainTimeout: Duration.seconds(profile.drainTimeoutSeconds)
+        drainTimeout: Duration.seconds(profile.drainTimeoutSeconds),
+        limits: profile.http
       })
       const paths = ["/__ping", "/__actors", "/metrics", ...options.subsystems.flatMap((s) => s.urls ?? [])]
       return Layer.effect(

@@ -2,6 +2,7 @@ import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import type { ServeError } from "@effect/platform/HttpServerError"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -9,6 +10,8 @@ import { Cause, Context, Deferred, Duration, Effect, Either, FiberId, Layer, Opt
 import { createServer, type Server } from "node:http"
 import { ActorTree } from "./actor-tree.js"
 import { Health } from "./health.js"
+import { type BodyAccounting, HttpBodyAccounting, makeBodyAccounting } from "./http-body.js"
+import { defaultHttpLimits, type HttpLimits, HttpLimitsRef } from "./http-limits.js"
 import { Metrics } from "./metrics.js"
 
 // One HTTP server per node. Everything a node serves over HTTP is a route layer that needs
@@ -130,6 +133,10 @@ export interface HttpHostOptions {
   readonly listen: ListenAddress
   /** How long shutdown waits for in-flight requests. */
   readonly drainTimeout?: Duration.DurationInput
+  /** Body limits and timeouts (node.yml `http:`); default: `defaultHttpLimits`. */
+  readonly limits?: HttpLimits
+  /** Where the routes count the request bodies they hold; default: a fresh one. */
+  readonly accounting?: BodyAccounting
 }
 
 /**
@@ -143,7 +150,19 @@ export const httpHostLayer = <E, R>(
 ): Layer.Layer<HttpServer.HttpServer, E | ServeError, Exclude<Exclude<R, HttpLayerRouter.HttpRouter>, HttpHostProvides>> =>
   Layer.unwrapEffect(
     Effect.sync(() => {
-      const server = createServer()
+      const limits = options.limits ?? defaultHttpLimits
+      const accounting = options.accounting ?? makeBodyAccounting(limits.bodyBudgetBytes)
+      // Node's own timers bound what happens before a route runs: headers trickled byte by byte
+      // (headersTimeout), and the whole request on routes that read no body themselves
+      // (requestTimeout; the routes that do, cut a slow body with a Clock timeout of the same
+      // length, see http-body.ts). Node checks them every connectionsCheckingInterval (30 s by
+      // default, which would let a trickle live a minute).
+      const requestTimeout = limits.requestTimeoutSeconds * 1000
+      const server = createServer({
+        requestTimeout: requestTimeout + 1000,
+        headersTimeout: Math.min(requestTimeout, 60_000),
+        connectionsCheckingInterval: Math.min(5000, Math.max(250, requestTimeout / 4))
+      })
       // The socket is bound before the subsystems behind the routes are up (they may need its
       // address), and Node leaves a request nobody listens for unanswered forever: until the
       // router's handler is attached, say 503 so that a caller retries instead of hanging.
@@ -155,7 +174,12 @@ export const httpHostLayer = <E, R>(
       const serve = Layer.scopedDiscard(
         Effect.gen(function* () {
           const router = yield* HttpLayerRouter.HttpRouter
-          yield* HttpServer.serveEffect(router.asHttpEffect(), logFailures)
+          // A route that reads a body without a limit of its own reads at most defaultBodyBytes
+          // (the library's reader fails beyond it instead of growing a string until V8 throws).
+          const bounded = HttpMiddleware.make((app) =>
+            HttpIncomingMessage.withMaxBodySize(app, Option.some(limits.defaultBodyBytes))
+          )
+          yield* HttpServer.serveEffect(router.asHttpEffect(), (app) => logFailures(bounded(app)))
           yield* Effect.addFinalizer(() =>
             Effect.zipRight(Deferred.succeed(draining, undefined), drain(server, options.drainTimeout ?? "5 seconds"))
           )
@@ -163,7 +187,16 @@ export const httpHostLayer = <E, R>(
       )
       const bound = NodeHttpServer.layer(() => server, { host: options.listen.host, port: options.listen.port })
       return serve.pipe(
-        Layer.provideMerge(Layer.provide(routes, Layer.succeed(HttpDraining, Deferred.await(draining)))),
+        Layer.provideMerge(
+          Layer.provide(
+            routes,
+            Layer.mergeAll(
+              Layer.succeed(HttpDraining, Deferred.await(draining)),
+              Layer.succeed(HttpLimitsRef, limits),
+              Layer.succeed(HttpBodyAccounting, accounting)
+            )
+          )
+        ),
         Layer.provide(HttpLayerRouter.layer),
         Layer.provideMerge(bound)
       )

@@ -5,6 +5,7 @@ import type { Rpc, RpcGroup } from "@effect/rpc"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
 import { Effect, Either, Layer, type Redacted } from "effect"
+import { bodyLimitLayer } from "./http-body.js"
 import type { Metrics } from "./metrics.js"
 import { type TimeAuth, timeAuthServer } from "./rpc-auth.js"
 import { checkRpcBody } from "./rpc-request-check.js"
@@ -67,6 +68,8 @@ export const rpcRoute = <Rpcs extends Rpc.Any, EH, RH>(options: RpcRouteOptions<
     Layer.provide(checkedHttpProtocol(options.service, options.group)),
     Layer.provide(options.handlers),
     Layer.provide(timeAuthServer(options.service, options.secret)),
-    Layer.provide(RpcSerialization.layerNdjson)
+    Layer.provide(RpcSerialization.layerNdjson),
+    // Bodies bounded before the rpc server reads them (its own read has no limit).
+    Layer.provide(bodyLimitLayer((limits) => limits.rpcBodyBytes))
   ) satisfies Layer.Layer<never, EH, HttpLayerRouter.HttpRouter | Metrics | RH | Rpc.Context<Rpcs> | Exclude<Rpc.Middleware<Rpcs>, TimeAuth>>
 }

@@ -22,7 +22,7 @@ describe("presence.yml", () => {
   it.effect("the shipped example: 10 s lease, TCP served on a free loopback port, presenced on HTTP", () =>
     Effect.gen(function* () {
       const profile = yield* load(undefined, "etc/prologin")
-      expect(profile).toEqual({ lease_seconds: 10, tcp_listen: { host: "127.0.0.1", port: 0 } })
+      expect(profile).toEqual({ lease_seconds: 10, tcp_listen: { host: "127.0.0.1", port: 0 }, tcp_max_in_flight: 64 })
       expect(profile.tcp_connect).toBeUndefined()
     })
   )
@@ -32,8 +32,19 @@ describe("presence.yml", () => {
       const profile = yield* load("lease_seconds: 30\ntcp_listen: 0.0.0.0:20061\ntcp_connect: '[fd00::1]:20061'\n")
       expect(profile.tcp_listen).toEqual({ host: "0.0.0.0", port: 20061 })
       expect(profile.tcp_connect).toEqual({ host: "fd00::1", port: 20061 })
-      expect(heartbeatPeriodOf(profile)).toEqual(heartbeatPeriodOf({ lease_seconds: 30 }))
-      expect(yield* load("")).toEqual({ lease_seconds: 10 })
+      expect(heartbeatPeriodOf(profile)).toEqual(heartbeatPeriodOf({ lease_seconds: 30, tcp_max_in_flight: 64 }))
+      expect(yield* load("")).toEqual({ lease_seconds: 10, tcp_max_in_flight: 64 })
+    })
+  )
+
+  it.effect("tcp_max_in_flight: an integer in 1-4096, named when wrong", () =>
+    Effect.gen(function* () {
+      expect((yield* load("tcp_max_in_flight: 8\n")).tcp_max_in_flight).toBe(8)
+      for (const bad of ["0", "4097", "1.5", "lots"]) {
+        const e = yield* Effect.flip(load(`tcp_max_in_flight: ${bad}\n`))
+        expect(e).toBeInstanceOf(ConfigError)
+        expect(e.message).toContain("tcp_max_in_flight")
+      }
     })
   )
 

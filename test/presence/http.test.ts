@@ -143,4 +143,17 @@ describe("presence over HTTP", () => {
         expect(yield* list.List()).toEqual({})
       }).pipe(Effect.scoped, Effect.provide(node()))
     )
+  // Issue 17 item 2: the form was read whole, without a limit, before the token was checked.
+  it.live("a body over the form limit: 413 before anything is buffered; data nested too deep: 400", () =>
+    Effect.gen(function* () {
+      const base = yield* baseUrl
+      const big = yield* post(base, "/login", { data: "x".repeat(20 * 1024), hmac: "nope" })
+      expect(big.status).toBe(413)
+      const deep = `${"[".repeat(100)}${"]".repeat(100)}`
+      const refused = yield* signedPost(base, "/login", deep)
+      expect(refused.status).toBe(400)
+      expect(refused.body).toContain("nested deeper than 64")
+      expect((yield* request(`${base}/__ping`)).body).toBe("pong")
+    }).pipe(Effect.scoped, Effect.provide(node()))
+  )
 })

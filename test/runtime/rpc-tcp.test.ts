@@ -1,9 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { RpcSerialization } from "@effect/rpc"
-import { Chunk, Context, Effect, Exit, Layer, Redacted, Scope, Stream } from "effect"
+import { Chunk, Context, Effect, Exit, Layer, Redacted, Schedule, Scope, Stream } from "effect"
 import * as net from "node:net"
 import { Metrics } from "../../src/runtime/metrics.js"
-import { makeRpcTcpClient, RpcTcpServer, rpcTcpServerLayer } from "../../src/runtime/rpc-tcp.js"
+import { canonicalJson } from "../../src/runtime/rpc-auth.js"
+import { makeRpcTcpClient, type RpcTcpConnectionStats, RpcTcpServer, rpcTcpServerLayer } from "../../src/runtime/rpc-tcp.js"
+import { generate } from "../../src/runtime/timeauth.js"
 import { EchoRpcs, echoHandlers } from "./rpc-echo-group.js"
 
 const secret = Redacted.make("tcp-secret")
@@ -14,7 +16,7 @@ const Server = rpcTcpServerLayer({
   handlers: echoHandlers,
   secret,
   listen: { host: "127.0.0.1", port: 0 }
-}).pipe(Layer.provide(Metrics.layer))
+}).pipe(Layer.provideMerge(Metrics.layer))
 
 const clientWith = (key: string) =>
   Effect.gen(function* () {
@@ -116,13 +118,111 @@ describe("rpc over TCP + msgpack", () => {
       const oversized = yield* exchange(endless, "close")
       expect(oversized.closed).toBe(true)
       expect(JSON.stringify(oversized.frames[0])).toContain("exceeded the maximum size of 16777216")
-      // readable msgpack that is no rpc message: the rpc server says so
-      const stray = yield* exchange([0x01], "frame")
+      // readable msgpack that is no rpc message: refused before the rpc server sees it
+      const stray = yield* exchange([0x01], "close")
+      expect(stray.closed).toBe(true)
       expect(stray.frames[0]).toMatchObject({ _tag: "Defect" })
-      expect(JSON.stringify(stray.frames[0])).toContain("Unknown request tag")
+      expect(JSON.stringify(stray.frames[0])).toContain("expected a map with a _tag, got 1")
       const client = yield* clientWith("tcp-secret")
       expect(yield* client.Echo({ text: "still here" })).toBe("echo: still here")
     }).pipe(Effect.scoped, Effect.provide(Server))
+  )
+
+  // Issue 17 item 1: `id: "x"` made the rpc server throw `BigInt("x")` in the socket's data
+  // handler, uncaught: the whole process died. Each malformed frame closes its connection only.
+  it.live("frames that are msgpack but malformed rpc messages: that connection closed, counted, the server keeps serving", () =>
+    Effect.gen(function* () {
+      const { address } = yield* RpcTcpServer
+      const metrics = yield* Metrics
+      const refusedCount = Effect.promise(async () => (await metrics.registry.getSingleMetric("prolo_rpc_tcp_refused_total")?.get())?.values[0]?.value ?? 0)
+      const cases: ReadonlyArray<readonly [unknown, string]> = [
+        [{ _tag: "Request", id: "x", tag: "Echo", payload: {}, headers: [] }, "Request.id"],
+        [{ _tag: "Request", id: "1", tag: "Echo", payload: {}, headers: 5 }, "Request.headers"],
+        [{ _tag: "Request", id: "1", tag: "Echo", payload: {}, headers: [["a", 1]] }, "Request.headers.0.1"],
+        [{ _tag: "Request", id: "2", tag: "List", payload: {}, headers: [] }, 'unknown rpc "List"'],
+        [{ _tag: "Ack", requestId: "x" }, "Ack.requestId"],
+        [{ _tag: "Interrupt", requestId: null }, "Interrupt.requestId"],
+        [{ _tag: "Nope" }, 'unknown message _tag "Nope"'],
+        [null, "expected a map with a _tag, got null"]
+      ]
+      const before = yield* refusedCount
+      for (const [frame, expected] of cases) {
+        const answer = yield* Effect.async<{ frames: ReadonlyArray<unknown>; closed: boolean }>((resume) => {
+          const parser = RpcSerialization.msgPack.unsafeMake()
+          const frames: Array<unknown> = []
+          const socket = net.createConnection({ host: "127.0.0.1", port: address.port }, () => socket.write(parser.encode(frame) as Uint8Array))
+          socket.on("data", (chunk) => frames.push(...parser.decode(chunk)))
+          socket.on("error", () => {})
+          socket.on("close", () => resume(Effect.succeed({ frames, closed: true })))
+          return Effect.sync(() => socket.destroy())
+        }).pipe(Effect.timeout("20 seconds"))
+        expect(answer.closed).toBe(true)
+        expect(answer.frames[0]).toMatchObject({ _tag: "Defect" })
+        expect(JSON.stringify(answer.frames[0])).toContain(JSON.stringify(expected).slice(1, -1))
+      }
+      expect((yield* refusedCount) - before).toBe(cases.length)
+      const client = yield* clientWith("tcp-secret")
+      expect(yield* client.Echo({ text: "still here" })).toBe("echo: still here")
+    }).pipe(Effect.scoped, Effect.provide(Server))
+  )
+
+  // Issue 17 item 3: one connection pipelining requests and never reading its answers took the
+  // server from 120 MB to 1.44 GB and starved every other client. Now a connection has at most
+  // `maxInFlight` requests with the rpc server, and is not read while its answers do not drain.
+  it.live("a client that pipelines and never reads: bounded in flight and unsent bytes, reading paused, others served", () =>
+    Effect.gen(function* () {
+      const maxInFlight = 8
+      const ctx = yield* Layer.build(
+        rpcTcpServerLayer({ service: "echo", group: EchoRpcs, handlers: echoHandlers, secret, listen: { host: "127.0.0.1", port: 0 }, maxInFlight }).pipe(
+          Layer.provide(Metrics.layer)
+        )
+      )
+      const server = Context.get(ctx, RpcTcpServer)
+      // 800 valid calls of 32 KiB each way: 25 MB of answers, far beyond what the kernel's
+      // buffers hold for a peer that does not read.
+      const total = 800
+      const text = "x".repeat(32 * 1024)
+      const parser = RpcSerialization.msgPack.unsafeMake()
+      const frames: Array<Uint8Array> = []
+      for (let i = 0; i < total; i++) {
+        const payload = { text: `${i}:${text}` }
+        const token = yield* generate(secret, `Echo\n${canonicalJson(payload)}`)
+        frames.push(parser.encode({ _tag: "Request", id: String(i), tag: "Echo", payload, headers: [["x-prolo-auth", token]] }) as Uint8Array)
+      }
+      const flood = yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          const socket = net.createConnection({ host: "127.0.0.1", port: server.address.port }, () => {
+            socket.pause()
+            socket.write(Buffer.concat(frames))
+          })
+          socket.on("error", () => {})
+          return socket
+        }),
+        (socket) => Effect.sync(() => socket.destroy())
+      )
+      // Until the server has stopped reading the flood (or, without flow control, read all of it).
+      const floodStats = server.connections.pipe(
+        Effect.map((all) => all.find((c) => c.admitted > 0)),
+        Effect.repeat(
+          Schedule.recurUntil((c: RpcTcpConnectionStats | undefined) => c !== undefined && (c.admitted === total || (c.paused && c.inFlight === maxInFlight))).pipe(
+            Schedule.addDelay(() => "20 millis")
+          )
+        ),
+        Effect.timeout("60 seconds")
+      )
+      const stalled = yield* floodStats
+      // Other connections are served while the flood stands.
+      const client = yield* makeRpcTcpClient(EchoRpcs, { host: "127.0.0.1", port: server.address.port, secret })
+      for (let i = 0; i < 20; i++) expect(yield* client.Echo({ text: `other ${i}` })).toBe(`echo: other ${i}`)
+      const after = (yield* server.connections).find((c) => c.id === stalled?.id)
+      expect(after?.paused).toBe(true)
+      expect(after?.inFlight).toBeLessThanOrEqual(maxInFlight)
+      // Read, not buffered: only what the kernel's buffers absorbed plus the in-flight bound.
+      expect(after?.admitted).toBeLessThan(total / 2)
+      // Unsent answers in the server's memory: the in-flight bound's worth, not the flood's.
+      expect(after?.peakUnsent).toBeLessThan((maxInFlight + 2) * 34 * 1024)
+      flood.destroy()
+    }).pipe(Effect.scoped)
   )
 
   it.live("a port already taken: RpcTcpListenError naming the address, nothing served", () =>

@@ -4,12 +4,13 @@ import * as Socket from "@effect/platform/Socket"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Exit, Fiber, Layer, Logger, Metric, Queue, Scope, Stream } from "effect"
 import { request } from "node:http"
+import { WebSocket } from "ws"
 import { type FrameInfo, makeSyncClient } from "../../src/actors/sync/client.js"
 import { followSocketUrl, websocketConnector } from "../../src/actors/sync/connection.js"
-import { type HubTopic, SyncHub } from "../../src/actors/sync/hub.js"
+import { type HubTopic, SyncHub, type SyncHubService } from "../../src/actors/sync/hub.js"
 import { makeMemorySource } from "../../src/actors/sync/memory-source.js"
-import { followEncodes } from "../../src/actors/sync/metrics.js"
-import { syncRoutes } from "../../src/actors/sync/routes.js"
+import { followEncodes, hubMetrics } from "../../src/actors/sync/metrics.js"
+import { syncRoutes, syncRoutesWith } from "../../src/actors/sync/routes.js"
 import { type Frame, subscribeMessage } from "../../src/protocols/sync.js"
 import { udbRecordFilter } from "../../src/protocols/udb.js"
 import { httpHostLayer, serverUrl } from "../../src/runtime/http-host.js"
@@ -203,4 +204,87 @@ describe("sync follow route at shutdown", () => {
       expect(lines.filter((l) => !l.startsWith("INFO") && !l.startsWith("DEBUG"))).toEqual([])
     }).pipe(Effect.scoped, Effect.provide(captureLogs(lines)))
   })
+})
+
+// Issue 17 item 4: a subscriber with a valid token that announced credit "1000000000" and then
+// stopped reading was never detached (83 MB buffered after 90 s). Credit is clamped to the
+// frames actually sent, and a socket that does not drain counts as lagging whatever it says.
+describe("sync follow route: a subscriber that stops reading", () => {
+  const laggingCount = Effect.map(Metric.value(hubMetrics("udb").lagging), (s) => s.count)
+
+  /** A real websocket client: sends the follow request, then `credit` once; reads nothing after `pause()`. */
+  const stalledFollower = (url: string) =>
+    Effect.gen(function* () {
+      const token = yield* generate(SUB, subscribeMessage("udb"))
+      const ws = yield* Effect.acquireRelease(
+        Effect.async<WebSocket, Error>((resume) => {
+          const ws = new WebSocket(followSocketUrl(url, "udb"))
+          ws.once("open", () => {
+            ws.send(JSON.stringify({ token }))
+            ws.send("1000000000")
+            ws.pause()
+            resume(Effect.succeed(ws))
+          })
+          ws.once("error", (e) => resume(Effect.fail(e)))
+        }),
+        (ws) => Effect.sync(() => ws.terminate())
+      )
+      const closed = Effect.async<number>((resume) => {
+        if (ws.readyState === WebSocket.CLOSED) return resume(Effect.succeed(0))
+        ws.once("close", (code) => resume(Effect.succeed(code)))
+      })
+      return { ws, closed }
+    })
+
+  /** One turn of Node's event loop, so that the sockets move between two publishes. */
+  const ioTurn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+
+  /** Until the hub has the subscriber (its follow request was read). */
+  const subscribed = (hub: SyncHubService) =>
+    Effect.flatMap(hub.topic("udb"), (topic) =>
+      Effect.repeat(Effect.zipLeft(topic.subscribers, ioTurn), { until: (s) => s.length > 0 })
+    )
+
+  const record = (i: number, size: number) => [{ type: "update", data: { login: `user${i}`, uid: 10000 + i, gecos: "g".repeat(size) } }]
+
+  it.live("credit beyond what was sent is clamped: the subscriber falls a window behind and is detached as lagging", () =>
+    Effect.gen(function* () {
+      const { hub, url } = yield* serve([yield* topicOf("udb", true)])
+      const before = yield* laggingCount
+      yield* stalledFollower(url)
+      yield* subscribed(hub)
+      // The hub keeps 1024 frames per subscriber (its default buffer) and the window is 16: a
+      // subscriber that acknowledges nothing real is detached long before 2000 batches.
+      let published = 0
+      while ((yield* laggingCount) === before && published < 2000) {
+        yield* hub.publish("udb", record(published++, 16))
+        yield* ioTurn
+      }
+      expect(yield* laggingCount).toBe(before + 1)
+      expect(published).toBeLessThan(2000)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a subscriber that keeps sending credit but does not read is detached once its unsent bytes pass the bound", () =>
+    Effect.gen(function* () {
+      const maxUnsentBytes = 256 * 1024
+      const { hub, url } = yield* serve([yield* topicOf("udb", true)], 0, syncRoutesWith({ maxUnsentBytes }))
+      const before = yield* laggingCount
+      const { closed, ws } = yield* stalledFollower(url)
+      yield* subscribed(hub)
+      // 32 KiB per batch; the kernel's buffers take a few MB before the websocket's own grows.
+      let published = 0
+      while ((yield* laggingCount) === before && published < 1000) {
+        yield* hub.publish("udb", record(published++, 32 * 1024))
+        // credit for everything, as if read: clamped to what was sent, so the window stays open
+        ws.send("1000000000")
+        yield* ioTurn
+      }
+      expect(yield* laggingCount).toBe(before + 1)
+      expect(published).toBeLessThan(1000)
+      // Detached: the hub ends the session; the socket is closed once the peer reads again.
+      ws.resume()
+      expect(yield* closed).toBe(1000)
+    }).pipe(Effect.scoped)
+  )
 })

@@ -1,6 +1,7 @@
 import { Duration, Either, ParseResult, Schema } from "effect"
 import { loadProfile } from "../../runtime/config.js"
 import { parseListen } from "../../runtime/http-host.js"
+import { DEFAULT_TCP_MAX_IN_FLIGHT } from "../../runtime/rpc-tcp.js"
 import { DEFAULT_LEASE_SECONDS } from "./service.js"
 
 /** `HOST:PORT` (`[::1]:20061` for IPv6), decoded to an address; the message names the expected form. */
@@ -31,6 +32,14 @@ export const PresenceProfile = Schema.Struct({
    * beside HTTP `/rpc/presence`). Absent: HTTP only. Port 0 picks a free port (logged).
    */
   tcp_listen: Schema.optional(HostPort),
+  /**
+   * Gateway: requests one TCP connection may have in flight; beyond, the connection is not read
+   * until answers are written (a client pipelining without reading its answers stays bounded).
+   */
+  tcp_max_in_flight: Schema.optionalWith(
+    Schema.Int.pipe(Schema.between(1, 4096)).annotations({ description: "an integer between 1 and 4096" }),
+    { default: () => DEFAULT_TCP_MAX_IN_FLIGHT }
+  ),
   /** User machines: where presenced sends heartbeats over TCP. Absent: HTTP, at presencesync-pub's `url`. */
   tcp_connect: Schema.optional(HostPort)
 }).annotations({ parseOptions: { onExcessProperty: "error" } })

@@ -3,6 +3,8 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, type Redacted } from "effect"
 import { InvalidPresenceRequest, PresenceUnavailable } from "../../protocols/presence.js"
+import { type BodyLimitOptions, bodyLimitFor, boundedBody } from "../../runtime/http-body.js"
+import { parseJsonBounded } from "../../runtime/json-depth.js"
 import { check } from "../../runtime/timeauth.js"
 import { Presence, type PresenceService } from "./service.js"
 
@@ -50,13 +52,10 @@ const signed = (
     return yield* handle(data)
   })
 
-const association = (data: string): { login: string; hostname: string } | string => {
-  let value: unknown
-  try {
-    value = JSON.parse(data)
-  } catch (e) {
-    return `data is not JSON: ${e instanceof Error ? e.message : String(e)}`
-  }
+const association = (data: string, maxDepth: number): { login: string; hostname: string } | string => {
+  const parsed = parseJsonBounded(data, maxDepth)
+  if (!parsed.ok) return `data is not JSON: ${parsed.message}`
+  const value = parsed.value
   if (typeof value !== "object" || value === null || Array.isArray(value)) return 'data must be a JSON object {"login": …, "hostname": …}'
   const { login, hostname } = value as Record<string, unknown>
   if (typeof login !== "string") return "data.login must be a string"
@@ -69,12 +68,15 @@ const invalid = (e: { readonly message: string }) => Effect.succeed(text(400, e.
 
 // Handlers run in the request's context, not the layer's: Presence is resolved once, here.
 export const presenceHttpRoutes = (secrets: { readonly pub: Redacted.Redacted<string>; readonly sub: Redacted.Redacted<string> }) =>
-  HttpLayerRouter.use((router) => Effect.flatMap(Presence, (p) => addRoutes(router, p, secrets)))
+  HttpLayerRouter.use((router) =>
+    Effect.all([Presence, bodyLimitFor((l) => l.formBodyBytes)]).pipe(Effect.flatMap(([p, bounds]) => addRoutes(router, p, secrets, bounds)))
+  )
 
 const addRoutes = (
   router: HttpLayerRouter.HttpRouter,
   p: PresenceService,
-  secrets: { readonly pub: Redacted.Redacted<string>; readonly sub: Redacted.Redacted<string> }
+  secrets: { readonly pub: Redacted.Redacted<string>; readonly sub: Redacted.Redacted<string> },
+  bounds: BodyLimitOptions
 ) => {
   const form = Effect.flatMap(HttpServerRequest.HttpServerRequest, (r) => r.urlParamsBody)
   const query = Effect.map(HttpServerRequest.HttpServerRequest, (r): Fields => [
@@ -82,7 +84,7 @@ const addRoutes = (
   ])
   const withAssociation =
     (run: (login: string, hostname: string) => Effect.Effect<HttpServerResponse.HttpServerResponse>) => (data: string) => {
-      const a = association(data)
+      const a = association(data, bounds.limits.maxJsonDepth)
       return typeof a === "string" ? Effect.succeed(text(400, a)) : run(a.login, a.hostname)
     }
   // A refusal (LoginRefused, HeartbeatRefused, LogoutRefused) answers `refusedStatus` with its message.
@@ -103,7 +105,7 @@ const addRoutes = (
       )
     )
   const post = (path: string, handle: (data: string) => Effect.Effect<HttpServerResponse.HttpServerResponse>) =>
-    router.add("POST", `${PRESENCE_HTTP_PREFIX}${path}`, signed(form, secrets.pub, handle))
+    router.add("POST", `${PRESENCE_HTTP_PREFIX}${path}`, boundedBody(bounds)(signed(form, secrets.pub, handle)))
   return Effect.all([
     post("/login", refusable(p.requestLogin, 423)),
     post("/heartbeat", refusable(p.heartbeat, 423)),

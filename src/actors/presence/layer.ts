@@ -28,6 +28,7 @@ import { Presence } from "./service.js"
 /** Both rpc groups on one TCP port; logs the bound address (port 0 picks one). */
 export const presenceTcpLayer = (options: {
   readonly listen: { readonly host: string; readonly port: number }
+  readonly maxInFlight?: number
   readonly pub: Redacted.Redacted<string>
   readonly sub: Redacted.Redacted<string>
 }) =>
@@ -41,7 +42,8 @@ export const presenceTcpLayer = (options: {
         handlers: Layer.merge(PresenceHandlers, PresenceListHandlers),
         secret: options.pub,
         signers: [{ service: PRESENCE_LIST_SERVICE, group: PresenceListRpcs, secret: options.sub }],
-        listen: options.listen
+        listen: options.listen,
+        ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight })
       })
     )
   )
@@ -84,7 +86,7 @@ export const presenceSubsystem = <E, R>(hub: Layer.Layer<SyncHub, E, R>) =>
         presenceHttpRoutes({ pub: pub.shared_secret, sub: sub.shared_secret }),
         profile.tcp_listen === undefined
           ? Layer.empty
-          : presenceTcpLayer({ listen: profile.tcp_listen, pub: pub.shared_secret, sub: sub.shared_secret })
+          : presenceTcpLayer({ listen: profile.tcp_listen, maxInFlight: profile.tcp_max_in_flight, pub: pub.shared_secret, sub: sub.shared_secret })
       ).pipe(Layer.provide(Presence.layer({ leaseMillis: Duration.toMillis(leaseOf(profile)) })))
     })
   ).pipe(

@@ -1,17 +1,20 @@
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Socket from "@effect/platform/Socket"
-import { Deferred, Effect, Either, Exit, Fiber, FiberSet, Option, Queue, Schema, Stream } from "effect"
+import { Deferred, Effect, Either, Exit, Fiber, FiberSet, Metric, Option, Queue, Schema, Stream } from "effect"
 import {
   FOLLOW_WINDOW,
   FollowMessage,
   FollowRequest,
   type Frame,
   type SubscribeError,
-  subscribeMessage
+  subscribeMessage,
+  SyncLagging
 } from "../../protocols/sync.js"
+import { HttpLimitsRef } from "../../runtime/http-limits.js"
+import { jsonTooDeep } from "../../runtime/json-depth.js"
 import type { SyncHubService } from "./hub.js"
-import { followEncodes } from "./metrics.js"
+import { followEncodes, hubMetrics } from "./metrics.js"
 
 // The hub side of `GET /sync/<topic>/follow` (wire contract in protocols/sync.ts). The topic
 // hub offers the same frame object to every subscriber (the same shaped object to every
@@ -49,14 +52,19 @@ const serve = (
   socket: Socket.Socket,
   encode: (frame: Frame) => Uint8Array,
   upgraded: Deferred.Deferred<void>,
-  stopping: Effect.Effect<void>
+  stopping: Effect.Effect<void>,
+  maxUnsent: number,
+  maxDepth: number
 ) =>
   Effect.gen(function* () {
     const write = yield* socket.writer
     const opening = yield* Deferred.make<string>()
     const credit = yield* Queue.sliding<void>(1)
     let opened = false
+    let sent = 0
     let acked = 0
+    // The websocket itself, for its count of bytes sent but not yet taken by the kernel.
+    let unsent = () => 0
     // Scoped (not a child of this fiber): it outlives an interruption of the session, so that the
     // session can still say goodbye on the socket it reads.
     const reader = yield* Effect.forkScoped(
@@ -65,9 +73,14 @@ const serve = (
         if (!opened) {
           opened = true
           Deferred.unsafeDone(opening, Exit.succeed(text))
-          return
+          // Given to the reader's effects by @effect/platform (not in runRaw's type, hence the option).
+          return Effect.map(Effect.serviceOption(Socket.WebSocket), Option.map((ws) => {
+            unsent = () => ws.bufferedAmount
+          }))
         }
-        const consumed = Number(text)
+        // Credit for frames never sent is no credit: a client announcing "1000000000" once
+        // would otherwise be sent everything, read or not (issue 17 item 4).
+        const consumed = Math.min(Number(text), sent)
         if (Number.isSafeInteger(consumed) && consumed > acked) {
           acked = consumed
           Queue.unsafeOffer(credit, undefined)
@@ -76,14 +89,23 @@ const serve = (
     )
 
     const session = Effect.gen(function* () {
-      const request = decodeRequest(yield* Deferred.await(opening))
+      const first = yield* Deferred.await(opening)
+      // A request nested deeper than any follow request is refused unparsed, as malformed.
+      const request = decodeRequest(jsonTooDeep(first, maxDepth) === undefined ? first : "")
       if (Either.isLeft(request)) {
         return yield* write(new Socket.CloseEvent(1008, "malformed follow request"))
       }
-      let sent = 0
       // The common case (credit left) without a generator: this runs per frame per subscriber.
-      const send = (bytes: Uint8Array): Effect.Effect<void, Socket.SocketError> => {
+      // A peer whose socket does not drain is lagging whatever credit it sends: it could keep
+      // acknowledging frames as they are sent without ever reading them.
+      const send = (bytes: Uint8Array): Effect.Effect<void, Socket.SocketError | SyncLagging> => {
         if (sent - acked >= FOLLOW_WINDOW) return Effect.zipRight(Queue.take(credit), Effect.suspend(() => send(bytes)))
+        if (unsent() > maxUnsent) {
+          return Effect.zipRight(
+            Metric.increment(hubMetrics(topic).lagging),
+            Effect.fail(new SyncLagging({ topic, buffered: sent - acked }))
+          )
+        }
         sent++
         return write(bytes)
       }
@@ -115,6 +137,8 @@ export interface FollowRouteOptions {
    * route's scope closes, which is after that wait.
    */
   readonly stopping?: Effect.Effect<void>
+  /** Bytes a subscriber may leave unread on the node before it is detached as lagging (default: node.yml's `http.websocketUnsentBytes`). */
+  readonly maxUnsentBytes?: number
 }
 
 /**
@@ -127,6 +151,8 @@ export interface FollowRouteOptions {
 export const makeFollowRoute = (hub: SyncHubService, options: FollowRouteOptions = {}) =>
   Effect.gen(function* () {
     const stopping = options.stopping ?? Effect.never
+    const limits = yield* HttpLimitsRef
+    const maxUnsent = options.maxUnsentBytes ?? limits.websocketUnsentBytes
     const encode = makeFrameEncoder()
     const sessions = yield* FiberSet.make()
     return (topic: string) =>
@@ -134,7 +160,7 @@ export const makeFollowRoute = (hub: SyncHubService, options: FollowRouteOptions
         const request = yield* HttpServerRequest.HttpServerRequest
         const socket = yield* Effect.orDie(request.upgrade)
         const upgraded = yield* Deferred.make<void>()
-        const session = yield* FiberSet.run(sessions, serve(hub, topic, socket, encode, upgraded, stopping))
+        const session = yield* FiberSet.run(sessions, serve(hub, topic, socket, encode, upgraded, stopping, maxUnsent, limits.maxJsonDepth))
         yield* Effect.raceFirst(Deferred.await(upgraded), Fiber.await(session))
         return HttpServerResponse.empty()
       })

@@ -1,6 +1,8 @@
 import { Either } from "effect"
 import { InvalidBatch, type Update } from "../../protocols/sync.js"
 import { recordKey } from "./apply-updates.js"
+import { defaultHttpLimits } from "../../runtime/http-limits.js"
+import { parseJsonBounded } from "../../runtime/json-depth.js"
 
 // Validates a published update message before anything is stored. Unlike the original (which
 // logged and skipped unknown types), a malformed element rejects the whole message: a publisher
@@ -68,11 +70,7 @@ export const parseUpdates = (
   keyField: string,
   text: string
 ): Either.Either<ReadonlyArray<Update>, InvalidBatch> => {
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch (e) {
-    return Either.left(new InvalidBatch({ topic, index: -1, reason: `not JSON: ${e instanceof Error ? e.message : String(e)}` }))
-  }
-  return validateUpdates(topic, keyField, value)
+  const parsed = parseJsonBounded(text, defaultHttpLimits.maxJsonDepth)
+  if (!parsed.ok) return Either.left(new InvalidBatch({ topic, index: -1, reason: `not JSON: ${parsed.message}` }))
+  return validateUpdates(topic, keyField, parsed.value)
 }

@@ -9,6 +9,7 @@ import { type FollowRouteOptions, makeFollowRoute } from "./follow-route.js"
 import { SyncHub, type SyncHubService } from "./hub.js"
 import { pythonJson } from "../../runtime/python-json.js"
 import { HttpDraining } from "../../runtime/http-host.js"
+import { bodyLimitFor, boundedBody } from "../../runtime/http-body.js"
 
 // What the hub serves on the node's HTTP port:
 //   GET  /rpc/sync                 the SyncRpcs group over a websocket (Publish, Subscribe);
@@ -140,7 +141,7 @@ export const syncPlainRoutesWith = (
     const follow = yield* makeFollowRoute(hub, { ...options, stopping })
     yield* router.add("GET", "/sync/:topic/follow", Effect.flatMap(topicParam, follow))
     yield* router.add("GET", "/sync/:topic/poll", poll(hub, makePollLines(), stopping))
-    yield* router.add("POST", "/sync/:topic/update", update(hub))
+    yield* router.add("POST", "/sync/:topic/update", boundedBody(yield* bodyLimitFor((l) => l.rpcBodyBytes))(update(hub)))
   })
 )
 
