@@ -1,11 +1,11 @@
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { describe, expect, it } from "vitest"
 import { serve } from "../../src/nbd/cli.js"
 
 // `prolo nbd serve` refuses bad arguments before serving anything, with a message that
 // names the problem (the process then exits 2 with it, see bin/prolo.ts).
-const failure = (listen: string, exports: ReadonlyArray<string>) =>
-  Effect.runPromise(Effect.flip(serve({ listen, exports }))).then((e) => `${e._tag}: ${e.message}`)
+const failure = (listen: string, exports: ReadonlyArray<string>, memoryBudget?: string) =>
+  Effect.runPromise(Effect.flip(serve({ listen, exports, memoryBudget: Option.fromNullable(memoryBudget) }))).then((e) => `${e._tag}: ${e.message}`)
 
 describe("prolo nbd serve", () => {
   it("explains what is wrong with its arguments", async () => {
@@ -15,5 +15,6 @@ describe("prolo nbd serve", () => {
     expect(await failure("127.0.0.1:0", ["a=/nonexistent/dir/x.img"])).toMatch(/ExportOpenError: cannot open NBD export file \/nonexistent\/dir\/x.img: ENOENT/)
     expect(await failure("127.0.0.1:0", ["a@1=mem:1M"])).toMatch(/NbdInvalidExport: .*reserved for the generation suffix/)
     expect(await failure("127.0.0.1:0", ["a=mem:1M", "a=mem:2M"])).toMatch(/NbdExportExists/)
+    expect(await failure("127.0.0.1:0", ["a=mem:1M"], "64K")).toMatch(/NbdUsageError: bad --memory-budget "64K": at least 1M/)
   })
 })
