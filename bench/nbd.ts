@@ -12,12 +12,16 @@
 // and prints where its CPU time went; our server runs from the dist/ bundle (see nbd-bundle.ts);
 // NBD_BENCH_OURS='CMD with @PORT@ and @IMG@'
 // replaces our server command. RUNS/QUIET_*/TRIES pass through to the peer script.
+// Then the memory run (bench/nbd-memory.ts): RSS idle / peak / after of both servers for a
+// 1 GiB copy and for 50 clients of random 4 KiB I/O. NBD_BENCH_ONLY=throughput|memory
+// runs one half; MEMORY_ROUNDS [ROUNDS]; MEMORY_AFTER_S [25] (our idle trim is 10 s).
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { nbdServeArgs } from "./nbd-bundle.js"
+import { memoryReport, randomDriver, runMemoryBench } from "./nbd-memory.js"
 import { summarizeProfiles } from "./nbd-profile.js"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
@@ -58,11 +62,10 @@ const run = (cmd: string, args: ReadonlyArray<string>, env: Record<string, strin
   })
 
 const requireTools = async () => {
-  for (const t of ["nbdkit", "nbdcopy", "nbdinfo", "hyperfine"]) {
+  for (const t of ["nbdkit", "nbdcopy", "nbdinfo", "hyperfine", "python3"]) {
     const { code } = await run("sh", ["-c", `command -v ${t}`])
     if (code !== 0) throw new Error(`missing tool ${t} (Debian: nbdkit, libnbd-bin, hyperfine)`)
   }
-  if (!fs.existsSync(peer)) throw new Error(`peer benchmark script not found: ${peer} (set NBD_TOOLS)`)
 }
 
 // The images: random 1 GiB source, a data image of the same content, a sparse image.
@@ -155,10 +158,32 @@ const best = (a: PeerResult | undefined, b: PeerResult): PeerResult => {
   return { rows, peakRssMiB: Math.max(a.peakRssMiB, b.peakRssMiB), ok: a.ok && b.ok }
 }
 
+const only = process.env["NBD_BENCH_ONLY"]
+
 const main = async () => {
   await requireTools()
   const imgs = prepareImages()
   ourArgs = await nbdServeArgs()
+  if (only !== "memory") await throughputBench(imgs)
+  if (only !== "throughput") await memoryBench(imgs)
+}
+
+const memoryBench = async (imgs: { readonly src: string; readonly data: string }) => {
+  const afterSeconds = Number(process.env["MEMORY_AFTER_S"] ?? "25")
+  const seed = Number(process.env["NBD_BENCH_SEED"] ?? "1")
+  log(`memory run: random I/O clients seeded from ${seed} (NBD_BENCH_SEED)`)
+  const results = await runMemoryBench(
+    servers.map((s) => ({ name: s.name, exportName: s.exportName, command: (port, img) => s.command(port, img, `${s.name}-memory`) })),
+    { port: freePort, image: imgs.data, src: imgs.src, driver: randomDriver(root), afterSeconds, seed },
+    Number(process.env["MEMORY_ROUNDS"] ?? String(rounds))
+  )
+  const { text, verdicts } = memoryReport(results, "ours", "nbdkit", afterSeconds)
+  process.stdout.write(text + "\n")
+  process.stdout.write(verdicts.length === 0 ? "memory verdict: our growth over idle is at most nbdkit's peak on both workloads\n" : verdicts.map((v) => `- ${v}`).join("\n") + "\n")
+}
+
+const throughputBench = async (imgs: { readonly src: string; readonly data: string; readonly sparse: string }) => {
+  if (!fs.existsSync(peer)) throw new Error(`peer benchmark script not found: ${peer} (set NBD_TOOLS)`)
   if (profile) fs.rmSync(profDir, { recursive: true, force: true })
   const dataRes = new Map<string, PeerResult>()
   const sparseRes = new Map<string, PeerResult>()

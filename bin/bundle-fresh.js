@@ -19,8 +19,8 @@ const newestSource = (dir) => {
 
 export const bundlePath = (name) => path.join(root, "dist", `${name}.mjs`)
 
-/** Whether each named binary (default: both) would start from dist/ right now. */
-export const bundleIsFresh = (names = ["prolo-node", "prolo"]) => {
+/** Whether each named binary (default: all) would start from dist/ right now. */
+export const bundleIsFresh = (names = ["prolo-node", "prolo", "prolo-nbd"]) => {
   const sources = Math.max(newestSource(path.join(root, "src")), newestSource(path.join(root, "bin")))
   return names.every((name) => {
     try {

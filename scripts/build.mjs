@@ -16,13 +16,11 @@ export { root }
 export const buildDist = async () => {
   const fresh = path.join(root, `dist.tmp-${process.pid}`)
   const old = path.join(root, `dist.old-${process.pid}`)
-  await build({
+  const common = {
     absWorkingDir: root,
-    entryPoints: { "prolo-node": "bin/prolo-node.ts", prolo: "bin/prolo.ts" },
     outdir: fresh,
     outExtension: { ".js": ".mjs" },
     bundle: true,
-    splitting: true,
     format: "esm",
     platform: "node",
     target: "node20",
@@ -33,7 +31,11 @@ export const buildDist = async () => {
     banner: { js: 'import { createRequire as __prolo_cr } from "node:module"; const require = __prolo_cr(import.meta.url);' },
     sourcemap: true,
     logLevel: "warning"
-  })
+  }
+  await build({ ...common, entryPoints: { "prolo-node": "bin/prolo-node.ts", prolo: "bin/prolo.ts" }, splitting: true })
+  // `prolo nbd` on its own, not split: chunks shared with the other binaries would carry
+  // every part of Effect any of them uses (idle RSS 74 MiB instead of 59).
+  await build({ ...common, entryPoints: { "prolo-nbd": "bin/prolo-nbd.ts" }, splitting: false })
   const dist = path.join(root, "dist")
   if (fs.existsSync(dist)) fs.renameSync(dist, old)
   fs.renameSync(fresh, dist)

@@ -3,8 +3,8 @@ import { Effect, Option, Schema } from "effect"
 import { NbdExports } from "./exports.js"
 import { openFileBackend } from "./file-backend.js"
 import { makeMemoryBackend } from "./memory-backend.js"
-import { DEFAULT_EXPORT_NAME, parseExportArg, parseListen, type ExportArg } from "./serve-args.js"
-import { make as makeServer } from "./server.js"
+import { DEFAULT_EXPORT_NAME, parseExportArg, parseListen, parseMemoryBudget, type ExportArg } from "./serve-args.js"
+import { defaultMemoryBudget, make as makeServer } from "./server.js"
 
 // `prolo nbd serve --listen HOST:PORT --export NAME=FILE[,ro] [--export …]`: serve files
 // (or throwaway in-memory disks, NAME=mem:SIZE) without the rest of the system. SIGINT or
@@ -29,15 +29,25 @@ const defaultOpt = Options.text("default").pipe(
   Options.withDescription("the export served to clients that name none (nbd://HOST:PORT); without it (or --export =FILE) they are refused"),
   Options.optional
 )
+const memoryBudget = Options.text("memory-budget").pipe(
+  Options.withDescription(
+    `data buffers all clients may hold together, e.g. 16M (default ${defaultMemoryBudget / 2 ** 20}M); a client's request waits for room instead of allocating past it`
+  ),
+  Options.optional
+)
 
 export const serve = (args: {
   readonly listen: string
   readonly exports: ReadonlyArray<string>
   readonly default?: Option.Option<string>
+  readonly memoryBudget?: Option.Option<string>
 }) =>
   Effect.gen(function* () {
     const addr = parseListen(args.listen)
     if (typeof addr === "string") return yield* new NbdUsageError({ message: addr })
+    const budgetText = Option.getOrUndefined(args.memoryBudget ?? Option.none())
+    const budget = budgetText === undefined ? defaultMemoryBudget : parseMemoryBudget(budgetText)
+    if (typeof budget === "string") return yield* new NbdUsageError({ message: budget })
     if (args.exports.length === 0) return yield* new NbdUsageError({ message: "give at least one --export NAME=FILE[,ro]" })
     const specs: Array<ExportArg> = []
     for (const text of args.exports) {
@@ -71,12 +81,12 @@ export const serve = (args: {
       yield* Effect.log(`nbd default export (nbd://HOST:PORT): ${defaultName}`)
     }
     // Acquired after the files, so released before them.
-    const server = yield* makeServer({ host: addr.host, port: addr.port })
+    const server = yield* makeServer({ host: addr.host, port: addr.port, memoryBudget: budget })
     yield* Effect.log(`nbd serving on ${server.address.host}:${server.address.port}`)
     return yield* Effect.never
   }).pipe(Effect.scoped, Effect.provide(NbdExports.layer))
 
-const serveCommand = Command.make("serve", { listen, exports: exportOpt, default: defaultOpt }, serve).pipe(
+const serveCommand = Command.make("serve", { listen, exports: exportOpt, default: defaultOpt, memoryBudget }, serve).pipe(
   Command.withDescription("serve files or memory disks over NBD")
 )
 

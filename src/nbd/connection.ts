@@ -15,7 +15,9 @@ import { errnoOf, errorReply, execute, needsBuffer, precheck, type Request, succ
 // Memory bound per connection: `budgetBytes` of pooled data buffers (a READ holds its
 // buffer until the socket's write callback fires, so a client that stops reading stalls
 // admission instead of growing the socket queue) plus `maxInFlight` small reply headers,
-// plus at most `maxOptionLength` during the handshake.
+// plus at most `maxOptionLength` during the handshake. Across connections the pool's
+// budget (buffer-pool.ts) bounds the sum: a request that fits this connection's share but
+// not the pool waits in the pool's line, with the socket paused, as it would for its own.
 
 // The part of net.Socket the connection uses (a fake one drives the unit tests).
 export interface Transport {
@@ -32,7 +34,8 @@ export interface Transport {
 export interface ConnectionLimits extends Limits {
   // Requests admitted and not yet fully answered, per connection.
   readonly maxInFlight: number
-  // Pooled data-buffer bytes held by admitted requests, per connection.
+  // Pooled data-buffer bytes held by admitted requests, per connection (the pool bounds
+  // all connections together).
   readonly budgetBytes: number
   // Option data above this is skipped and answered ERR_TOO_BIG...
   readonly maxOptionLength: number
@@ -94,6 +97,8 @@ export interface ConnectionStats {
   // A WRITE is admitted and its payload still arriving.
   readonly receiving: boolean
   readonly stashedBytes: number
+  // The next request waits for the shared pool's budget.
+  readonly waitingForPool: boolean
 }
 
 const enum Mode {
@@ -140,6 +145,9 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
   let disconnecting = false
   // The last request header was a WRITE with a payload (see nextRead).
   let afterWrite = false
+  // Waiting in the pool's line for the pending request's buffer, or holding what it granted.
+  let cancelPoolWait: (() => void) | undefined
+  let granted: Buffer | undefined
   const headerIn = Buffer.allocUnsafe(28)
   const closeWaiters: Array<() => void> = []
   const fenceWaiters: Array<() => void> = []
@@ -166,10 +174,22 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
   }
 
   // ---- lifecycle ------------------------------------------------------------------
+  // The pending request will never run: leave the pool's line, give back what it granted.
+  const leavePool = () => {
+    cancelPoolWait?.()
+    cancelPoolWait = undefined
+    if (granted !== undefined) {
+      const buf = granted
+      granted = undefined
+      pool.give(buf)
+    }
+  }
+
   const drop = (reason: string) => {
     if (closed) return
     deps.onEvent({ _tag: "Dropped", reason })
     closed = true
+    leavePool()
     mode = Mode.Stopped
     stash = []
     transport.destroy()
@@ -187,6 +207,7 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
     mode = Mode.Stopped
     stash = []
     blocked = false
+    leavePool()
     if (disconnecting)
       transport.end(() => {
         if (!closed) transport.destroy()
@@ -282,9 +303,24 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
       const bytes = pool.classSize(req.length)
       // A lone request may exceed the budget (never the case with maxPayload ≤ budget).
       if (budgetUsed > 0 && budgetUsed + bytes > limits.budgetBytes) return false
+      let buf = granted
+      granted = undefined
+      if (buf === undefined) {
+        if (cancelPoolWait !== undefined) return false
+        buf = pool.tryTake(req.length)
+        if (buf === undefined) {
+          // Granted from another connection's give: run on our own stack, not theirs.
+          cancelPoolWait = pool.waitFor(req.length, (b) => {
+            cancelPoolWait = undefined
+            granted = b
+            queueMicrotask(grantArrived)
+          })
+          return false
+        }
+      }
       budgetUsed += bytes
       req.held = bytes
-      req.buf = pool.take(req.length)
+      req.buf = buf
     }
     inFlight++
     return true
@@ -306,6 +342,11 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
       return
     }
     dispatch(req)
+  }
+
+  const grantArrived = () => {
+    if (closed || closing || !blocked) leavePool()
+    else unblock()
   }
 
   const unblock = () => {
@@ -566,6 +607,7 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
       closed = true
       mode = Mode.Stopped
       stash = []
+      leavePool()
       if (negotiated !== undefined && attached !== undefined) deps.table.detach(negotiated.entry, attached)
       for (const w of closeWaiters.splice(0)) w()
     },
@@ -588,7 +630,8 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
       budgetUsed,
       blocked,
       receiving: current !== undefined,
-      stashedBytes: stash.reduce((n, b) => n + b.length, 0)
+      stashedBytes: stash.reduce((n, b) => n + b.length, 0),
+      waitingForPool: cancelPoolWait !== undefined
     })
   }
 }

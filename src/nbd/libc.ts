@@ -113,3 +113,9 @@ export const fadvise = async (fd: number, offset: number, length: number, advice
   const r = await onWorker((done) => fadviseFn.async(fd, offset, length, advice, done))
   if (r !== 0) throw syscallError("posix_fadvise", r)
 }
+
+// glibc keeps freed heap memory mapped for reuse; malloc_trim(0) returns every free page
+// of every arena to the system (madvise), not only the top of the main heap. Returns
+// whether anything was released.
+const mallocTrimFn = libc.func("int malloc_trim(size_t pad)")
+export const mallocTrim = (): boolean => Number(mallocTrimFn(0)) === 1

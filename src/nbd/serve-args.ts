@@ -51,6 +51,15 @@ export const parseExportArg = (text: string): ExportArg | string => {
   return { name, source: { _tag: "File", path: rest }, readOnly }
 }
 
+// --memory-budget SIZE: below 1 MiB the server would run about one large request at a time.
+export const MIN_MEMORY_BUDGET = 2 ** 20
+export const parseMemoryBudget = (text: string): number | string => {
+  const size = parseSize(text)
+  if (typeof size === "string") return `bad --memory-budget: ${size}`
+  if (size < MIN_MEMORY_BUDGET) return `bad --memory-budget ${JSON.stringify(text)}: at least 1M`
+  return size
+}
+
 // HOST:PORT, [IPv6]:PORT or :PORT (all interfaces is never implied: HOST defaults to 127.0.0.1).
 export const parseListen = (text: string): ListenArg | string => {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):([0-9]{1,5})$/.exec(text)

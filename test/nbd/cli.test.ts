@@ -4,8 +4,10 @@ import { serve } from "../../src/nbd/cli.js"
 
 // `prolo nbd serve` refuses bad arguments before serving anything, with a message that
 // names the problem (the process then exits 2 with it, see bin/prolo.ts).
-const failure = (listen: string, exports: ReadonlyArray<string>, defaultName?: string) =>
-  Effect.runPromise(Effect.flip(serve({ listen, exports, default: Option.fromNullable(defaultName) }))).then((e) => `${e._tag}: ${e.message}`)
+const failure = (listen: string, exports: ReadonlyArray<string>, defaultName?: string, memoryBudget?: string) =>
+  Effect.runPromise(
+    Effect.flip(serve({ listen, exports, default: Option.fromNullable(defaultName), memoryBudget: Option.fromNullable(memoryBudget) }))
+  ).then((e) => `${e._tag}: ${e.message}`)
 
 describe("prolo nbd serve", () => {
   it("explains what is wrong with its arguments", async () => {
@@ -18,5 +20,6 @@ describe("prolo nbd serve", () => {
     expect(await failure("127.0.0.1:0", ["=mem:1M", "=mem:2M"])).toMatch(/NbdUsageError: more than one --export =FILE/)
     expect(await failure("127.0.0.1:0", ["=mem:1M", "a=mem:1M"], "a")).toMatch(/NbdUsageError: --default a and --export =FILE both name the default export/)
     expect(await failure("127.0.0.1:0", ["a=mem:1M"], "b")).toMatch(/NbdUsageError: --default b: no --export b=… is given/)
+    expect(await failure("127.0.0.1:0", ["a=mem:1M"], undefined, "64K")).toMatch(/NbdUsageError: bad --memory-budget "64K": at least 1M/)
   })
 })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { parseExportArg, parseListen, parseSize } from "../../src/nbd/serve-args.js"
+import { parseExportArg, parseListen, parseMemoryBudget, parseSize } from "../../src/nbd/serve-args.js"
 
 describe("prolo nbd serve arguments", () => {
   it("parses exports", () => {
@@ -18,6 +18,14 @@ describe("prolo nbd serve arguments", () => {
     expect(parseExportArg("a=,ro")).toMatch(/no file given/)
     expect(parseExportArg("a=mem:12Q")).toMatch(/bad size "12Q"/)
     expect(parseExportArg("a=mem:0")).toMatch(/out of range/)
+  })
+
+  it("parses --memory-budget and refuses what is too small or no size", () => {
+    expect(parseMemoryBudget("16M")).toBe(16 * 2 ** 20)
+    expect(parseMemoryBudget("1M")).toBe(2 ** 20)
+    expect(parseMemoryBudget("512K")).toMatch(/bad --memory-budget "512K": at least 1M/)
+    expect(parseMemoryBudget("lots")).toMatch(/bad --memory-budget: bad size "lots"/)
+    expect(parseMemoryBudget("0")).toMatch(/bad --memory-budget: size "0" is out of range/)
   })
 
   it("parses sizes and listen addresses", () => {
