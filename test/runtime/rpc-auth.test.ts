@@ -75,8 +75,11 @@ const outcome = <E, R>(call: Effect.Effect<string, E, R>) =>
   )
 
 // The cases every transport must tell apart. `now` is the server's clock in seconds.
+let lastAccepted = ""
 const cases = (margin: number): ReadonlyArray<readonly [string, typeof forge, string]> => [
-  ["accepted", (m, now) => tokenAt(now, "secret42", m), "ok: héllo 2024-05-06T07:08:09.010Z 12345678901234567890"],
+  ["accepted", (m, now) => (lastAccepted = tokenAt(now, "secret42", m)), "ok: héllo 2024-05-06T07:08:09.010Z 12345678901234567890"],
+  // The same valid token again (a sniffed one, sent within its 120 s): spent.
+  ["replayed", () => lastAccepted, "test/Stamp/replayed"],
   ["expired", (m, now) => tokenAt(now - 120 - margin, "secret42", m), "test/Stamp/expired"],
   ["future", (m, now) => tokenAt(now + 120 + margin, "secret42", m), "test/Stamp/future"],
   ["forged", (m, now) => tokenAt(now, "secret43", m), "test/Stamp/bad_signature"],

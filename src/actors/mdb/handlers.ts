@@ -1,6 +1,7 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
 import { MdbRpcs } from "../../protocols/mdb.js"
+import { RegistrationGate } from "./registration-gate.js"
 import { Mdb } from "./service.js"
 
 // A database failure is not the caller's fault and not theirs to handle: it is logged here
@@ -15,11 +16,13 @@ const dbDefect = <A, E>(self: Effect.Effect<A, E | SqlError>): Effect.Effect<A, 
 export const MdbHandlers = MdbRpcs.toLayer(
   Effect.gen(function* () {
     const mdb = yield* Mdb
+    const gate = yield* RegistrationGate
     return MdbRpcs.of({
       query: ({ filters }) => dbDefect(mdb.query(filters)),
       switches: ({ filters }) => dbDefect(mdb.switches(filters)),
       ansible: () => dbDefect(mdb.ansible),
-      register: (r) => dbDefect(mdb.register(r)),
+      // The rpc knows no caller address: the global limit only.
+      register: (r) => Effect.zipRight(gate.admit(undefined), dbDefect(mdb.register(r))),
       settings: () => dbDefect(mdb.settings),
       addMachine: (m) => dbDefect(mdb.addMachine(m)),
       updateMachine: ({ hostname, changes }) => dbDefect(mdb.updateMachine(hostname, changes)),

@@ -6,11 +6,13 @@ import { rpcRoute } from "../../runtime/rpc-route.js"
 import { DatabaseLive } from "../../store/database.js"
 import { callCompatRoutes } from "./call-compat.js"
 import { MdbHandlers } from "./handlers.js"
+import { RegistrationGate } from "./registration-gate.js"
 import * as MdbService from "./service.js"
 
 /**
  * The MDB subsystem: the `MdbRpcs` group (public reads, time-auth writes with the
- * `mdb-server.yml` secret) and the original's `/call/<method>` endpoints, over the node's
+ * `mdb-server.yml` secret) and the original's `/call/<method>` endpoints (self-registration as
+ * `mdb-registration.yml` says), over the node's
  * database (shared by reference with the other subsystems, so built once per node).
  */
 export const MdbLayer = Layer.unwrapEffect(
@@ -20,4 +22,4 @@ export const MdbLayer = Layer.unwrapEffect(
       callCompatRoutes
     )
   )
-).pipe(Layer.provide(MdbService.layer), Layer.provide(DatabaseLive))
+).pipe(Layer.provide(RegistrationGate.fromProfile), Layer.provide(MdbService.layer), Layer.provide(DatabaseLive))
