@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Layer, Option, Stream, TestClock } from "effect"
+import { Chunk, Effect, Fiber, Layer, Option, Stream, TestClock } from "effect"
 import { SyncHub } from "../../src/actors/sync/hub.js"
 import { makeMemorySource } from "../../src/actors/sync/memory-source.js"
 import { PRESENCE_TOPIC, type RecordFilter } from "../../src/actors/sync/topics.js"
@@ -105,6 +105,34 @@ describe("sync hub auth", () => {
       expect(yield* source.head).toBe(0)
       // The in-process writer still publishes.
       expect(yield* hub.publish("presence", [{ type: "update", data: { login: "alice", hostname: "pas-r01p02" } }])).toBe(1)
+    })
+  )
+
+  it.scoped("the hash audience is shaped a record at a time: other fibers run between two hashes", () =>
+    Effect.gen(function* () {
+      const log: Array<string> = []
+      const hashing: RecordFilter = (audience, record) => {
+        if (audience === "hashes") log.push("hash")
+        return hidePassword(audience, record)
+      }
+      const source = yield* makeMemorySource({ topic: "udb", keyField: "login", retention: 10, epoch: "e" })
+      const hub = yield* Effect.provide(
+        SyncHub,
+        SyncHub.layer({
+          topics: [{ definition: { name: "udb", keyField: "login", durable: false, profile: "udbsync", filter: () => hashing }, secrets: { publisher: PUB, subscriber: SUB, hashes: HASH }, source }]
+        }).pipe(Layer.provide(Metrics.layer))
+      )
+      yield* hub.publish("udb", ["a", "b", "c", "d", "e"].map((login) => ({ type: "update" as const, data: { login, password: `pw-${login}` } })))
+      const other = yield* Effect.fork(Effect.forEach(Array.from({ length: 50 }), () => Effect.zipRight(Effect.sync(() => log.push("other")), Effect.yieldNow()), { discard: true }))
+      const [snapshot] = Chunk.toReadonlyArray(
+        yield* Stream.runCollect(Stream.take(hub.subscribeSigned("udb", Option.none(), yield* generate(HASH, subscribeMessage("udb")), subscribeMessage("udb")), 1))
+      )
+      yield* Fiber.join(other)
+      expect(snapshot).toMatchObject({ _tag: "Snapshot", records: [{ login: "a", password_hash: "hash(pw-a)" }, { login: "b" }, { login: "c" }, { login: "d" }, { login: "e" }] })
+      // The first pass (one hash per record) is interleaved with the other fiber.
+      const firstHashes = log.reduce<Array<number>>((at, l, i) => (l === "hash" && at.length < 5 ? [...at, i] : at), [])
+      expect(firstHashes).toHaveLength(5)
+      for (let i = 1; i < 5; i++) expect(log.slice(firstHashes[i - 1]! + 1, firstHashes[i]!)).toContain("other")
     })
   )
 })

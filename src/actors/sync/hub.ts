@@ -7,6 +7,7 @@ import {
   type PublishError,
   type SubscribeError,
   SyncUnauthorized,
+  type SyncRecord,
   type SyncUnavailable,
   publishMessage,
   subscribeMessage,
@@ -87,17 +88,26 @@ const filterFrame = (filter: RecordFilter, audience: Audience, frame: Frame): Fr
   }
 }
 
+const recordsOf = (frame: Frame): ReadonlyArray<SyncRecord> =>
+  frame._tag === "Snapshot" ? frame.records : frame._tag === "Batch" ? frame.updates.map((u) => u.data) : []
+
 /**
  * Shapes frames for an audience once per frame: the topic hub hands every subscriber the same
  * batch object, and every subscriber of one audience gets the same shaped object back, so the
  * follow route's per-object encoding cache encodes each batch once per audience, not once per
  * subscriber.
+ *
+ * The `hashes` audience's filter computes a SHA-512-crypt hash per new password (15-50 ms in
+ * JS, then remembered by the filter): before a frame is shaped for it, its records go through
+ * the filter one at a time with a yield between them, so that a first snapshot of hundreds of
+ * users does not hold the event loop (presence decisions, other subscribers) for seconds; the
+ * shaping proper then finds every hash remembered and runs in one go.
  */
 const audienceShaper = (filter: RecordFilter) => {
   const shaped: Record<Audience, WeakMap<Frame, Frame>> = { public: new WeakMap(), hashes: new WeakMap() }
   return (audience: Audience) => {
     const cache = shaped[audience]
-    return (frame: Frame): Frame => {
+    const shape = (frame: Frame): Frame => {
       if (frame._tag === "Progress") return frame
       let out = cache.get(frame)
       if (out === undefined) {
@@ -106,6 +116,13 @@ const audienceShaper = (filter: RecordFilter) => {
       }
       return out
     }
+    if (audience === "public") return (frame: Frame): Effect.Effect<Frame> => Effect.sync(() => shape(frame))
+    return (frame: Frame): Effect.Effect<Frame> =>
+      cache.has(frame) || frame._tag === "Progress"
+        ? Effect.sync(() => shape(frame))
+        : Effect.forEach(recordsOf(frame), (r) => Effect.zipRight(Effect.sync(() => filter(audience, r)), Effect.yieldNow()), {
+            discard: true
+          }).pipe(Effect.zipRight(Effect.sync(() => shape(frame))))
   }
 }
 
@@ -119,7 +136,7 @@ export const make = (config: SyncHubConfig) =>
     const options: TopicHubOptions = { ...defaultTopicHubOptions, ...config.options }
     const entries = new Map<
       string,
-      { readonly topic: HubTopic; readonly hub: TopicHub; readonly shape: ((audience: Audience) => (frame: Frame) => Frame) | undefined }
+      { readonly topic: HubTopic; readonly hub: TopicHub; readonly shape: ((audience: Audience) => (frame: Frame) => Effect.Effect<Frame>) | undefined }
     >()
     for (const topic of config.topics) {
       const filter = topic.definition.filter
@@ -208,7 +225,7 @@ export const make = (config: SyncHubConfig) =>
             Metric.tagged(Metric.tagged(subscriptions, "topic", name), "start", kind).unsafeUpdate(1, [])
             config.onStart?.(name, kind)
           })
-          return shape === undefined ? frames : Stream.map(frames, shape(audience))
+          return shape === undefined ? frames : Stream.mapEffect(frames, shape(audience))
         })
       )
 
