@@ -124,7 +124,7 @@ const run = (stall: boolean, publicAudience = false) =>
     const scope = yield* Scope.make()
     const source = yield* makeMemorySource({ topic: "bench", keyField: "key", retention: 10_000 })
     const topic = {
-      definition: { name: "bench", keyField: "key", durable: false, profile: "bench", ...(publicAudience ? { filter: udbRecordFilter } : {}) },
+      definition: { name: "bench", keyField: "key", durable: false, profile: "bench", ...(publicAudience ? { filter: () => udbRecordFilter(() => "unused: the bench has public subscribers only") } : {}) },
       secrets: { publisher: Redacted.make(secret), subscriber: Redacted.make(publicAudience ? subSecret : secret) },
       source
     }

@@ -138,6 +138,15 @@ export class RegistrationDisabled extends Schema.TaggedError<RegistrationDisable
   message: Schema.String
 }) {}
 
+/** Too many self-registrations: from this source (`source`) or from everyone (`global`). Nothing was changed. */
+export class RegistrationRateLimited extends Schema.TaggedError<RegistrationRateLimited>()("RegistrationRateLimited", {
+  limit: Schema.Literal("source", "global"),
+  source: Schema.optional(Schema.String),
+  perMinute: Schema.Int,
+  retryAfterSeconds: Schema.Int,
+  message: Schema.String
+}) {}
+
 export class UnknownSetting extends Schema.TaggedError<UnknownSetting>()("UnknownSetting", {
   key: Schema.String,
   message: Schema.String
@@ -163,7 +172,7 @@ export class MdbRpcs extends RpcGroup.make(
   Rpc.make("register", {
     payload: Registration,
     success: Schema.String,
-    error: Schema.Union(RegistrationDisabled, WriteErrors)
+    error: Schema.Union(RegistrationDisabled, RegistrationRateLimited, WriteErrors)
   }).annotate(Public, true),
   Rpc.make("settings", { success: Schema.Array(Setting), error: MdbUnavailable }).annotate(Public, true),
   Rpc.make("addMachine", { payload: NewMachine, success: Machine, error: WriteErrors }),

@@ -11,8 +11,9 @@ import { Schema } from "effect"
 //
 // Auth is per topic (one group serves topics with different secrets), so the time-auth token is
 // a payload field checked by the handler, not group middleware:
-//   - Publish signs the exact `data` text (as the original `POST /update`);
-//   - Subscribe signs `subscribeMessage(topic)`.
+//   - Publish signs `publishMessage(topic, data)` (as `POST /update` does);
+//   - Subscribe signs `subscribeMessage(topic)` (as `/follow` and `/poll` do).
+// Either token is accepted once (the hub remembers it until its window closes).
 
 /** A record on the bus: a JSON object holding at least the topic's key field. */
 export const SyncRecord = Schema.Record({ key: Schema.String, value: Schema.Unknown })
@@ -57,7 +58,7 @@ export type ProgressFrame = typeof ProgressFrame.Type
 export const Frame = Schema.Union(SnapshotFrame, BatchFrame, ProgressFrame)
 export type Frame = typeof Frame.Type
 
-export const TokenReason = Schema.Literal("missing", "malformed", "expired", "future", "bad_signature")
+export const TokenReason = Schema.Literal("missing", "malformed", "expired", "future", "bad_signature", "replayed", "busy")
 
 export class SyncUnauthorized extends Schema.TaggedError<SyncUnauthorized>()("SyncUnauthorized", {
   topic: Schema.String,
@@ -140,6 +141,12 @@ export class SyncRpcs extends RpcGroup.make(
 
 /** What a Subscribe token signs: binds the token to its topic (the payload's `since` is harmless). */
 export const subscribeMessage = (topic: string): string => `sync-subscribe:${topic}`
+
+/**
+ * What a Publish (or `POST /sync/<topic>/update`) token signs: the topic and the exact `data`
+ * text, so that a token for one topic cannot publish on another (the original signed `data` only).
+ */
+export const publishMessage = (topic: string, data: string): string => `sync-publish:${topic}\n${data}`
 
 /** The service name the group is mounted under (`/rpc/sync`). */
 export const SYNC_SERVICE = "sync"

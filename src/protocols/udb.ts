@@ -23,7 +23,7 @@ export const Login = Schema.String.pipe(
 const bounded = (max: number) =>
   Schema.String.pipe(Schema.maxLength(max, { message: () => `at most ${max} characters` }))
 
-/** A user as stored and as private subscribers see it (clear-text password, as the original). */
+/** A user as stored (clear-text password, as the original: the operator reads it back for password sheets). */
 export const User = Schema.Struct({
   id: Schema.Int,
   login: Login,
@@ -40,7 +40,7 @@ export type User = typeof User.Type
 /** The original `to_dict` order of a user's fields (`/poll` lines of the udb topic show it). */
 export const USER_FIELD_ORDER: ReadonlyArray<string> = ["login", "firstname", "lastname", "uid", "group", "password", "shell", "ssh_key", "id"]
 
-/** What `query` and unprivileged subscribers get: the user without `password`. */
+/** What `query` and public subscribers of the udb topic get: the user without `password`. */
 export const PublicUser = User.pipe(Schema.omit("password"))
 export type PublicUser = typeof PublicUser.Type
 
@@ -128,17 +128,47 @@ export type UdbError = typeof UdbError.Type
 export const UDB_SYNC_TOPIC = "udb"
 
 /**
- * The udb topic's record filter: subscribers holding only the subscriber secret get every
- * user without `password` (the original sent clear passwords to every subscriber).
+ * Who reads the udb topic: `public` subscribers (subscriber secret) get users without any
+ * password material; `hashes` subscribers (the shadow secret, passwd sync on every machine) get
+ * `password_hash`, a SHA-512-crypt hash computed by the hub, in place of `password`. No
+ * audience gets the clear password (the original sent it to every subscriber): it leaves UDB
+ * only through `query_private` with the UDB secret and the operator's password sheet.
  */
-export const udbRecordFilter = <R extends Readonly<Record<string, unknown>>>(
-  audience: "private" | "public",
-  record: R
-): R => {
-  if (audience === "private" || !("password" in record)) return record
-  const { password: _password, ...rest } = record
-  return rest as R
-}
+export type UdbAudience = "public" | "hashes"
+
+/** A user as the `hashes` audience of the udb topic sees it: what /etc/passwd and /etc/shadow need. */
+export const HashedUser = Schema.Struct({
+  id: Schema.Int,
+  login: Login,
+  firstname: bounded(64),
+  lastname: bounded(64),
+  uid: Schema.Int,
+  group: Group,
+  password_hash: Schema.String.pipe(
+    Schema.pattern(/^\$6\$[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}$/, { message: () => "a SHA-512-crypt hash ($6$salt$hash)" })
+  ),
+  shell: bounded(64),
+  ssh_key: Schema.NullOr(bounded(4096))
+})
+export type HashedUser = typeof HashedUser.Type
+
+/**
+ * The udb topic's record filter, given the hub's hasher (`hash(login, password)`, stable per
+ * password). Keeps the field order: `password_hash` takes `password`'s place.
+ */
+export const udbRecordFilter =
+  (hash: (login: string, password: string) => string) =>
+  <R extends Readonly<Record<string, unknown>>>(audience: UdbAudience, record: R): R => {
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(record)) {
+      if (k === "password_hash") continue
+      if (k !== "password") out[k] = v
+      else if (audience === "hashes" && typeof v === "string" && typeof record["login"] === "string") {
+        out["password_hash"] = hash(record["login"], v)
+      }
+    }
+    return out as R
+  }
 
 /** `prolo udb import`: the file travels whole; the server validates it all before writing. */
 export const ImportRequest = Schema.Struct({

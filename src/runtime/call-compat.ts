@@ -1,10 +1,12 @@
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Effect, Schema } from "effect"
+import { Effect, Option, Schema } from "effect"
 import { bodyLimitFor, boundedBody } from "./http-body.js"
 import { jsonTooDeep, parseJsonBounded } from "./json-depth.js"
 import { pythonJson } from "./python-json.js"
+import { canonicalJson } from "./rpc-auth-message.js"
+import { endpointMessage } from "./timeauth.js"
 
 // The original prologin-RPC call surface (rpc-and-auth.md §3), shared by every subsystem that
 // still answers it (MDB at `/call/<method>`, UDB at `/udb/call/<method>`): any verb, a POST body
@@ -36,12 +38,19 @@ export interface Call {
   readonly kwargs: Readonly<Record<string, unknown>>
   /** The token of the authenticated methods (`query_private`), as sent. */
   readonly hmac: unknown
+  /** The caller's address, when the server knows it (rate limits). */
+  readonly remoteAddress?: string
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
 
 // Non-POST requests call with no arguments and no token, as the original.
 const readCall = (request: HttpServerRequest.HttpServerRequest, maxDepth: number): Effect.Effect<Call, CallError> =>
+  Effect.map(readArguments(request, maxDepth), (call) =>
+    Option.match(request.remoteAddress, { onNone: () => call, onSome: (remoteAddress) => ({ ...call, remoteAddress }) })
+  )
+
+const readArguments = (request: HttpServerRequest.HttpServerRequest, maxDepth: number): Effect.Effect<Call, CallError> =>
   request.method !== "POST"
     ? Effect.succeed({ args: [], kwargs: {}, hmac: undefined })
     : Effect.gen(function* () {
@@ -57,6 +66,16 @@ const readCall = (request: HttpServerRequest.HttpServerRequest, maxDepth: number
         if (!isObject(kwargs)) return yield* typeError("kwargs must be a JSON object")
         return { args, kwargs, hmac: body.hmac }
       })
+
+/**
+ * What the token of an authenticated call signs: the method's path as mounted on the node, a
+ * newline, and the canonical JSON (rpc-auth-message.ts: sorted keys, no spaces, non-ASCII as
+ * `\uXXXX`) of `{"args": [...], "kwargs": {...}}` as received, e.g.
+ * `/udb/call/query_private\n{"args":[],"kwargs":{"login":"jdoe"}}`. The original signed the
+ * method name alone, so one token opened the method for any arguments.
+ */
+export const callMessage = (path: string, call: Call): string =>
+  endpointMessage(path, canonicalJson({ args: call.args, kwargs: call.kwargs }))
 
 /** The keyword arguments of a method that takes no positional ones. */
 export const noPositional = (method: string, call: Call): Effect.Effect<Readonly<Record<string, unknown>>, CallError> =>

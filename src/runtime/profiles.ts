@@ -5,7 +5,7 @@ import { Secret } from "./secret.js"
 // Unknown keys are errors here: a typo in a secrets file must not go unnoticed.
 const exact = { parseOptions: { onExcessProperty: "error" } } as const
 
-/** `mdbsync-pub`, `mdbsync-sub`, `udb-client-auth`, `udbsync-pub`, `udbsync-sub`, `presencesync-pub`, `mdb-server`. */
+/** `mdbsync-pub`, `mdbsync-sub`, `udb-client-auth`, `udbsync-pub`, `udbsync-sub`, `udbsync-shadow`, `presencesync-pub`, `mdb-server`. */
 export const SharedSecretProfile = Schema.Struct({
   url: Schema.optional(Schema.String),
   shared_secret: Secret

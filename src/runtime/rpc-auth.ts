@@ -3,7 +3,7 @@ import { type Rpc, RpcMiddleware } from "@effect/rpc"
 import { Clock, Context, Effect, Either, Layer, type Redacted, Schema } from "effect"
 import { promCounter, type Metrics } from "./metrics.js"
 import { signedMessage } from "./rpc-auth-message.js"
-import { generate, RejectReason, rejection } from "./timeauth.js"
+import { acceptAt, generate, RejectReason } from "./timeauth.js"
 
 export { canonicalJson, signedMessage } from "./rpc-auth-message.js"
 
@@ -32,7 +32,8 @@ const isPublic = (rpc: Rpc.AnyWithProps): boolean => Context.get(rpc.annotations
 /**
  * Time-auth middleware: every rpc of a group using it needs a token over
  * `<rpc tag>\n<canonical JSON of the encoded payload>` (see rpc-auth-message.ts), except the
- * rpcs annotated `Public`. The secret is per service.
+ * rpcs annotated `Public`. The secret is per service. A token is accepted once: the same token
+ * again within its window is refused as `replayed` (our clients put a nonce in every token).
  */
 export class TimeAuth extends RpcMiddleware.Tag<TimeAuth>()("prolo/TimeAuth", {
   failure: Unauthorized,
@@ -62,7 +63,7 @@ export const timeAuthServer = (service: string, secret: Redacted.Redacted<string
         const message = signedMessage(rpc, payload)
         if (Either.isLeft(message)) return reject(rpc._tag, "malformed")
         return Effect.flatMap(Clock.currentTimeMillis, (ms) => {
-          const reason = rejection(headers[AUTH_HEADER], secret, message.right, Math.floor(ms / 1000))
+          const reason = acceptAt(headers[AUTH_HEADER], secret, message.right, Math.floor(ms / 1000))
           return reason === undefined ? Effect.void : reject(rpc._tag, reason)
         })
       })

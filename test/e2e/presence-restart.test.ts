@@ -8,7 +8,7 @@ import { MDB_SERVICE, MdbRpcs } from "../../src/protocols/mdb.js"
 import { PRESENCE_LIST_SERVICE, PRESENCE_SERVICE, PresenceListRpcs, PresenceRpcs } from "../../src/protocols/presence.js"
 import { UDB_SERVICE, UdbRpcs } from "../../src/protocols/udb.js"
 import { makeRpcClient } from "../../src/runtime/cli-client.js"
-import { generate } from "../../src/runtime/timeauth.js"
+import { endpointMessage, generate } from "../../src/runtime/timeauth.js"
 import { DEV_SECRETS, hostOf, macOf, startGateway, writeConfig } from "../presence/support/spawn-node.js"
 import { createTestDatabase } from "../support/pg.js"
 
@@ -20,7 +20,7 @@ const SECRETS = DEV_SECRETS
 const clients = (url: string) =>
   Effect.all({
     pub: makeRpcClient(PresenceRpcs, { url, service: PRESENCE_SERVICE, secret: Redacted.make(SECRETS.presence) }),
-    list: makeRpcClient(PresenceListRpcs, { url, service: PRESENCE_LIST_SERVICE, secret: Redacted.make(SECRETS.presence) })
+    list: makeRpcClient(PresenceListRpcs, { url, service: PRESENCE_LIST_SERVICE, secret: Redacted.make(SECRETS.presenceSub) })
   })
 
 const seed = (url: string, count: number) =>
@@ -83,20 +83,24 @@ describe("presence survives kill -9", () => {
               body
             }).then(async (r) => ({ status: r.status, body: await r.text() }))
           )
-        const token = yield* generate(Redacted.make(SECRETS.presence), data)
+        // Tokens sign `<path>\n<data>` and are spent once.
+        const sign = (path: string, body: string, secret: string = SECRETS.presence) =>
+          generate(Redacted.make(secret), endpointMessage(`/presencesync${path}`, body))
+        const token = yield* sign("/login", data)
         expect(yield* post("/login", form({ data, hmac: token }))).toEqual({ status: 423, body: `${hostOf(3)} is busy` })
-        expect(yield* post("/login", form({ data, hmac: `${token.split(":")[0]}:${"0".repeat(64)}` }))).toEqual({
+        expect(yield* post("/login", form({ data, hmac: `${(yield* sign("/login", data)).split(":")[0]}:${"0".repeat(64)}` }))).toEqual({
           status: 403,
           body: "Invalid token"
         })
         const logout = JSON.stringify({ login: "user3", hostname: hostOf(3) })
-        expect(yield* post("/logout", form({ data: logout, hmac: yield* generate(Redacted.make(SECRETS.presence), logout) }))).toEqual({
+        expect(yield* post("/logout", form({ data: logout, hmac: yield* sign("/logout", logout) }))).toEqual({
           status: 200,
           body: ""
         })
-        expect((yield* post("/login", form({ data, hmac: token }))).status).toBe(200)
+        expect((yield* post("/login", form({ data, hmac: token }))).status).toBe(403) // spent
+        expect((yield* post("/login", form({ data, hmac: yield* sign("/login", data) }))).status).toBe(200)
         const listData = "{}"
-        const listToken = yield* generate(Redacted.make(SECRETS.presence), listData)
+        const listToken = yield* sign("/get_list", listData, SECRETS.presenceSub)
         const list = yield* Effect.promise(() =>
           fetch(`${second.url}/presencesync/get_list?${form({ data: listData, hmac: listToken })}`).then((r) => r.json() as Promise<Record<string, string>>)
         )
@@ -123,7 +127,7 @@ describe("presence over TCP+msgpack (tcp_listen / tcp_connect)", () => {
         yield* seed(node.url, 3)
         const secret = Redacted.make(SECRETS.presence)
         const pub = yield* makeRpcTcpClient(PresenceRpcs, { host: "127.0.0.1", port, secret })
-        const list = yield* makeRpcTcpClient(PresenceListRpcs, { host: "127.0.0.1", port, secret })
+        const list = yield* makeRpcTcpClient(PresenceListRpcs, { host: "127.0.0.1", port, secret: Redacted.make(SECRETS.presenceSub) })
 
         // presenced on hostOf(0), user0 logged in there; the first heartbeats may be refused
         // until presence has heard of the machine and the user on the sync topics

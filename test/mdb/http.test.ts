@@ -4,7 +4,7 @@ import { SqlClient } from "@effect/sql"
 import { AlreadyTaken, MdbRpcs, MdbUnavailable } from "../../src/protocols/mdb.js"
 import { call, rpcClient } from "../support/http.js"
 import { dumpDatabase } from "../support/pg-dump.js"
-import { gw, MdbHostTest } from "./support.js"
+import { gw, MdbHostTest, resetMdb } from "./support.js"
 
 const SECRET = "test-mdb-secret"
 
@@ -134,5 +134,40 @@ describe("MDB over HTTP", () => {
       expect(badFilter._tag).toBe("InvalidFilter")
       expect(yield* admin.deleteMachine({ hostname: "gw" })).toMatchObject({ hostname: "gw" })
     }).pipe(Effect.scoped, Effect.provide(Host))
+  )
+
+  it.live("register, off in the configuration: a clear refusal on /call and on the rpc, nothing registered", () =>
+    Effect.gen(function* () {
+      yield* resetMdb
+      const registration = { hostname: "alt-r02p01", mac: "de:ad:be:ef:00:01", rfs: 0, hfs: 1, room: "alt", mtype: "user" }
+      const viaCall = yield* post("/call/register", JSON.stringify({ kwargs: registration }))
+      expect(viaCall.status).toBe(500)
+      expect(JSON.parse(viaCall.body)).toMatchObject({
+        exn_type: "RuntimeError",
+        exn_message: "self registration is disabled on this node (mdb-registration.yml: enabled is false)"
+      })
+      const viaRpc = yield* Effect.flip((yield* client()).register(registration))
+      expect(viaRpc).toMatchObject({ _tag: "RegistrationDisabled" })
+      expect(JSON.parse((yield* call("/call/query")).body).data).toEqual([])
+    }).pipe(Effect.scoped, Effect.provide(MdbHostTest(SECRET, { enabled: false, perSourcePerMinute: 6, perMinute: 60 })))
+  )
+
+  it.live("register is rate-limited per caller address: 429 with the reason, nothing registered past the limit", () =>
+    Effect.gen(function* () {
+      yield* resetMdb
+      const registration = (n: number) => ({
+        kwargs: { hostname: `alt-r02p0${n}`, mac: `de:ad:be:ef:00:0${n}`, rfs: 0, hfs: 1, room: "alt", mtype: "user" }
+      })
+      expect((yield* post("/call/register", JSON.stringify(registration(1)))).status).toBe(200)
+      expect((yield* post("/call/register", JSON.stringify(registration(2)))).status).toBe(200)
+      const third = yield* post("/call/register", JSON.stringify(registration(3)))
+      expect(third.status).toBe(429)
+      expect(JSON.parse(third.body)).toMatchObject({
+        exn_type: "RuntimeError",
+        exn_message: expect.stringMatching(/^too many self registrations from (::ffff:)?127\.0\.0\.1 \(at most 2 a minute\): retry in \d+ s$/)
+      })
+      const hosts = JSON.parse((yield* call("/call/query")).body).data.map((m: { hostname: string }) => m.hostname)
+      expect(hosts).toEqual(["alt-r02p01", "alt-r02p02"])
+    }).pipe(Effect.scoped, Effect.provide(MdbHostTest(SECRET, { enabled: true, perSourcePerMinute: 2, perMinute: 100 })))
   )
 })

@@ -3,6 +3,7 @@ import { expect } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
 import { callCompatRoutes } from "../../src/actors/mdb/call-compat.js"
 import { MdbHandlers } from "../../src/actors/mdb/handlers.js"
+import { RegistrationGate, type RegistrationPolicy } from "../../src/actors/mdb/registration-gate.js"
 import type { NewMachine } from "../../src/protocols/mdb.js"
 import * as MdbService from "../../src/actors/mdb/service.js"
 import { MdbRpcs } from "../../src/protocols/mdb.js"
@@ -17,12 +18,18 @@ export { gw, gwMachine } from "./fixtures.js"
 /** MDB over a fresh migrated database of its own (one per test file). */
 export const MdbTest = MdbService.layer.pipe(Layer.provideMerge(PgTest))
 
-/** The MDB routes (rpc with `secret`, `/call`) on a real HTTP server on 127.0.0.1, over a fresh database. */
-export const MdbHostTest = (secret: string) =>
+/** Self-registration on, with limits no test of the other features reaches. */
+export const OPEN_REGISTRATION: RegistrationPolicy = { enabled: true, perSourcePerMinute: 1000, perMinute: 1000 }
+
+/**
+ * The MDB routes (rpc with `secret`, `/call`) on a real HTTP server on 127.0.0.1, over a fresh
+ * database, with the self-registration `policy`.
+ */
+export const MdbHostTest = (secret: string, policy: RegistrationPolicy = OPEN_REGISTRATION) =>
   httpHostLayer(
     Layer.mergeAll(rpcRoute({ service: "mdb", group: MdbRpcs, handlers: MdbHandlers, secret: Redacted.make(secret) }), callCompatRoutes),
     { listen: { host: "127.0.0.1", port: 0 } }
-  ).pipe(Layer.provideMerge(MdbTest), Layer.provideMerge(Metrics.layer))
+  ).pipe(Layer.provide(RegistrationGate.layer(policy)), Layer.provideMerge(MdbTest), Layer.provideMerge(Metrics.layer))
 
 /** Back to the freshly migrated state, so each test starts from the seeded pools and settings. */
 export const resetMdb = Effect.gen(function* () {

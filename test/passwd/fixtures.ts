@@ -1,4 +1,4 @@
-import type { User } from "../../src/protocols/udb.js"
+import type { HashedUser } from "../../src/protocols/udb.js"
 import type { AccountTexts } from "../../src/actors/passwd/generate.js"
 
 // A small Debian-like root: system accounts, a local user (alice, uid 1000) and a
@@ -32,23 +32,23 @@ export const baseFiles: AccountTexts = {
   gshadow: ["root:*::", "daemon:*::", "audio:*::alice,gone", "alice:!::", "user:!::gone", "nogroup:*::", ""].join("\n")
 }
 
-export const user = (over: Partial<User> & Pick<User, "login" | "uid">): User => ({
+/** Deterministic stand-in for SHA-512-crypt, so expected files can be spelled out. */
+export const fakeHash = (password: string): string => `$6$fake$${Buffer.from(password).toString("hex")}`
+
+/** A user as the udb topic's `hashes` audience sends it (its hash: `fakeHash("pw-<login>")`). */
+export const user = (over: Partial<HashedUser> & Pick<HashedUser, "login" | "uid">): HashedUser => ({
   id: over.uid,
   firstname: "First",
   lastname: "Last",
   group: "user",
-  password: `pw-${over.login}`,
+  password_hash: fakeHash(`pw-${over.login}`),
   shell: "/bin/bash",
   ssh_key: null,
   ...over
 })
 
-export const users: ReadonlyArray<User> = [
+export const users: ReadonlyArray<HashedUser> = [
   user({ login: "jdoe", uid: 10001, firstname: "John", lastname: "Doe" }),
   user({ login: "orga1", uid: 11001, group: "orga", firstname: "Olga", lastname: "Orga" }),
   user({ login: "root1", uid: 12001, group: "root", firstname: "Rita", lastname: "Root", ssh_key: "ssh-ed25519 AAAA rita" })
 ]
-
-/** Deterministic stand-ins for SHA-512-crypt, so expected files can be spelled out. */
-export const fakeHash = (password: string): string => `$6$fake$${Buffer.from(password).toString("hex")}`
-export const fakeVerify = (password: string, hash: string): boolean => hash === fakeHash(password)

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { udbFollower } from "../../src/actors/passwd/follower.js"
 import { authorizedKeysFile } from "../../src/actors/passwd/root-ssh.js"
-import { verifyCrypt } from "../../src/actors/passwd/shadow-hash.js"
+import { verifyCrypt } from "../../src/runtime/shadow-hash.js"
 import { makeChangeLogSource } from "../../src/actors/sync/changelog-source.js"
 import { followUdb } from "../../src/actors/passwd/layer.js"
 import { type FollowHandler, makeSyncClient } from "../../src/actors/sync/client.js"
@@ -26,6 +26,7 @@ import { testSupervision } from "../support/supervision.js"
 
 const PUB = Redacted.make("udbsync-pub-secret")
 const SUB = Redacted.make("udbsync-sub-secret")
+const HASH = Redacted.make("udbsync-shadow-secret")
 
 // The gateway's udb topic over the PostgreSQL change log, with the UDB writing into it.
 const HubTest = Layer.unwrapEffect(
@@ -34,7 +35,7 @@ const HubTest = Layer.unwrapEffect(
       topics: [
         {
           definition: UDB_TOPIC,
-          secrets: { publisher: PUB, subscriber: SUB },
+          secrets: { publisher: PUB, subscriber: SUB, hashes: HASH },
           source: makeChangeLogSource(log, { topic: "udb", keyField: "login" })
         }
       ]
@@ -59,7 +60,7 @@ const tempRoot = () =>
 const read = (root: string, file: string) => readFileSync(path.join(root, file), "utf8")
 
 describe("udb topic subscribers", () => {
-  it.live("an unprivileged subscriber never sees a password; a private one does", () =>
+  it.live("no subscriber sees a clear password: the public gets no password material, the hash audience SHA-512-crypt hashes", () =>
     Effect.gen(function* () {
       const hub = yield* SyncHub
       const udb = yield* Udb
@@ -77,7 +78,8 @@ describe("udb topic subscribers", () => {
           return { snapshot, queue }
         })
       const publicFrames = yield* frames(SUB)
-      const privateFrames = yield* frames(PUB)
+      const publisherFrames = yield* frames(PUB)
+      const hashFrames = yield* frames(HASH)
       // snapshot, then a create, a password change, an update and a delete.
       yield* udb.create({ login: "alice", firstname: "A", lastname: "Lice", group: "root", password: "alice-pw", ssh_key: "ssh-ed25519 AAAA alice" })
       yield* udb.setPassword("alice", "alice-pw-2")
@@ -94,11 +96,29 @@ describe("udb topic subscribers", () => {
           (all) => JSON.stringify(all)
         )
       const pub = yield* upToHead(publicFrames)
-      const priv = yield* upToHead(privateFrames)
-      expect(pub).not.toContain("password")
-      expect(pub).not.toContain("-pw")
-      expect(pub).toContain("ssh-ed25519 AAAA alice") // the rest of the record is there
-      for (const pw of ["early-pw", "alice-pw", "alice-pw-2"]) expect(priv).toContain(`"password":"${pw}"`)
+      // The publisher secret reads no more than the public (it is not a reading secret).
+      const publisher = yield* upToHead(publisherFrames)
+      const hashed = yield* upToHead(hashFrames)
+      for (const text of [pub, publisher]) {
+        expect(text).not.toContain("password")
+        expect(text).not.toContain("-pw")
+        expect(text).toContain("ssh-ed25519 AAAA alice") // the rest of the record is there
+      }
+      // Snapshot (early) and live batches (alice twice): hashes only, each of its password.
+      expect(hashed).not.toContain("-pw")
+      expect(hashed).not.toContain('"password"')
+      const hashesOf = (login: string) =>
+        [...hashed.matchAll(new RegExp(`"login":"${login}"[^}]*"password_hash":"([^"]+)"`, "g"))].map((m) => m[1]!)
+      const early = hashesOf("early")
+      expect(early.length).toBeGreaterThanOrEqual(2) // snapshot and the group change
+      for (const h of early) expect(verifyCrypt("early-pw", h)).toBe(true)
+      // The group change kept the password: the same hash (shadow stays unchanged).
+      expect(new Set(early).size).toBe(1)
+      // Created, password changed, deleted (the delete carries the last record).
+      const alice = hashesOf("alice")
+      expect(alice).toHaveLength(3)
+      expect(verifyCrypt("alice-pw", alice[0]!)).toBe(true)
+      for (const h of alice.slice(1)) expect(verifyCrypt("alice-pw-2", h)).toBe(true)
     }).pipe(Effect.scoped, Effect.provide(HubTest))
   )
 
@@ -108,7 +128,7 @@ describe("udb topic subscribers", () => {
       const root = yield* tempRoot()
       const applied = yield* Queue.unbounded<number>()
       const follower = udbFollower({ roots: [root], sshRoots: [root] })
-      const client = makeSyncClient({ connect: Effect.provide(inProcessConnector, Layer.succeed(SyncHub, yield* SyncHub)), credentials: () => ({ subscribe: PUB }) })
+      const client = makeSyncClient({ connect: Effect.provide(inProcessConnector, Layer.succeed(SyncHub, yield* SyncHub)), credentials: () => ({ subscribe: HASH }) })
       yield* Effect.forkScoped(
         client.follow("udb", (state, metadata, info) => Effect.zipRight(follower(state, metadata, info), Queue.offer(applied, info.revision)))
       )
@@ -169,7 +189,7 @@ describe("udb topic subscribers", () => {
       const root = yield* tempRoot()
       const applied = yield* Queue.unbounded<number>()
       const follower = udbFollower({ roots: [root], sshRoots: [] })
-      const client = makeSyncClient({ connect: Effect.provide(inProcessConnector, Layer.succeed(SyncHub, yield* SyncHub)), credentials: () => ({ subscribe: PUB }) })
+      const client = makeSyncClient({ connect: Effect.provide(inProcessConnector, Layer.succeed(SyncHub, yield* SyncHub)), credentials: () => ({ subscribe: HASH }) })
       const log = yield* ChangeLog
       const reach = (revision: number) => Effect.iterate(0, { while: (r) => r < revision, body: () => Queue.take(applied) })
       // The injected defect: the first delivery of the revision that creates "boom" dies before writing.

@@ -6,16 +6,15 @@ import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { type AccountTexts, regenerate, type RegenerateInput } from "../../src/actors/passwd/generate.js"
 import { parseGroup, parsePasswd, parseShadow, renderGroup, renderPasswd } from "../../src/actors/passwd/account-files.js"
-import { memoizedVerifier, sha512Crypt, verifyCrypt } from "../../src/actors/passwd/shadow-hash.js"
-import { baseFiles, fakeHash, fakeVerify, user, users } from "./fixtures.js"
+import { sha512Crypt, stableHasher, verifyCrypt } from "../../src/runtime/shadow-hash.js"
+import { Redacted } from "effect"
+import { baseFiles, fakeHash, user, users } from "./fixtures.js"
 import { libcGroup, libcPasswd, libcShadow } from "./libc-reader.js"
 
 const input = (over: Partial<RegenerateInput> = {}): RegenerateInput => ({
   current: baseFiles,
   users,
   today: 20000,
-  hashPassword: fakeHash,
-  verifyPassword: fakeVerify,
   ...over
 })
 
@@ -100,9 +99,9 @@ describe("passwd regeneration", () => {
     expect(second.rehashed).toEqual([])
   })
 
-  it("re-hashes only the user whose password changed", () => {
+  it("renews only the shadow line of the user whose hash changed", () => {
     const first = run()
-    const changed = users.map((u) => (u.login === "orga1" ? { ...u, password: "new-secret" } : u))
+    const changed = users.map((u) => (u.login === "orga1" ? { ...u, password_hash: fakeHash("new-secret") } : u))
     const second = run({ current: first.files, users: changed, today: 20010 })
     expect(second.rehashed).toEqual(["orga1"])
     const lines = second.files.shadow.split("\n")
@@ -110,16 +109,15 @@ describe("passwd regeneration", () => {
     expect(lines).toContain(`jdoe:${fakeHash("pw-jdoe")}:20000:0:99999:7:0::`)
   })
 
-  it("keeps real SHA-512-crypt hashes stable across regenerations", () => {
-    const verify = memoizedVerifier()
-    const first = run({ hashPassword: (p) => sha512Crypt(p), verifyPassword: verify, users: users.slice(0, 1) })
-    const second = run({
-      current: first.files,
-      hashPassword: (p) => sha512Crypt(p),
-      verifyPassword: verify,
-      users: users.slice(0, 1)
-    })
+  it("keeps the hub's stable SHA-512-crypt hashes stable across regenerations", () => {
+    // Two hashers with the same key: the hub before and after a restart.
+    const hashed = (hash: (login: string, password: string) => string) =>
+      users.slice(0, 1).map((u) => ({ ...u, password_hash: hash(u.login, `pw-${u.login}`) }))
+    const key = Redacted.make("udbsync-pub")
+    const first = run({ users: hashed(stableHasher(key)) })
+    const second = run({ current: first.files, users: hashed(stableHasher(key)), today: 20010 })
     expect(second.files.shadow).toBe(first.files.shadow)
+    expect(second.rehashed).toEqual([])
     const hash = first.files.shadow.split("\n").find((l) => l.startsWith("jdoe:"))!.split(":")[1]!
     expect(hash.startsWith("$6$")).toBe(true)
     expect(verifyCrypt("pw-jdoe", hash)).toBe(true)
@@ -221,7 +219,7 @@ describe("passwd regeneration", () => {
   })
 
   it("passes pwck and grpck on a temporary root", () => {
-    const root = writeRoot(run({ hashPassword: (p) => sha512Crypt(p), verifyPassword: verifyCrypt }).files)
+    const root = writeRoot(run({ users: users.map((u) => ({ ...u, password_hash: sha512Crypt(`pw-${u.login}`) })) }).files)
     try {
       // -q: errors only; must be silent and succeed.
       execFileSync("pwck", ["-R", root, "-r", "-q"], { stdio: "pipe" })
@@ -271,5 +269,18 @@ describe("SHA-512-crypt", () => {
     expect(a).toMatch(/^\$6\$[./0-9A-Za-z]{16}\$[./0-9A-Za-z]{86}$/)
     expect(verifyCrypt("pw", "$1$old$hash")).toBe(false)
     expect(verifyCrypt("pw", "!")).toBe(false)
+  })
+
+  it("a stable hasher: one hash per login, password and key, a valid SHA-512-crypt of that password", () => {
+    const hash = stableHasher(Redacted.make("key-a"))
+    const h = hash("jdoe", "pw")
+    expect(h).toMatch(/^\$6\$[./0-9A-Za-z]{16}\$[./0-9A-Za-z]{86}$/)
+    expect(verifyCrypt("pw", h)).toBe(true)
+    expect(stableHasher(Redacted.make("key-a"))("jdoe", "pw")).toBe(h)
+    // Another user, another password or another site: another salt.
+    const salt = (x: string) => x.split("$")[2]
+    expect(salt(hash("jdoe2", "pw"))).not.toBe(salt(h))
+    expect(salt(hash("jdoe", "pw2"))).not.toBe(salt(h))
+    expect(salt(stableHasher(Redacted.make("key-b"))("jdoe", "pw"))).not.toBe(salt(h))
   })
 })

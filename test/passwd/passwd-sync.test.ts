@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { passwdSyncFailures, syncAccountFiles } from "../../src/actors/passwd/passwd-sync.js"
-import { baseFiles, fakeHash, fakeVerify, users } from "./fixtures.js"
+import { baseFiles, users } from "./fixtures.js"
 
 const tempRoot = (files: Partial<Record<"passwd" | "shadow" | "group" | "gshadow", string>>) =>
   Effect.acquireRelease(
@@ -17,7 +17,7 @@ const tempRoot = (files: Partial<Record<"passwd" | "shadow" | "group" | "gshadow
     (root) => Effect.sync(() => rmSync(root, { recursive: true, force: true }))
   )
 
-const sync = (root: string) => syncAccountFiles({ root, users, hashPassword: fakeHash, verifyPassword: fakeVerify })
+const sync = (root: string) => syncAccountFiles({ root, users })
 
 const failuresOf = (root: string, reason: string) =>
   Effect.map(Metric.value(Metric.tagged(Metric.tagged(passwdSyncFailures, "root", root), "reason", reason)), (s) => s.count)

@@ -11,7 +11,7 @@ import { PRESENCE_LIST_SERVICE, PRESENCE_SERVICE, PresenceListRpcs, PresenceRpcs
 import { makeRpcClient } from "../../src/runtime/cli-client.js"
 import { httpHostLayer, runtimeRoutes, serverUrl } from "../../src/runtime/http-host.js"
 import { rpcRoute } from "../../src/runtime/rpc-route.js"
-import { generate } from "../../src/runtime/timeauth.js"
+import { endpointMessage, generate, generateOriginal } from "../../src/runtime/timeauth.js"
 import { LEASE_MS, machines, runtimeServices, users } from "./support.js"
 
 // The rpc groups and the original form endpoints over real HTTP on 127.0.0.1.
@@ -45,8 +45,16 @@ const post = (base: string, path: string, fields: Record<string, string>) =>
     body: new URLSearchParams(fields).toString()
   })
 
+/** What a token for `path` (`/login`, ...) over `data` signs: `/presencesync<path>\n<data>`. */
+const message = (path: string, data: string) => endpointMessage(`/presencesync${path}`, data)
+
 const signedPost = (base: string, path: string, data: string, secret = PUB) =>
-  Effect.flatMap(generate(secret, data), (hmac) => post(base, path, { data, hmac }))
+  Effect.flatMap(generate(secret, message(path, data)), (hmac) => post(base, path, { data, hmac }))
+
+const getList = (base: string, secret: Redacted.Redacted<string>) =>
+  Effect.flatMap(generate(secret, message("/get_list", "{}")), (hmac) =>
+    request(`${base}/presencesync/get_list?${new URLSearchParams({ data: "{}", hmac })}`)
+  )
 
 describe("presence over HTTP", () => {
     it.live("original form endpoints: status codes, reason phrases and bodies", () =>
@@ -69,9 +77,7 @@ describe("presence over HTTP", () => {
           status: 500,
           body: "Requested logout from the wrong hostname"
         })
-        const list = yield* Effect.flatMap(generate(SUB, "{}"), (hmac) =>
-          request(`${base}/presencesync/get_list?${new URLSearchParams({ data: "{}", hmac })}`)
-        )
+        const list = yield* getList(base, SUB)
         expect(list.status).toBe(200)
         expect(JSON.parse(list.body)).toEqual({ alice: "pas-r01p01" })
         expect(yield* signedPost(base, "/remove_expired", "{}")).toMatchObject({ status: 200 })
@@ -84,13 +90,13 @@ describe("presence over HTTP", () => {
         const base = yield* baseUrl
         const data = JSON.stringify({ login: "carol", hostname: "pas-r01p04" })
         expect(yield* post(base, "/login", { data })).toMatchObject({ status: 400, body: "Missing argument hmac" })
-        expect(yield* post(base, "/login", { hmac: yield* generate(PUB, data) })).toMatchObject({
+        expect(yield* post(base, "/login", { hmac: yield* generate(PUB, message("/login", data)) })).toMatchObject({
           status: 400,
           body: "Missing argument data"
         })
         // signed with the sub secret, a replayed token over other data, a malformed token
         expect(yield* signedPost(base, "/login", data, SUB)).toMatchObject({ status: 403, body: "Invalid token" })
-        expect(yield* post(base, "/login", { data, hmac: yield* generate(PUB, "{}") })).toMatchObject({ status: 403 })
+        expect(yield* post(base, "/login", { data, hmac: yield* generate(PUB, message("/login", "{}")) })).toMatchObject({ status: 403 })
         expect(yield* post(base, "/login", { data, hmac: "nope" })).toMatchObject({ status: 403 })
         expect(yield* signedPost(base, "/login", "not json")).toMatchObject({ status: 400 })
         expect((yield* signedPost(base, "/login", "not json")).body).toContain("data is not JSON")
@@ -103,14 +109,29 @@ describe("presence over HTTP", () => {
           status: 400
         })
         // get_list wants the sub secret
-        const list = yield* Effect.flatMap(generate(PUB, "{}"), (hmac) =>
-          request(`${base}/presencesync/get_list?${new URLSearchParams({ data: "{}", hmac })}`)
-        )
-        expect(list.status).toBe(403)
-        const ok = yield* Effect.flatMap(generate(SUB, "{}"), (hmac) =>
-          request(`${base}/presencesync/get_list?${new URLSearchParams({ data: "{}", hmac })}`)
-        )
-        expect(JSON.parse(ok.body)).toEqual({})
+        expect((yield* getList(base, PUB)).status).toBe(403)
+        expect(JSON.parse((yield* getList(base, SUB)).body)).toEqual({})
+      }).pipe(Effect.scoped, Effect.provide(node()))
+    )
+
+    it.live("a token is bound to its endpoint and spent once: a /login token does not log out, a replay is refused", () =>
+      Effect.gen(function* () {
+        const base = yield* baseUrl
+        const bobAt2 = JSON.stringify({ login: "bob", hostname: "pas-r01p02" })
+        // The original's tokens over `data` alone are what made a sniffed /login token a /logout one.
+        expect(yield* post(base, "/login", { data: bobAt2, hmac: yield* generateOriginal(PUB, bobAt2) })).toMatchObject({ status: 403 })
+        const login = yield* generateOriginal(PUB, message("/login", bobAt2))
+        expect(yield* post(base, "/login", { data: bobAt2, hmac: login })).toMatchObject({ status: 200 })
+        // The same token on /logout: refused, bobAt2 stays logged in.
+        expect(yield* post(base, "/logout", { data: bobAt2, hmac: login })).toEqual({ status: 403, statusText: "Forbidden", body: "Invalid token" })
+        // The same token again on /login (a replay within its 120 s): refused.
+        expect(yield* post(base, "/login", { data: bobAt2, hmac: login })).toMatchObject({ status: 403, body: "Invalid token" })
+        expect(JSON.parse((yield* getList(base, SUB)).body)).toEqual({ bob: "pas-r01p02" })
+        // A /logout token of its own logs out; replayed, it is refused (not a second logout).
+        const logout = yield* generate(PUB, message("/logout", bobAt2))
+        expect(yield* post(base, "/logout", { data: bobAt2, hmac: logout })).toMatchObject({ status: 200 })
+        expect(yield* post(base, "/logout", { data: bobAt2, hmac: logout })).toMatchObject({ status: 403, body: "Invalid token" })
+        expect(JSON.parse((yield* getList(base, SUB)).body)).toEqual({})
       }).pipe(Effect.scoped, Effect.provide(node()))
     )
 

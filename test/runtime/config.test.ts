@@ -6,6 +6,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { ConfigDir, ConfigError, loadProfile } from "../../src/runtime/config.js"
 import { PresenceSubProfile, SharedSecretProfile } from "../../src/runtime/profiles.js"
+import { RegistrationProfile } from "../../src/actors/mdb/registration-gate.js"
 
 const NodeProfile = Schema.Struct({
   restarts: Schema.Int,
@@ -39,17 +40,30 @@ describe("config", () => {
       const dir = "etc/prologin"
       const node = yield* load(dir, "node", NodeProfile)
       expect(node).toEqual({ restarts: 5, restartWindowSeconds: 10, database: {} })
-      for (const name of ["mdbsync-pub", "mdbsync-sub", "udb-client-auth", "udbsync-pub", "udbsync-sub", "presencesync-pub", "mdb-server"]) {
+      const secrets = new Map<string, string>()
+      for (const name of ["mdbsync-pub", "mdbsync-sub", "udb-client-auth", "udbsync-pub", "udbsync-sub", "udbsync-shadow", "presencesync-pub", "mdb-server"]) {
         const profile = yield* load(dir, name, SharedSecretProfile)
         expect(Redacted.value(profile.shared_secret)).toMatch(/^dev-[a-z]+-secret$/)
+        secrets.set(name, Redacted.value(profile.shared_secret))
       }
       const sub = yield* load(dir, "presencesync-sub", PresenceSubProfile)
       expect(sub.timeout).toBe(30)
       expect(sub.url).toBe("http://presencesync/")
-      // pub and sub of one sync service share the secret, as in production
-      const pub = yield* load(dir, "mdbsync-pub", SharedSecretProfile)
-      const msub = yield* load(dir, "mdbsync-sub", SharedSecretProfile)
-      expect(Redacted.value(pub.shared_secret)).toBe(Redacted.value(msub.shared_secret))
+      secrets.set("presencesync-sub", Redacted.value(sub.shared_secret))
+      // Unlike the original's production values, no topic's publishing secret reads, and the udb
+      // topic's three secrets (publish, read, read hashes) all differ.
+      for (const [a, b] of [
+        ["mdbsync-pub", "mdbsync-sub"],
+        ["udbsync-pub", "udbsync-sub"],
+        ["udbsync-pub", "udbsync-shadow"],
+        ["udbsync-sub", "udbsync-shadow"],
+        ["presencesync-pub", "presencesync-sub"]
+      ] as const) {
+        expect(secrets.get(a), `${a} vs ${b}`).not.toBe(secrets.get(b))
+      }
+      // Self-registration: on in this (--layer all) example only, and rate-limited.
+      expect(yield* load(dir, "mdb-registration", RegistrationProfile)).toEqual({ enabled: true, per_source_per_minute: 6, per_minute: 120 })
+      expect(yield* load(yield* withDir({ "mdb-registration.yml": "{}\n" }), "mdb-registration", RegistrationProfile)).toMatchObject({ enabled: false })
     })
   )
 

@@ -75,8 +75,11 @@ const outcome = <E, R>(call: Effect.Effect<string, E, R>) =>
   )
 
 // The cases every transport must tell apart. `now` is the server's clock in seconds.
+let lastAccepted = ""
 const cases = (margin: number): ReadonlyArray<readonly [string, typeof forge, string]> => [
-  ["accepted", (m, now) => tokenAt(now, "secret42", m), "ok: héllo 2024-05-06T07:08:09.010Z 12345678901234567890"],
+  ["accepted", (m, now) => (lastAccepted = tokenAt(now, "secret42", m)), "ok: héllo 2024-05-06T07:08:09.010Z 12345678901234567890"],
+  // The same valid token again (a sniffed one, sent within its 120 s): spent.
+  ["replayed", () => lastAccepted, "test/Stamp/replayed"],
   ["expired", (m, now) => tokenAt(now - 120 - margin, "secret42", m), "test/Stamp/expired"],
   ["future", (m, now) => tokenAt(now + 120 + margin, "secret42", m), "test/Stamp/future"],
   ["forged", (m, now) => tokenAt(now, "secret43", m), "test/Stamp/bad_signature"],
@@ -148,11 +151,13 @@ describe("TimeAuth over RpcTest", () => {
 
 describe("TimeAuth over real HTTP (127.0.0.1)", () => {
   // Server and test share one Metrics so the test can read the rejection counter.
-  const serve = (metrics: Layer.Layer<Metrics>) =>
+  // The replay cache belongs to the secret's Redacted value: a test that replays another test's
+  // exact token (same second, same message) serves its own copy of the secret.
+  const serve = (metrics: Layer.Layer<Metrics>, serverSecret = secret) =>
     HttpLayerRouter.serve(
       RpcServer.layerHttpRouter({ group: TestRpcs, path: "/rpc", protocol: "http" }).pipe(
         Layer.provide(Handlers),
-        Layer.provide(timeAuthServer("test", secret)),
+        Layer.provide(timeAuthServer("test", serverSecret)),
         Layer.provide(metrics),
         Layer.provide(RpcSerialization.layerJson)
       ),
@@ -209,7 +214,7 @@ describe("TimeAuth over real HTTP (127.0.0.1)", () => {
 
   it.scopedLive("a raw request with reordered payload keys and the token in an HTTP header is accepted", () =>
     Effect.gen(function* () {
-      const ctx = yield* Layer.build(serve(Metrics.layer))
+      const ctx = yield* Layer.build(serve(Metrics.layer, Redacted.make(Redacted.value(secret))))
       const server = yield* Effect.provide(HttpServer.HttpServer, ctx)
       if (server.address._tag !== "TcpAddress") throw new Error("expected a TCP address")
       const url = `http://127.0.0.1:${server.address.port}/rpc`

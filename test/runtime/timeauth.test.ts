@@ -1,6 +1,16 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Redacted, TestClock } from "effect"
-import { check, generate, type RejectReason } from "../../src/runtime/timeauth.js"
+import { Metric } from "effect"
+import {
+  accept,
+  acceptAt,
+  check,
+  generate,
+  generateOriginal,
+  type RejectReason,
+  remember,
+  replaysRefused
+} from "../../src/runtime/timeauth.js"
 
 const secret = Redacted.make("secret42")
 const T0 = 1_700_000_000
@@ -27,10 +37,10 @@ describe("timeauth", () => {
     Effect.gen(function* () {
       yield* TestClock.setTime(T0 * 1000 + 999) // sub-second part is floored
       for (const [message, token] of vectors) {
-        expect(yield* generate(secret, message)).toBe(token)
+        expect(yield* generateOriginal(secret, message)).toBe(token)
         expect(yield* reason(token, message)).toBe("ok")
       }
-      expect(yield* generate(secret, null)).toBe(vectors[1]![1])
+      expect(yield* generateOriginal(secret, null)).toBe(vectors[1]![1])
     })
   )
 
@@ -91,4 +101,64 @@ describe("timeauth", () => {
       expect(yield* reason(`01700000000:${mac}`, "return_number")).toBe("bad_signature")
     })
   )
+
+  it.effect("our tokens carry a nonce in the stamp: two for one message in one second differ, and both verify", () =>
+    Effect.gen(function* () {
+      yield* TestClock.setTime(T0 * 1000)
+      const a = yield* generate(secret, "return_number")
+      const b = yield* generate(secret, "return_number")
+      expect(a).not.toBe(b)
+      expect(a).toMatch(/^1700000000\.[0-9A-Za-z_-]{12}:[0-9a-f]{64}$/)
+      expect(yield* reason(a, "return_number")).toBe("ok")
+      expect(yield* reason(b, "return_number")).toBe("ok")
+      // The nonce is signed: changing it breaks the token.
+      expect(yield* reason(a.replace(/\.[^:]+:/, ".x:"), "return_number")).toBe("bad_signature")
+      for (const bad of [`1700000000.:${a.split(":")[1]}`, `1700000000.${"n".repeat(33)}:${a.split(":")[1]}`, `1700000000.a.b:${a.split(":")[1]}`]) {
+        expect(yield* reason(bad, "return_number")).toBe("malformed")
+      }
+    })
+  )
+
+  it.effect("accept spends a token: the same token again within its window is refused as replayed, and counted", () =>
+    Effect.gen(function* () {
+      yield* TestClock.setTime(T0 * 1000)
+      const mine = Redacted.make("replay-secret")
+      const outcome = (token: string, message: string) =>
+        accept(token, mine, message).pipe(Effect.either, Effect.map(Either.match({ onLeft: (e) => e.reason, onRight: () => "ok" })))
+      const before = (yield* Metric.value(replaysRefused)).count
+      const original = yield* generateOriginal(mine, "return_number")
+      expect(yield* outcome(original, "return_number")).toBe("ok")
+      expect(yield* outcome(original, "return_number")).toBe("replayed")
+      yield* TestClock.adjust("119 seconds")
+      expect(yield* outcome(original, "return_number")).toBe("replayed")
+      // A refused token is not remembered: a forgery cannot spend someone else's token.
+      const fresh = yield* generate(mine, "return_number")
+      expect(yield* outcome(fresh, "other_method")).toBe("bad_signature")
+      expect(yield* outcome(fresh, "return_number")).toBe("ok")
+      expect((yield* Metric.value(replaysRefused)).count - before).toBe(2)
+      // Once its window closed, a token is refused as expired, not remembered forever.
+      yield* TestClock.adjust("2 seconds")
+      expect(yield* outcome(original, "return_number")).toBe("expired")
+      // Another secret has its own cache.
+      const other = Redacted.make("replay-secret")
+      expect(acceptAt(yield* generateOriginal(other, "m"), other, "m", T0 + 121)).toBeUndefined()
+    })
+  )
+
+  it("the replay cache is bounded: expired tokens leave it as time passes, a full cache of live ones refuses as busy", () => {
+    const cache = { live: new Map<string, number>(), lastFullSweep: -1 }
+    expect(remember(cache, "a", 100, 0, 2)).toBeUndefined()
+    expect(remember(cache, "b", 300, 0, 2)).toBeUndefined()
+    expect(remember(cache, "c", 300, 50, 2)).toBe("busy")
+    expect(remember(cache, "a", 100, 50, 2)).toBe("replayed")
+    // "a" expired at 100: at 101 it leaves the cache and "c" gets its place.
+    expect(remember(cache, "c", 300, 101, 2)).toBeUndefined()
+    expect([...cache.live.keys()]).toEqual(["b", "c"])
+    // Out-of-order expiry (a token stamped in the future first): the full sweep frees the rest.
+    const skewed = { live: new Map<string, number>(), lastFullSweep: -1 }
+    remember(skewed, "future", 500, 0, 2)
+    remember(skewed, "soon", 10, 0, 2)
+    expect(remember(skewed, "next", 200, 20, 2)).toBeUndefined()
+    expect([...skewed.live.keys()]).toEqual(["future", "next"])
+  })
 })

@@ -16,18 +16,21 @@ import { udbRecordFilter } from "../../src/protocols/udb.js"
 import { httpHostLayer, serverUrl } from "../../src/runtime/http-host.js"
 import { Metrics } from "../../src/runtime/metrics.js"
 import { generate } from "../../src/runtime/timeauth.js"
-import { PUB, SUB } from "./harness.js"
+import { HASH, PUB, SUB } from "./harness.js"
 import { testSupervision } from "../support/supervision.js"
 
 // The follow route on a real HTTP port: frames are encoded once per batch and audience, not
 // once per subscriber.
 
+// SHA-512-crypt costs ~15 ms: this test counts encodings, not hashes.
+const fakeHash = (login: string, password: string) => `hash(${login},${password})`
+
 const topicOf = (name: string, filtered: boolean) =>
   Effect.map(
     makeMemorySource({ topic: name, keyField: "login", retention: 100, epoch: `${name}-epoch` }),
     (source): HubTopic => ({
-      definition: { name, keyField: "login", durable: false, profile: name, ...(filtered ? { filter: udbRecordFilter } : {}) },
-      secrets: { publisher: PUB, subscriber: SUB },
+      definition: { name, keyField: "login", durable: false, profile: name, ...(filtered ? { filter: () => udbRecordFilter(fakeHash) } : {}) },
+      secrets: filtered ? { publisher: PUB, subscriber: SUB, hashes: HASH } : { publisher: PUB, subscriber: SUB },
       source
     })
   )
@@ -72,7 +75,7 @@ describe("sync follow route", () => {
     Effect.gen(function* () {
       const { hub, url } = yield* serve([yield* topicOf("udb", true), yield* topicOf("plain", false)])
       const publicOnes = yield* Effect.all(Array.from({ length: 3 }, () => follower(url, "udb", SUB)))
-      const privateOnes = yield* Effect.all(Array.from({ length: 2 }, () => follower(url, "udb", PUB)))
+      const hashOnes = yield* Effect.all(Array.from({ length: 2 }, () => follower(url, "udb", HASH)))
 
       const before = yield* encodes
       const user = { login: "alice", uid: 10001, password: "s3cret" }
@@ -80,15 +83,19 @@ describe("sync follow route", () => {
       for (const frames of publicOnes) {
         expect(yield* Queue.take(frames)).toEqual({ _tag: "Batch", revision: 1, updates: [{ type: "update", data: { login: "alice", uid: 10001 } }] })
       }
-      for (const frames of privateOnes) {
-        expect(yield* Queue.take(frames)).toEqual({ _tag: "Batch", revision: 1, updates: [{ type: "update", data: user }] })
+      for (const frames of hashOnes) {
+        expect(yield* Queue.take(frames)).toEqual({
+          _tag: "Batch",
+          revision: 1,
+          updates: [{ type: "update", data: { login: "alice", uid: 10001, password_hash: "hash(alice,s3cret)" } }]
+        })
       }
       // Five subscribers, two audiences: two encodings.
       expect((yield* encodes) - before).toBe(2)
 
       // A second batch: two more, not five.
       yield* hub.publish("udb", [{ type: "delete", data: { login: "alice", password: "s3cret" } }])
-      for (const frames of [...publicOnes, ...privateOnes]) expect((yield* Queue.take(frames))._tag).toBe("Batch")
+      for (const frames of [...publicOnes, ...hashOnes]) expect((yield* Queue.take(frames))._tag).toBe("Batch")
       expect((yield* encodes) - before).toBe(4)
 
       // A topic without a filter: one audience whoever signed, one encoding for all.
@@ -194,7 +201,7 @@ describe("sync follow route at shutdown", () => {
     return Effect.gen(function* () {
       const server = yield* serve([yield* topicOf("udb", true)])
       const bare = yield* bareFollower(server.url)
-      const polled = yield* pollUntilEnd(`${server.url}/sync/udb/poll?hmac=${yield* generate(SUB, null)}`)
+      const polled = yield* pollUntilEnd(`${server.url}/sync/udb/poll?hmac=${yield* generate(SUB, subscribeMessage("udb"))}`)
       const stopped = yield* Effect.fork(server.stop)
       expect(yield* Fiber.join(bare)).toMatchObject({ reason: "Close", code: 1001, closeReason: "going away" })
       // The snapshot line, then a clean end of the response (the original's clients reconnect).

@@ -5,7 +5,7 @@ import { SyncHub, type SyncHubConfig, type SyncHubService } from "../../src/acto
 import { type SyncConnection, type SyncConnector, SyncTransportError } from "../../src/actors/sync/connection.js"
 import { makeMemorySource } from "../../src/actors/sync/memory-source.js"
 import type { TopicSource } from "../../src/actors/sync/topic-source.js"
-import { subscribeMessage } from "../../src/protocols/sync.js"
+import { publishMessage, subscribeMessage } from "../../src/protocols/sync.js"
 import { testSupervision } from "../support/supervision.js"
 
 // In-process hub that tests can stop and start again over the same sources (a hub restart with
@@ -13,6 +13,8 @@ import { testSupervision } from "../support/supervision.js"
 
 export const PUB = Redacted.make("pub-secret")
 export const SUB = Redacted.make("sub-secret")
+/** The udb-like topics' `hashes` audience. */
+export const HASH = Redacted.make("hash-secret")
 
 export const memoryTopic = (name: string, retention: number, keyField = "login") =>
   Effect.map(makeMemorySource({ topic: name, keyField, retention, epoch: `${name}-epoch` }), (source) => ({
@@ -62,7 +64,7 @@ export const restartableHub = (initial: SyncHubConfig, metrics: Context.Context<
 
 export const sources = (topics: ReadonlyArray<{ readonly source: TopicSource }>) => topics.map((t) => t.source)
 
-export const publishToken = (data: string) => generate(PUB, data)
+export const publishToken = (topic: string, data: string) => generate(PUB, publishMessage(topic, data))
 export const subscribeToken = (topic: string) => generate(SUB, subscribeMessage(topic))
 
 /** Collects a stream's frames until `n` arrived. */

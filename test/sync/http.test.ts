@@ -12,14 +12,15 @@ import { type HubTopic, SyncHub } from "../../src/actors/sync/hub.js"
 import { followerMetrics } from "../../src/actors/sync/metrics.js"
 import { pythonJson } from "../../src/runtime/python-json.js"
 import { syncRoutes } from "../../src/actors/sync/routes.js"
-import { MDB_TOPIC } from "../../src/actors/sync/topics.js"
-import type { Update } from "../../src/protocols/sync.js"
+import { MDB_TOPIC, UDB_TOPIC } from "../../src/actors/sync/topics.js"
+import { outsidePublishesRefused } from "../../src/actors/sync/metrics.js"
+import { publishMessage, subscribeMessage, type Update } from "../../src/protocols/sync.js"
 import { httpHostLayer, serverUrl } from "../../src/runtime/http-host.js"
 import { Metrics } from "../../src/runtime/metrics.js"
-import { generate } from "../../src/runtime/timeauth.js"
+import { generate, generateOriginal } from "../../src/runtime/timeauth.js"
 import { ChangeLog } from "../../src/store/change-log.js"
 import { PgTest } from "../support/pg.js"
-import { PUB, SUB } from "./harness.js"
+import { HASH, PUB, SUB } from "./harness.js"
 import { testSupervision } from "../support/supervision.js"
 
 // The hub on a real HTTP port over a real PostgreSQL change log: a follower over the websocket
@@ -78,6 +79,10 @@ const waitFor = (what: string, cond: () => boolean) =>
     throw new Error(`timed out waiting for ${what}`)
   })
 
+// An mdb-shaped topic that anyone holding the publisher secret may write (the hub serves such
+// topics; the real mdb and udb topics have a single writer, tested below).
+const { writer: _writer, ...OPEN_MDB } = MDB_TOPIC
+
 const machine = (mac: string, hostname: string): Update => ({ type: "update", data: { mac, hostname, room: "pasteur", "é": "ü" } })
 
 layer(PgTest, { timeout: "60 seconds", excludeTestServices: true })("sync hub over HTTP", (it) => {
@@ -86,7 +91,7 @@ layer(PgTest, { timeout: "60 seconds", excludeTestServices: true })("sync hub ov
       Effect.gen(function* () {
         const log = yield* ChangeLog
         const mdb: HubTopic = {
-          definition: MDB_TOPIC,
+          definition: OPEN_MDB,
           secrets: { publisher: PUB, subscriber: SUB },
           source: makeChangeLogSource(log, { topic: "mdb", keyField: "mac" })
         }
@@ -109,8 +114,8 @@ layer(PgTest, { timeout: "60 seconds", excludeTestServices: true })("sync hub ov
         expect(yield* client.publish("mdb", [machine("bb", "r01p02")])).toBe(2)
         yield* waitFor("batch 2", () => seen.length === 2)
 
-        // `curl -N /sync/mdb/poll?hmac=TOKEN(None)`: snapshot line first, then each message.
-        const poll = yield* openLines(`${server.url}/sync/mdb/poll?hmac=${yield* generate(SUB, null)}`)
+        // `curl -N /sync/mdb/poll?hmac=TOKEN(sync-subscribe:mdb)`: snapshot line first, then each message.
+        const poll = yield* openLines(`${server.url}/sync/mdb/poll?hmac=${yield* generate(SUB, subscribeMessage("mdb"))}`)
         expect(poll.status).toBe(200)
         yield* waitFor("poll snapshot", () => poll.lines.length === 1)
         // Python's json.dumps layout (", " / ": ", non-ASCII escaped); this source has no field
@@ -120,9 +125,10 @@ layer(PgTest, { timeout: "60 seconds", excludeTestServices: true })("sync hub ov
         expect(pythonJson(JSON.parse(line0))).toBe(line0)
         expect(line0).toContain('"\\u00e9": "\\u00fc"')
         expect(line0.startsWith('[{"type": "update", "data": {')).toBe(true)
-        // The original `POST /update` form: signed exact data text, broadcast to /poll.
+        // The original `POST /update` form, in the original token format (`ts:hex`), over the topic
+        // and the exact data text; broadcast to /poll.
         const data = '[{"type": "delete", "data": {"mac": "bb"}}]'
-        const posted = yield* postForm(`${server.url}/sync/mdb/update`, { data, hmac: yield* generate(PUB, data) })
+        const posted = yield* postForm(`${server.url}/sync/mdb/update`, { data, hmac: yield* generateOriginal(PUB, publishMessage("mdb", data)) })
         expect(posted).toEqual({ status: 200, body: "" })
         yield* waitFor("poll line 2", () => poll.lines.length === 2)
         expect(poll.lines[1]).toBe(data)
@@ -150,25 +156,32 @@ layer(PgTest, { timeout: "60 seconds", excludeTestServices: true })("sync hub ov
       Effect.gen(function* () {
         const log = yield* ChangeLog
         const source = makeChangeLogSource(log, { topic: "mdb2", keyField: "mac" })
-        const topic: HubTopic = { definition: { ...MDB_TOPIC, name: "mdb2" }, secrets: { publisher: PUB, subscriber: SUB }, source }
+        const topic: HubTopic = { definition: { ...OPEN_MDB, name: "mdb2" }, secrets: { publisher: PUB, subscriber: SUB }, source }
         const server = yield* serve([topic], 0)
         const headBefore = yield* source.head
         const data = JSON.stringify([machine("dd", "x")])
         const forged = "1700000000:" + "0".repeat(64)
         // Right secret, stamped 10 minutes ago.
         const ts = String(Math.floor(Date.now() / 1000) - 600)
-        const staleToken = `${ts}:${createHmac("sha256", Redacted.value(PUB)).update(data + ts).digest("hex")}`
+        const staleToken = `${ts}:${createHmac("sha256", Redacted.value(PUB)).update(publishMessage("mdb2", data) + ts).digest("hex")}`
 
         // POST /update: forged, stale, signed with the subscriber secret, missing.
         expect(yield* postForm(`${server.url}/sync/mdb2/update`, { data, hmac: forged })).toEqual({ status: 403, body: "Invalid token" })
         expect(yield* postForm(`${server.url}/sync/mdb2/update`, { data, hmac: staleToken })).toEqual({ status: 403, body: "Invalid token" })
-        expect((yield* postForm(`${server.url}/sync/mdb2/update`, { data, hmac: yield* generate(SUB, data) })).status).toBe(403)
+        expect((yield* postForm(`${server.url}/sync/mdb2/update`, { data, hmac: yield* generate(SUB, publishMessage("mdb2", data)) })).status).toBe(403)
+        // The original's token (over `data` alone) and a token for another topic.
+        expect((yield* postForm(`${server.url}/sync/mdb2/update`, { data, hmac: yield* generate(PUB, data) })).status).toBe(403)
+        expect((yield* postForm(`${server.url}/sync/mdb2/update`, { data, hmac: yield* generate(PUB, publishMessage("mdb", data)) })).status).toBe(403)
+        // A valid token spent once: its replay is refused.
+        const once = yield* generate(PUB, publishMessage("mdb2", '[]'))
+        expect((yield* postForm(`${server.url}/sync/mdb2/update`, { data: "[]", hmac: once })).status).toBe(400) // an empty message
+        expect(yield* postForm(`${server.url}/sync/mdb2/update`, { data: "[]", hmac: once })).toEqual({ status: 403, body: "Invalid token" })
         expect((yield* postForm(`${server.url}/sync/mdb2/update`, { data })).status).toBe(400)
         // A valid token over different data than sent.
-        expect((yield* postForm(`${server.url}/sync/mdb2/update`, { data: data.replace("dd", "ee"), hmac: yield* generate(PUB, data) })).status).toBe(403)
+        expect((yield* postForm(`${server.url}/sync/mdb2/update`, { data: data.replace("dd", "ee"), hmac: yield* generate(PUB, publishMessage("mdb2", data)) })).status).toBe(403)
         // A malformed message with a valid token: 400 with the reason, nothing stored.
         const bad = '[{"type": "upsert", "data": {"mac": "x"}}]'
-        expect(yield* postForm(`${server.url}/sync/mdb2/update`, { data: bad, hmac: yield* generate(PUB, bad) })).toEqual({
+        expect(yield* postForm(`${server.url}/sync/mdb2/update`, { data: bad, hmac: yield* generate(PUB, publishMessage("mdb2", bad)) })).toEqual({
           status: 400,
           body: 'invalid update message for mdb2 at [0]: type must be "update" or "delete", got "upsert"'
         })
@@ -176,7 +189,7 @@ layer(PgTest, { timeout: "60 seconds", excludeTestServices: true })("sync hub ov
         // A NUL in a record (jsonb cannot store it): 400 naming where, not a 503 that the
         // publisher retries forever (issue 17 item 7).
         const nul = JSON.stringify([machine("ff", "x"), { type: "update", data: { mac: "ab", hostname: "a\u0000b" } }])
-        expect(yield* postForm(`${server.url}/sync/mdb2/update`, { data: nul, hmac: yield* generate(PUB, nul) })).toEqual({
+        expect(yield* postForm(`${server.url}/sync/mdb2/update`, { data: nul, hmac: yield* generate(PUB, publishMessage("mdb2", nul)) })).toEqual({
           status: 400,
           body: "invalid update message for mdb2 at [1]: data.hostname contains a NUL character (\\u0000), which cannot be stored"
         })
@@ -211,11 +224,63 @@ layer(PgTest, { timeout: "60 seconds", excludeTestServices: true })("sync hub ov
       })
     )
 
+    it.scoped("the mdb and udb topics have one writer: a forged publish with the publisher secret is refused, counted, and changes nothing", () =>
+      Effect.gen(function* () {
+        const log = yield* ChangeLog
+        const mdb: HubTopic = { definition: MDB_TOPIC, secrets: { publisher: PUB, subscriber: SUB }, source: makeChangeLogSource(log, { topic: "mdb", keyField: "mac" }) }
+        const udb: HubTopic = {
+          definition: UDB_TOPIC,
+          secrets: { publisher: PUB, subscriber: SUB, hashes: HASH },
+          source: makeChangeLogSource(log, { topic: "udb", keyField: "login" })
+        }
+        const server = yield* serve([mdb, udb], 0)
+        const heads = Effect.all([mdb.source.head, udb.source.head])
+        const before = yield* heads
+        const counted = Effect.all([Metric.value(outsidePublishesRefused("mdb")), Metric.value(outsidePublishesRefused("udb"))]).pipe(
+          Effect.map(([m, u]) => [m.count, u.count])
+        )
+        const countedBefore = yield* counted
+        // Both udb audiences are listening from before the attempts.
+        const audiences = yield* Effect.all([SUB, HASH].map((secret) =>
+          Effect.flatMap(generate(secret, subscribeMessage("udb")), (token) => openLines(`${server.url}/sync/udb/poll?hmac=${token}`))
+        ))
+        yield* waitFor("both snapshots", () => audiences.every((a) => a.lines.length === 1))
+
+        // A made-up root with a password and an ssh key, and a made-up machine, each with a valid token.
+        const evil = JSON.stringify([{ type: "update", data: { login: "evilroot", firstname: "E", lastname: "Vil", uid: 12999, group: "root", password: "pw", shell: "/bin/bash", ssh_key: "ssh-ed25519 AAAA evil", id: 999 } }])
+        const rogue = JSON.stringify([machine("66:66:66:66:66:66", "rogue")])
+        const refusedText = (topic: string, writer: string) => `sync topic ${topic} is written only by ${writer}: outside publishes are refused`
+        expect(yield* postForm(`${server.url}/sync/udb/update`, { data: evil, hmac: yield* generate(PUB, publishMessage("udb", evil)) })).toEqual({
+          status: 403,
+          body: refusedText("udb", "the UDB service")
+        })
+        expect(yield* postForm(`${server.url}/sync/mdb/update`, { data: rogue, hmac: yield* generate(PUB, publishMessage("mdb", rogue)) })).toEqual({
+          status: 403,
+          body: refusedText("mdb", "the MDB service")
+        })
+        // The rpc: a typed error.
+        const conn = yield* websocketConnector(server.url)
+        const viaRpc = yield* Effect.flip(conn.publish({ topic: "udb", data: evil, token: yield* generate(PUB, publishMessage("udb", evil)) }))
+        expect(viaRpc).toMatchObject({ _tag: "TopicNotWritable", topic: "udb", writer: "the UDB service" })
+
+        expect(yield* heads).toEqual(before)
+        expect(yield* counted).toEqual([countedBefore[0]! + 1, countedBefore[1]! + 2])
+        // The next line either audience reads is the writer's own next batch, not the forged one.
+        yield* log.append("udb", [{ op: "update", key: "legit", record: { login: "legit", uid: 10042 } }])
+        yield* waitFor("the writer's batch", () => audiences.every((a) => a.lines.length === 2))
+        for (const a of audiences) {
+          expect(a.lines.join("\n")).not.toContain("evilroot")
+          expect(JSON.parse(a.lines[1]!)).toEqual([{ type: "update", data: { login: "legit", uid: 10042 } }])
+          a.close()
+        }
+      })
+    )
+
     it.scoped("a subscriber whose websocket stopped reading is detached as lagging; a reading follower misses nothing", () =>
       Effect.gen(function* () {
         const log = yield* ChangeLog
         const source = makeChangeLogSource(log, { topic: "mdb3", keyField: "mac" })
-        const topic: HubTopic = { definition: { ...MDB_TOPIC, name: "mdb3" }, secrets: { publisher: PUB, subscriber: SUB }, source }
+        const topic: HubTopic = { definition: { ...OPEN_MDB, name: "mdb3" }, secrets: { publisher: PUB, subscriber: SUB }, source }
         const server = yield* serve([topic], 0, 8)
         const hub = yield* server.hub.topic("mdb3")
         const client = makeSyncClient({

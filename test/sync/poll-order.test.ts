@@ -7,16 +7,18 @@ import { changeLogSourceFor } from "../../src/actors/sync/changelog-source.js"
 import { type HubTopic, SyncHub } from "../../src/actors/sync/hub.js"
 import { syncRoutes } from "../../src/actors/sync/routes.js"
 import { MDB_TOPIC, UDB_TOPIC } from "../../src/actors/sync/topics.js"
+import { stableHasher } from "../../src/runtime/shadow-hash.js"
 import * as UdbRepo from "../../src/actors/udb/repo.js"
 import * as UdbService from "../../src/actors/udb/service.js"
 import { SystemAccounts } from "../../src/actors/udb/system-accounts.js"
 import { httpHostLayer, serverUrl } from "../../src/runtime/http-host.js"
 import { Metrics } from "../../src/runtime/metrics.js"
 import { generate } from "../../src/runtime/timeauth.js"
+import { subscribeMessage } from "../../src/protocols/sync.js"
 import { ChangeLog } from "../../src/store/change-log.js"
 import { PgTest } from "../support/pg.js"
 import { gw } from "../mdb/fixtures.js"
-import { PUB, SUB } from "./harness.js"
+import { HASH, PUB, SUB } from "./harness.js"
 import { testSupervision } from "../support/supervision.js"
 
 // `/sync/<topic>/poll` lines of the durable topics, written by the real MDB and UDB services and
@@ -71,7 +73,7 @@ layer(Services, { timeout: "60 seconds", excludeTestServices: true })("sync /pol
 
       const topics: ReadonlyArray<HubTopic> = [MDB_TOPIC, UDB_TOPIC].map((definition) => ({
         definition,
-        secrets: { publisher: PUB, subscriber: SUB },
+        secrets: { publisher: PUB, subscriber: SUB, hashes: HASH },
         source: changeLogSourceFor(log, definition)
       }))
       const scope = yield* Scope.make()
@@ -85,7 +87,7 @@ layer(Services, { timeout: "60 seconds", excludeTestServices: true })("sync /pol
       )
       const url = serverUrl(Context.get(ctx, HttpServer.HttpServer).address)
       const poll = (topic: string, secret: typeof PUB) =>
-        Effect.flatMap(generate(secret, null), (token) => openPoll(`${url}/sync/${topic}/poll?hmac=${token}`))
+        Effect.flatMap(generate(secret, subscribeMessage(topic)), (token) => openPoll(`${url}/sync/${topic}/poll?hmac=${token}`))
 
       const mdbLines = yield* poll("mdb", SUB)
       expect(yield* Queue.take(mdbLines)).toBe(
@@ -93,10 +95,12 @@ layer(Services, { timeout: "60 seconds", excludeTestServices: true })("sync /pol
           '"ip": "192.168.1.254", "mac": "11:22:33:44:55:66", "rfs": 0, "hfs": 0, "mtype": "service", "room": "pasteur", ' +
           '"is_faulty": false, "is_faulty_details": "", "id": 1}}]\n'
       )
-      const udbLines = yield* poll("udb", PUB)
+      // The hash audience: the original order, `password_hash` in the place of `password`.
+      const hashOf = (password: string) => stableHasher(PUB)("alice", password)
+      const udbLines = yield* poll("udb", HASH)
       expect(yield* Queue.take(udbLines)).toBe(
         '[{"type": "update", "data": {"login": "alice", "firstname": "Alice", "lastname": "Liddell", "uid": 12001, "group": "root", ' +
-          '"password": "Wond3rland", "shell": "/bin/bash", "ssh_key": "ssh-ed25519 AAAA alice", "id": 1}}]\n'
+          `"password_hash": "${hashOf("Wond3rland")}", "shell": "/bin/bash", "ssh_key": "ssh-ed25519 AAAA alice", "id": 1}}]\n`
       )
       // The public audience: the same order, without the password.
       expect(yield* Queue.take(yield* poll("udb", SUB))).toBe(
@@ -107,7 +111,7 @@ layer(Services, { timeout: "60 seconds", excludeTestServices: true })("sync /pol
       yield* (yield* UdbService.Udb).setPassword("alice", "Looking-Glass")
       expect(yield* Queue.take(udbLines)).toBe(
         '[{"type": "update", "data": {"login": "alice", "firstname": "Alice", "lastname": "Liddell", "uid": 12001, "group": "root", ' +
-          '"password": "Looking-Glass", "shell": "/bin/bash", "ssh_key": "ssh-ed25519 AAAA alice", "id": 1}}]\n'
+          `"password_hash": "${hashOf("Looking-Glass")}", "shell": "/bin/bash", "ssh_key": "ssh-ed25519 AAAA alice", "id": 1}}]\n`
       )
       yield* (yield* MdbService.Mdb).updateMachine("gw", { is_faulty: true, is_faulty_details: "fan" })
       expect(yield* Queue.take(mdbLines)).toBe(

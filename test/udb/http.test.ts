@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Redacted, Stream } from "effect"
 import { UdbRpcs } from "../../src/protocols/udb.js"
-import { generate } from "../../src/runtime/timeauth.js"
+import { callMessage } from "../../src/runtime/call-compat.js"
+import { generate, generateOriginal } from "../../src/runtime/timeauth.js"
 import { call, rpcClient } from "../support/http.js"
 import { UdbHostTest } from "./support.js"
 
@@ -49,18 +50,28 @@ describe("UDB over HTTP", () => {
         type: "application/json",
         body: envelope("MissingToken", "query_private")
       })
-      const wrong = yield* generate(Redacted.make("not-the-secret"), "query_private")
+      // A token signs the path and the arguments (callMessage).
+      const signed = (secret: string, path: string, kwargs: Record<string, unknown>) =>
+        generate(Redacted.make(secret), callMessage(path, { args: [], kwargs, hmac: undefined }))
+      const wrong = yield* signed("not-the-secret", "/udb/call/query_private", {})
       expect((yield* priv({ kwargs: {}, hmac: wrong })).body).toBe(envelope("BadToken", "query_private"))
       expect((yield* priv({ kwargs: {}, hmac: wrong })).status).toBe(403)
       // A token for another method does not open query_private.
-      const other = yield* generate(Redacted.make(SECRET), "query")
+      const other = yield* signed(SECRET, "/udb/call/query", {})
       expect((yield* priv({ kwargs: {}, hmac: other })).status).toBe(403)
-      const good = yield* generate(Redacted.make(SECRET), "query_private")
+      // The original's token (over the method name): refused, it would open any arguments.
+      expect((yield* priv({ kwargs: {}, hmac: yield* generateOriginal(Redacted.make(SECRET), "query_private") })).status).toBe(403)
+      // A token is bound to its arguments: made for jdoe, it does not read boss (nor everyone).
+      const good = yield* signed(SECRET, "/udb/call/query_private", { login: "jdoe" })
+      expect((yield* priv({ kwargs: { login: "boss" }, hmac: good })).body).toBe(envelope("BadToken", "query_private"))
+      expect((yield* priv({ kwargs: {}, hmac: good })).status).toBe(403)
       const ok = yield* priv({ kwargs: { login: "jdoe" }, hmac: good })
       expect(ok.status).toBe(200)
       expect(JSON.parse(ok.body).data).toEqual([
         { id: 1, login: "jdoe", firstname: "Jöhn", lastname: "Doe", uid: 10001, group: "user", password: "s3cret", shell: "/bin/bash", ssh_key: null }
       ])
+      // Spent: the same token again is refused.
+      expect((yield* priv({ kwargs: { login: "jdoe" }, hmac: good })).body).toBe(envelope("BadToken", "query_private"))
       expect(yield* call("/udb/call/nope")).toEqual({ status: 404, type: "application/json", body: envelope("MethodError", "nope") })
       const badFilter = yield* call("/udb/call/query", { method: "POST", body: JSON.stringify({ kwargs: { password: "x" } }) })
       expect(badFilter.status).toBe(500)

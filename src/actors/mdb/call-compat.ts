@@ -1,8 +1,9 @@
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, type Layer } from "effect"
-import { addCallRoutes, type Call, type CallError, type CallMethod, noPositional, typeError } from "../../runtime/call-compat.js"
+import { addCallRoutes, type Call, type CallError, callError, type CallMethod, noPositional, typeError } from "../../runtime/call-compat.js"
 import type { InvalidFilter, Registration, RegistrationDisabled } from "../../protocols/mdb.js"
+import { RegistrationGate } from "./registration-gate.js"
 import { Mdb, type WriteError } from "./service.js"
 
 type MdbCallError = InvalidFilter | RegistrationDisabled | WriteError
@@ -11,7 +12,9 @@ type MdbCallError = InvalidFilter | RegistrationDisabled | WriteError
 // `curl http://mdb/call/query`, ansible's dynamic inventory, old netboot/HFS clients.
 // Any verb on /call/<method>; a POST body `{"args": [...], "kwargs": {...}}` (rpc-and-auth.md §3).
 // Every method of the original MDB is public, so no token is checked here; the writes an
-// operator makes go through the authenticated rpc group instead.
+// operator makes go through the authenticated rpc group instead. `register` passes the
+// RegistrationGate first (off unless configured; rate-limited per caller address and overall:
+// 429 with the reason in the original's exception envelope).
 
 const REGISTER_ARGS = ["hostname", "mac", "rfs", "hfs", "room", "mtype"] as const
 
@@ -57,9 +60,10 @@ const EXN_TYPE: Record<string, string> = {
   RegistrationDisabled: "RuntimeError"
 }
 
-export const callCompatRoutes: Layer.Layer<never, never, HttpLayerRouter.HttpRouter | Mdb> = HttpLayerRouter.use((router) =>
+export const callCompatRoutes: Layer.Layer<never, never, HttpLayerRouter.HttpRouter | Mdb | RegistrationGate> = HttpLayerRouter.use((router) =>
   Effect.gen(function* () {
     const mdb = yield* Mdb
+    const gate = yield* RegistrationGate
     const methods: Record<string, CallMethod<MdbCallError | SqlError>> = {
       query: (call, method) => Effect.flatMap(noPositional(method, call), mdb.query),
       switches: (call, method) => Effect.flatMap(noPositional(method, call), mdb.switches),
@@ -67,7 +71,13 @@ export const callCompatRoutes: Layer.Layer<never, never, HttpLayerRouter.HttpRou
         Effect.flatMap(noPositional(method, call), (kwargs): Effect.Effect<unknown, CallError | SqlError> =>
           Object.keys(kwargs).length === 0 ? mdb.ansible : Effect.fail(typeError("ansible() takes no arguments"))
         ),
-      register: (call) => Effect.flatMap(registration(call), mdb.register)
+      register: (call) =>
+        Effect.flatMap(registration(call), (r) =>
+          gate.admit(call.remoteAddress).pipe(
+            Effect.catchTag("RegistrationRateLimited", (e) => Effect.fail(callError(429, "RuntimeError", e.message))),
+            Effect.zipRight(mdb.register(r))
+          )
+        )
     }
     yield* addCallRoutes(router, {
       prefix: "/call",

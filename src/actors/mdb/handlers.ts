@@ -1,6 +1,7 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
 import { MdbRpcs, MdbUnavailable } from "../../protocols/mdb.js"
+import { RegistrationGate } from "./registration-gate.js"
 import { Mdb } from "./service.js"
 
 // A database failure (down, or no answer within the query timeout) is not the caller's fault:
@@ -20,11 +21,13 @@ const unavailable = <A, E>(self: Effect.Effect<A, E | SqlError>): Effect.Effect<
 export const MdbHandlers = MdbRpcs.toLayer(
   Effect.gen(function* () {
     const mdb = yield* Mdb
+    const gate = yield* RegistrationGate
     return MdbRpcs.of({
       query: ({ filters }) => unavailable(mdb.query(filters)),
       switches: ({ filters }) => unavailable(mdb.switches(filters)),
       ansible: () => unavailable(mdb.ansible),
-      register: (r) => unavailable(mdb.register(r)),
+      // The rpc knows no caller address: the global limit only.
+      register: (r) => Effect.zipRight(gate.admit(undefined), unavailable(mdb.register(r))),
       settings: () => unavailable(mdb.settings),
       addMachine: (m) => unavailable(mdb.addMachine(m)),
       updateMachine: ({ hostname, changes }) => unavailable(mdb.updateMachine(hostname, changes)),

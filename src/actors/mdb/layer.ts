@@ -7,11 +7,13 @@ import { supervisorGroup } from "../../runtime/supervisor.js"
 import { DatabaseLive } from "../../store/database.js"
 import { callCompatRoutes } from "./call-compat.js"
 import { MdbHandlers } from "./handlers.js"
+import { RegistrationGate } from "./registration-gate.js"
 import * as MdbService from "./service.js"
 
 /**
  * The MDB subsystem: the `MdbRpcs` group (public reads, time-auth writes with the
- * `mdb-server.yml` secret) and the original's `/call/<method>` endpoints, over the node's
+ * `mdb-server.yml` secret) and the original's `/call/<method>` endpoints (self-registration as
+ * `mdb-registration.yml` says), over the node's
  * database (shared by reference with the other subsystems, so built once per node).
  * Request/response only: `/root/mdb` in `/__actors`, with no child yet.
  */
@@ -22,4 +24,4 @@ export const MdbLayer = Layer.unwrapEffect(
       callCompatRoutes
     )
   )
-).pipe(Layer.provide(MdbService.layer), Layer.provide(supervisorGroup("mdb")), Layer.provide(DatabaseLive))
+).pipe(Layer.provide(RegistrationGate.fromProfile), Layer.provide(MdbService.layer), Layer.provide(supervisorGroup("mdb")), Layer.provide(DatabaseLive))

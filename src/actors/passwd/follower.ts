@@ -1,10 +1,9 @@
 import { Effect, Either, Schema } from "effect"
 import type { FollowHandler } from "../sync/client.js"
-import { Group, User } from "../../protocols/udb.js"
+import { Group, HashedUser } from "../../protocols/udb.js"
 import type { ManagedGroup } from "./generate.js"
 import { syncAccountFiles } from "./passwd-sync.js"
 import { syncRootKeys } from "./root-ssh.js"
-import { memoizedVerifier, sha512Crypt } from "./shadow-hash.js"
 
 // What a node does with every state of the `udb` topic: regenerate the account files of each
 // configured root and root's authorized_keys of each configured SSH root.
@@ -15,18 +14,15 @@ export interface UdbFollowerOptions {
   /** Roots whose root/.ssh/authorized_keys holds the SSH keys of UDB `root` users. */
   readonly sshRoots: ReadonlyArray<string>
   readonly groupGids?: Partial<Record<ManagedGroup, number>>
-  readonly hashPassword?: (password: string) => string
 }
 
-const decodeUser = Schema.decodeUnknownEither(User)
+const decodeUser = Schema.decodeUnknownEither(HashedUser)
 const decodeKeyHolder = Schema.decodeUnknownEither(Schema.Struct({ login: Schema.String, group: Group, ssh_key: Schema.NullOr(Schema.String) }))
 
 export const udbFollower = (options: UdbFollowerOptions): FollowHandler => {
-  const verifyPassword = memoizedVerifier()
-  const hashPassword = options.hashPassword ?? ((p: string) => sha512Crypt(p))
   return (state, _metadata, info) =>
     Effect.gen(function* () {
-      const users: Array<User> = []
+      const users: Array<HashedUser> = []
       const invalid: Array<string> = []
       for (const [login, record] of state) {
         const decoded = decodeUser(record)
@@ -34,10 +30,10 @@ export const udbFollower = (options: UdbFollowerOptions): FollowHandler => {
         else invalid.push(login)
       }
       if (invalid.length > 0) {
-        // Without passwords (public audience) the shadow file cannot be written: keep it as is.
+        // Without password hashes (public audience) the shadow file cannot be written: keep it as is.
         yield* Effect.logError(
           `udb follower at revision ${info.revision}: ${invalid.length} record(s) unusable (${invalid.slice(0, 5).join(", ")}` +
-            `${invalid.length > 5 ? ", ..." : ""}); passwd sync needs the private subscriber secret (udbsync-pub.yml); account files left untouched`
+            `${invalid.length > 5 ? ", ..." : ""}); passwd sync needs the hash audience's secret (udbsync-shadow.yml); account files left untouched`
         )
       }
       for (const root of options.roots) {
@@ -45,15 +41,13 @@ export const udbFollower = (options: UdbFollowerOptions): FollowHandler => {
         yield* syncAccountFiles({
           root,
           users,
-          hashPassword,
-          verifyPassword,
           ...(options.groupGids === undefined ? {} : { groupGids: options.groupGids })
         }).pipe(
           Effect.tap((o) =>
             Effect.all([
               o.written.length === 0
                 ? Effect.logDebug(`passwd sync ${root}: revision ${info.revision}, nothing changed`)
-                : Effect.logInfo(`passwd sync ${root}: revision ${info.revision}, wrote ${o.written.join(", ")} (${o.rehashed.length} password hash(es) renewed)`),
+                : Effect.logInfo(`passwd sync ${root}: revision ${info.revision}, wrote ${o.written.join(", ")} (${o.rehashed.length} password hash(es) changed)`),
               ...o.skipped.map((s) => Effect.logWarning(`passwd sync ${root}: user ${s.login} left out: ${s.reason}`))
             ])
           ),

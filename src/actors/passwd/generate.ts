@@ -1,5 +1,5 @@
 import { Either, Schema } from "effect"
-import type { Group, User } from "../../protocols/udb.js"
+import type { Group, HashedUser } from "../../protocols/udb.js"
 import {
   type GroupEntry,
   type GshadowEntry,
@@ -48,12 +48,14 @@ export interface AccountTexts {
 
 export interface RegenerateInput {
   readonly current: AccountTexts
-  readonly users: ReadonlyArray<User>
-  /** Days since 1970-01-01 (UTC), written as the last password change of fresh hashes. */
+  /**
+   * The users as the udb topic's `hashes` audience sends them: the hub computes each
+   * `password_hash` (SHA-512-crypt, the same hash while the password stays the same), so no clear
+   * password reaches this machine.
+   */
+  readonly users: ReadonlyArray<HashedUser>
+  /** Days since 1970-01-01 (UTC), written as the last password change of new hashes. */
   readonly today: number
-  readonly hashPassword: (password: string) => string
-  /** Whether `hash` is a hash of `password`; a match keeps the existing shadow line (stable files). */
-  readonly verifyPassword: (password: string, hash: string) => boolean
   readonly groupGids?: Partial<Record<ManagedGroup, number>>
 }
 
@@ -65,7 +67,7 @@ export interface SkippedUser {
 export interface RegenerateOutput {
   readonly files: AccountTexts
   readonly skipped: ReadonlyArray<SkippedUser>
-  /** Users whose shadow hash was recomputed (new user or changed password). */
+  /** Users whose shadow hash changed (new user or changed password). */
   readonly rehashed: ReadonlyArray<string>
 }
 
@@ -78,13 +80,14 @@ export type RegenerateError = UnparsableLine | InconsistentAccounts
 // A field that would break the colon/newline format of the files.
 const FIELD_BREAKER = /[:\n\r]/
 
-const unusable = (u: User): string | undefined => {
+const unusable = (u: HashedUser): string | undefined => {
   if (!isManagedUid(u.uid)) return `uid ${u.uid} is outside the managed range ${MANAGED_UID_MIN}-${MANAGED_UID_MAX}`
   if (FIELD_BREAKER.test(u.shell) || u.shell === "") return `unusable shell ${JSON.stringify(u.shell)}`
+  if (FIELD_BREAKER.test(u.password_hash) || u.password_hash === "") return `unusable password hash`
   return undefined
 }
 
-const gecosOf = (u: User): string => `${u.firstname} ${u.lastname}`.replace(/[:\n\r]/g, " ")
+const gecosOf = (u: HashedUser): string => `${u.firstname} ${u.lastname}`.replace(/[:\n\r]/g, " ")
 
 const byNumber = <A>(key: (a: A) => number) => (a: A, b: A): number => key(a) - key(b)
 
@@ -157,10 +160,11 @@ export const regenerate = (input: RegenerateInput): Either.Either<RegenerateOutp
     }
     const previous = oldShadow.get(u.login)
     let shadow: string
-    if (previous !== undefined && previouslyManaged.has(u.login) && input.verifyPassword(u.password, previous.hash)) {
+    // The same hash: the line stays, with its date of last change (stable files).
+    if (previous !== undefined && previouslyManaged.has(u.login) && previous.hash === u.password_hash) {
       shadow = previous.raw
     } else {
-      shadow = `${u.login}:${input.hashPassword(u.password)}:${input.today}:0:99999:7:0::`
+      shadow = `${u.login}:${u.password_hash}:${input.today}:0:99999:7:0::`
       rehashed.push(u.login)
     }
     managed.push({ entry, shadow, groups: memberOf })

@@ -29,8 +29,10 @@ export const UdbsyncPasswdProfile = Schema.Struct({
 
 /**
  * The udbsync clients of a node (the original udbsync_passwd, udbsync_passwd_nfsroot and
- * udbsync_rootssh): follows the `udb` topic as a private subscriber — passwords are needed for
- * shadow — with the hub's url from `udbsync-sub.yml` and the secret from `udbsync-pub.yml`.
+ * udbsync_rootssh): follows the `udb` topic in its `hashes` audience (password hashes for shadow,
+ * computed by the hub; never a clear password) with the hub's url from `udbsync-sub.yml` and the
+ * secret from `udbsync-shadow.yml`. That secret reads hashes and publishes nothing: the udb
+ * topic is written by the UDB service alone.
  * In `/__actors`: `/root/udbsync-passwd`, with `follow-udb` under it when roots are configured.
  */
 export const PasswdSyncLayer = Layer.scopedDiscard(
@@ -40,10 +42,10 @@ export const PasswdSyncLayer = Layer.scopedDiscard(
       return yield* Effect.logInfo("udbsync-passwd: no roots configured, not following the udb topic")
     }
     const sub = yield* loadProfile("udbsync-sub", SharedSecretProfile)
-    const pub = yield* loadProfile("udbsync-pub", SharedSecretProfile)
+    const shadow = yield* loadProfile("udbsync-shadow", SharedSecretProfile)
     const client = makeSyncClient({
       connect: websocketConnector(sub.url ?? "http://udbsync/"),
-      credentials: (topic) => (topic === UDB_SYNC_TOPIC ? { subscribe: pub.shared_secret } : {})
+      credentials: (topic) => (topic === UDB_SYNC_TOPIC ? { subscribe: shadow.shared_secret } : {})
     })
     const handler = udbFollower({
       roots: profile.roots,

@@ -1,7 +1,7 @@
 import { Clock, Effect, Either, Metric, Schema } from "effect"
 import { readFile } from "node:fs/promises"
 import * as path from "node:path"
-import type { User } from "../../protocols/udb.js"
+import type { HashedUser } from "../../protocols/udb.js"
 import { removeStaleTemps, writeFileAtomic } from "./atomic-write.js"
 import { type AccountTexts, DAY_MS, type ManagedGroup, regenerate, type SkippedUser } from "./generate.js"
 
@@ -31,9 +31,7 @@ const MODES: Record<FileName, number> = { passwd: 0o644, group: 0o644, shadow: 0
 
 export interface AccountSyncOptions {
   readonly root: string
-  readonly users: ReadonlyArray<User>
-  readonly hashPassword: (password: string) => string
-  readonly verifyPassword: (password: string, hash: string) => boolean
+  readonly users: ReadonlyArray<HashedUser>
   readonly groupGids?: Partial<Record<ManagedGroup, number>>
 }
 
@@ -80,8 +78,6 @@ export const syncAccountFiles = (options: AccountSyncOptions): Effect.Effect<Acc
       current,
       users: options.users,
       today,
-      hashPassword: options.hashPassword,
-      verifyPassword: options.verifyPassword,
       ...(options.groupGids === undefined ? {} : { groupGids: options.groupGids })
     })
     if (Either.isLeft(result)) {

@@ -5,13 +5,19 @@ import { Effect, type Redacted } from "effect"
 import { InvalidPresenceRequest, PresenceUnavailable } from "../../protocols/presence.js"
 import { type BodyLimitOptions, bodyLimitFor, boundedBody } from "../../runtime/http-body.js"
 import { parseJsonBounded } from "../../runtime/json-depth.js"
-import { check } from "../../runtime/timeauth.js"
+import { accept, endpointMessage } from "../../runtime/timeauth.js"
 import { Presence, type PresenceService } from "./service.js"
 
 // The original presencesync endpoints, for shells and anything still speaking the webapi form
-// protocol: fields `data` (JSON text) and `hmac` (time-auth token over that exact text; pub
-// secret, sub secret for /get_list). Mounted under `/presencesync` on the node's port (the
-// original's own vhost `http://presencesync/` maps there).
+// protocol: fields `data` (JSON text) and `hmac` (time-auth token; pub secret, sub secret for
+// /get_list). Mounted under `/presencesync` on the node's port (the original's own vhost
+// `http://presencesync/` maps there).
+//
+// Unlike the original (whose token signed `data` alone, so that a /login token also logged out),
+// a token signs `endpointMessage(path, data)`: `<path>\n<data>` with the path as mounted here,
+// e.g. `/presencesync/logout\n{"login": "alice", "hostname": "r01p01"}`; and a token is accepted
+// once (the same token again within its 120 s is refused, 403). The wire is the original's:
+// the same fields, the same `<seconds>:<hex>` token (or ours, `<seconds>.<nonce>:<hex>`).
 //
 //   POST /presencesync/login      {"login","hostname"}  200 | 423 + reason
 //   POST /presencesync/logout     {"login","hostname"}  200 | 500 + original error text
@@ -31,6 +37,7 @@ const text = (status: number, body: string) => HttpServerResponse.text(body, { s
 type Fields = ReadonlyArray<readonly [string, string]>
 
 const signed = (
+  path: string,
   fields: Effect.Effect<Fields, unknown, HttpServerRequest.HttpServerRequest>,
   secret: Redacted.Redacted<string>,
   handle: (data: string) => Effect.Effect<HttpServerResponse.HttpServerResponse>
@@ -44,9 +51,9 @@ const signed = (
     const data = field("data")
     if (token === undefined) return text(400, "Missing argument hmac")
     if (data === undefined) return text(400, "Missing argument data")
-    const valid = yield* Effect.either(check(token, secret, data))
+    const valid = yield* Effect.either(accept(token, secret, endpointMessage(path, data)))
     if (valid._tag === "Left") {
-      yield* Effect.logWarning(`presencesync: invalid token (${valid.left.reason})`)
+      yield* Effect.logWarning(`presencesync: invalid token on ${path} (${valid.left.reason})`)
       return text(403, "Invalid token")
     }
     return yield* handle(data)
@@ -105,7 +112,7 @@ const addRoutes = (
       )
     )
   const post = (path: string, handle: (data: string) => Effect.Effect<HttpServerResponse.HttpServerResponse>) =>
-    router.add("POST", `${PRESENCE_HTTP_PREFIX}${path}`, boundedBody(bounds)(signed(form, secrets.pub, handle)))
+    router.add("POST", `${PRESENCE_HTTP_PREFIX}${path}`, boundedBody(bounds)(signed(`${PRESENCE_HTTP_PREFIX}${path}`, form, secrets.pub, handle)))
   return Effect.all([
     post("/login", refusable(p.requestLogin, 423)),
     post("/heartbeat", refusable(p.heartbeat, 423)),
@@ -116,7 +123,7 @@ const addRoutes = (
     router.add(
       "GET",
       `${PRESENCE_HTTP_PREFIX}/get_list`,
-      signed(query, secrets.sub, () =>
+      signed(`${PRESENCE_HTTP_PREFIX}/get_list`, query, secrets.sub, () =>
         p.list.pipe(
           Effect.map((list) => HttpServerResponse.text(JSON.stringify(list), { contentType: "application/json" })),
           Effect.catchTag("PresenceUnavailable", unavailable)

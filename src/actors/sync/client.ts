@@ -18,6 +18,7 @@ import {
   type Frame,
   type Position,
   type PublishError,
+  publishMessage,
   subscribeMessage,
   type SyncRecord,
   type Update
@@ -85,7 +86,7 @@ export class NoSecret extends Schema.TaggedError<NoSecret>()("NoSecret", {
 class OutOfSequence extends Schema.TaggedError<OutOfSequence>()("OutOfSequence", { reason: Schema.String }) {}
 
 export interface TopicCredentials {
-  /** Signs Subscribe (subscriber secret, or the publisher secret for the private audience). */
+  /** Signs Subscribe (subscriber secret, or the topic's hash secret for the `hashes` audience). */
   readonly subscribe?: Redacted.Redacted<string>
   readonly publish?: Redacted.Redacted<string>
 }
@@ -252,7 +253,7 @@ export const makeSyncClient = (config: SyncClientConfig): SyncClientService => {
       const valid = validateUpdates(topic, keyField, updates)
       if (valid._tag === "Left") return yield* valid.left
       const data = JSON.stringify(updates)
-      const token = yield* generate(secret, data)
+      const token = yield* generate(secret, publishMessage(topic, data))
       return yield* Effect.scoped(Effect.flatMap(config.connect, (c) => c.publish({ topic, data, token })))
     })
 

@@ -1,4 +1,4 @@
-import { Context, Effect, Either, Layer, Metric, Option, Stream } from "effect"
+import { Clock, Context, Effect, Either, Layer, Metric, Option, type Redacted, Stream } from "effect"
 import * as Prom from "prom-client"
 import {
   type Frame,
@@ -7,7 +7,9 @@ import {
   type PublishError,
   type SubscribeError,
   SyncUnauthorized,
+  type SyncRecord,
   type SyncUnavailable,
+  publishMessage,
   subscribeMessage,
   TopicNotWritable,
   UnknownTopic,
@@ -16,7 +18,8 @@ import {
 import type { ActorTree } from "../../runtime/actor-tree.js"
 import { Metrics, promCounter } from "../../runtime/metrics.js"
 import type { ActorSupervisor } from "../../runtime/supervisor.js"
-import { check, type TokenRejected } from "../../runtime/timeauth.js"
+import { accept, acceptAt, type RejectReason, TokenRejected } from "../../runtime/timeauth.js"
+import { outsidePublishesRefused } from "./metrics.js"
 import { parseUpdates, validateUpdates } from "./parse-batch.js"
 import { defaultTopicHubOptions, makeTopicHub, type StartKind, type TopicHub, type TopicHubOptions } from "./topic-hub.js"
 import type { TopicSource } from "./topic-source.js"
@@ -45,13 +48,19 @@ export interface SyncHubService {
   readonly topic: (name: string) => Effect.Effect<TopicHub, UnknownTopic>
   /** In-process publishing by a trusted actor (presence): no token. */
   readonly publish: (name: string, updates: unknown) => Effect.Effect<number, UnknownTopic | InvalidBatch | SyncUnavailable>
-  /** As the original `POST /update`: `token` signs the exact `data` text with the publisher secret. */
+  /**
+   * As the original `POST /update`: `token` signs `publishMessage(name, data)` with the publisher
+   * secret. A topic with a single writer (mdb, udb, presence) refuses it whatever the token.
+   */
   readonly publishSigned: (name: string, data: string, token: string) => Effect.Effect<number, PublishError>
   /**
-   * Which audience `token` (over `message`) proves for `name`: the topic's publisher secret gives
-   * the private audience, its subscriber secret the public one.
+   * Which audience `token` (over `message`) proves for `name`: the topic's hash secret gives the
+   * `hashes` audience, its subscriber or publisher secret the `public` one. The token is spent:
+   * the same token again is refused as replayed.
    */
   readonly authorize: (name: string, token: string, message: string | null) => Effect.Effect<Audience, SyncUnauthorized | UnknownTopic>
+  /** Frames for an audience already authorised (`authorize`). */
+  readonly subscribeAs: (name: string, since: Option.Option<Position>, audience: Audience) => Stream.Stream<Frame, SubscribeError>
   /** Frames for a subscriber authorised as `authorize` does. */
   readonly subscribeSigned: (
     name: string,
@@ -83,17 +92,26 @@ const filterFrame = (filter: RecordFilter, audience: Audience, frame: Frame): Fr
   }
 }
 
+const recordsOf = (frame: Frame): ReadonlyArray<SyncRecord> =>
+  frame._tag === "Snapshot" ? frame.records : frame._tag === "Batch" ? frame.updates.map((u) => u.data) : []
+
 /**
  * Shapes frames for an audience once per frame: the topic hub hands every subscriber the same
  * batch object, and every subscriber of one audience gets the same shaped object back, so the
  * follow route's per-object encoding cache encodes each batch once per audience, not once per
  * subscriber.
+ *
+ * The `hashes` audience's filter computes a SHA-512-crypt hash per new password (15-50 ms in
+ * JS, then remembered by the filter): before a frame is shaped for it, its records go through
+ * the filter one at a time with a yield between them, so that a first snapshot of hundreds of
+ * users does not hold the event loop (presence decisions, other subscribers) for seconds; the
+ * shaping proper then finds every hash remembered and runs in one go.
  */
 const audienceShaper = (filter: RecordFilter) => {
-  const shaped: Record<Audience, WeakMap<Frame, Frame>> = { private: new WeakMap(), public: new WeakMap() }
+  const shaped: Record<Audience, WeakMap<Frame, Frame>> = { public: new WeakMap(), hashes: new WeakMap() }
   return (audience: Audience) => {
     const cache = shaped[audience]
-    return (frame: Frame): Frame => {
+    const shape = (frame: Frame): Frame => {
       if (frame._tag === "Progress") return frame
       let out = cache.get(frame)
       if (out === undefined) {
@@ -102,6 +120,13 @@ const audienceShaper = (filter: RecordFilter) => {
       }
       return out
     }
+    if (audience === "public") return (frame: Frame): Effect.Effect<Frame> => Effect.sync(() => shape(frame))
+    return (frame: Frame): Effect.Effect<Frame> =>
+      cache.has(frame) || frame._tag === "Progress"
+        ? Effect.sync(() => shape(frame))
+        : Effect.forEach(recordsOf(frame), (r) => Effect.zipRight(Effect.sync(() => filter(audience, r)), Effect.yieldNow()), {
+            discard: true
+          }).pipe(Effect.zipRight(Effect.sync(() => shape(frame))))
   }
 }
 
@@ -115,14 +140,14 @@ export const make = (config: SyncHubConfig) =>
     const options: TopicHubOptions = { ...defaultTopicHubOptions, ...config.options }
     const entries = new Map<
       string,
-      { readonly topic: HubTopic; readonly hub: TopicHub; readonly shape: ((audience: Audience) => (frame: Frame) => Frame) | undefined }
+      { readonly topic: HubTopic; readonly hub: TopicHub; readonly shape: ((audience: Audience) => (frame: Frame) => Effect.Effect<Frame>) | undefined }
     >()
     for (const topic of config.topics) {
       const filter = topic.definition.filter
       entries.set(topic.definition.name, {
         topic,
         hub: yield* makeTopicHub(topic.source, options),
-        shape: filter === undefined ? undefined : audienceShaper(filter)
+        shape: filter === undefined ? undefined : audienceShaper(filter(topic.secrets))
       })
     }
     const topicNames = [...entries.keys()]
@@ -175,13 +200,37 @@ export const make = (config: SyncHubConfig) =>
         })
       )
 
+    // Time, shape and replays are checked per secret; a refusal names the most telling reason
+    // (a token replayed under the subscriber secret is `replayed`, not `bad_signature` for the others).
     const authorize = (name: string, token: string, message: string | null) =>
       Effect.flatMap(entry(name), ({ topic }) =>
-        check(token, topic.secrets.publisher, message).pipe(
-          Effect.as<Audience>("private"),
-          Effect.orElse(() => Effect.as(check(token, topic.secrets.subscriber, message), "public" as const)),
-          Effect.catchAll(refuse(name, "subscribe"))
-        )
+        Effect.flatMap(Clock.currentTimeMillis, (ms) => {
+          const now = Math.floor(ms / 1000)
+          const { hashes, subscriber, publisher } = topic.secrets
+          const tries: ReadonlyArray<readonly [Audience, Redacted.Redacted<string>]> = [
+            ...(hashes === undefined ? [] : [["hashes", hashes] as const]),
+            ["public", subscriber],
+            ["public", publisher]
+          ]
+          let reason: RejectReason = "bad_signature"
+          for (const [audience, secret] of tries) {
+            const refused = acceptAt(token, secret, message, now)
+            if (refused === undefined) return Effect.succeed(audience)
+            if (refused !== "bad_signature") reason = refused
+          }
+          return refuse(name, "subscribe")(new TokenRejected({ reason }))
+        })
+      )
+
+    const subscribeAs = (name: string, since: Option.Option<Position>, audience: Audience) =>
+      Stream.unwrap(
+        Effect.map(entry(name), ({ hub, shape }) => {
+          const frames = hub.subscribe(since, (kind) => {
+            Metric.tagged(Metric.tagged(subscriptions, "topic", name), "start", kind).unsafeUpdate(1, [])
+            config.onStart?.(name, kind)
+          })
+          return shape === undefined ? frames : Stream.mapEffect(frames, shape(audience))
+        })
       )
 
     const service: SyncHubService = {
@@ -193,23 +242,18 @@ export const make = (config: SyncHubConfig) =>
         Effect.gen(function* () {
           const { topic } = yield* entry(name)
           const writer = topic.definition.writer
-          if (writer !== undefined) return yield* new TopicNotWritable({ topic: name, writer })
-          yield* check(token, topic.secrets.publisher, data).pipe(Effect.catchAll(refuse(name, "publish")))
+          if (writer !== undefined) {
+            yield* Metric.increment(outsidePublishesRefused(name))
+            yield* Effect.logWarning(`sync ${name}: outside publish refused (the topic is written only by ${writer})`)
+            return yield* new TopicNotWritable({ topic: name, writer })
+          }
+          yield* accept(token, topic.secrets.publisher, publishMessage(name, data)).pipe(Effect.catchAll(refuse(name, "publish")))
           return yield* publishChecked(name, parseUpdates(name, topic.definition.keyField, data))
         }),
       authorize,
+      subscribeAs,
       subscribeSigned: (name, since, token, message) =>
-        Stream.unwrap(
-          Effect.gen(function* () {
-            const { hub, shape } = yield* entry(name)
-            const audience = yield* authorize(name, token, message)
-            const frames = hub.subscribe(since, (kind) => {
-              Metric.tagged(Metric.tagged(subscriptions, "topic", name), "start", kind).unsafeUpdate(1, [])
-              config.onStart?.(name, kind)
-            })
-            return shape === undefined ? frames : Stream.map(frames, shape(audience))
-          })
-        )
+        Stream.unwrap(Effect.map(authorize(name, token, message), (audience) => subscribeAs(name, since, audience)))
     }
     return service
   })

@@ -15,8 +15,8 @@ import { makeMemorySource } from "./memory-source.js"
 import { syncRoutes } from "./routes.js"
 import { DEFAULT_TOPICS, type TopicDefinition } from "./topics.js"
 
-// The gateway's sync hub as a node subsystem: secrets from `<profile>-pub.yml` and
-// `<profile>-sub.yml`, durable topics on the node's database (pruned to `DURABLE_RETENTION`
+// The gateway's sync hub as a node subsystem: secrets from `<profile>-pub.yml`,
+// `<profile>-sub.yml` (and the udb topic's hash audience: `udbsync-shadow.yml`), durable topics on the node's database (pruned to `DURABLE_RETENTION`
 // revisions), the presence topic in memory.
 
 /** Revisions a durable topic keeps for resuming subscribers (older resumes get a snapshot). */
@@ -24,15 +24,18 @@ export const DURABLE_RETENTION = 10_000
 /** Batches the in-memory topic keeps. */
 export const MEMORY_RETENTION = 2_000
 
+const secretOf = (profile: string) => Effect.map(loadProfile(profile, SharedSecretProfile), (p) => p.shared_secret)
+
 const loadSecrets = (definition: TopicDefinition) =>
   Effect.all({
-    publisher: Effect.map(loadProfile(`${definition.profile}-pub`, SharedSecretProfile), (p) => p.shared_secret),
+    publisher: secretOf(`${definition.profile}-pub`),
     subscriber: Effect.map(
       definition.profile === "presencesync"
         ? loadProfile(`${definition.profile}-sub`, PresenceSubProfile)
         : loadProfile(`${definition.profile}-sub`, SharedSecretProfile),
       (p) => p.shared_secret
-    )
+    ),
+    ...(definition.hashProfile === undefined ? {} : { hashes: secretOf(definition.hashProfile) })
   })
 
 const pruneForever = (topic: string) =>

@@ -28,6 +28,12 @@ const resyncs = Metric.counter("prolo_sync_resyncs_total", {
   incremental: true
 })
 
+const outsidePublishes = Metric.counter("prolo_sync_outside_publishes_refused_total", {
+  description: "Publishes refused on a topic that has a single writer (rpc Publish, POST /update), whatever their token",
+  incremental: true
+})
+export const outsidePublishesRefused = (topic: string) => perTopic(outsidePublishes, topic)
+
 /** Frames the follow route serialised: once per batch and audience, whatever the subscribers. */
 export const followEncodes = Metric.counter("prolo_sync_follow_encodes_total", {
   description: "Frames the follow route encoded (each encoding is shared by every subscriber sent that frame)",

@@ -3,10 +3,11 @@ import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { RpcSerialization, RpcServer } from "@effect/rpc"
-import { Effect, Layer, Option, Stream } from "effect"
+import { Effect, Either, Layer, Option, Stream } from "effect"
 import { type Frame, subscribeMessage, SYNC_SERVICE, SyncRpcs } from "../../protocols/sync.js"
 import { type FollowRouteOptions, makeFollowRoute } from "./follow-route.js"
 import { SyncHub, type SyncHubService } from "./hub.js"
+import type { Audience } from "./topics.js"
 import { pythonJson } from "../../runtime/python-json.js"
 import { HttpDraining } from "../../runtime/http-host.js"
 import { bodyLimitFor, boundedBody } from "../../runtime/http-body.js"
@@ -16,8 +17,11 @@ import { bodyLimitFor, boundedBody } from "../../runtime/http-body.js"
 //   GET  /sync/<topic>/follow      Subscribe's fast path (websocket, frames encoded once per batch and audience;
 //                                   what `websocketConnector` subscribes with);
 //   GET  /sync/<topic>/poll?hmac=  the original `/poll`: newline-delimited update lists,
-//                                   snapshot first (token: subscriber secret over `None`);
-//   POST /sync/<topic>/update      the original `/update` form (`data`, `hmac` over `data`).
+//                                   snapshot first (token over `subscribeMessage(topic)`, where
+//                                   the original signed `None`);
+//   POST /sync/<topic>/update      the original `/update` form (`data`, `hmac` over
+//                                   `publishMessage(topic, data)`, where the original signed `data`);
+//                                   refused (403) on the topics that have a single writer.
 // The group is served over a websocket rather than the node's `POST /rpc/<service>` http
 // protocol: @effect/rpc's http protocol buffers a stream's output without bound, so a stalled
 // subscriber would never fill its hub buffer; websocket acknowledgements carry backpressure.
@@ -87,16 +91,16 @@ const poll = (
   const topic = yield* topicParam
   const token = queryParam(request, "hmac")
   if (token === undefined) return text(400, "Missing argument hmac")
-  // Checked before streaming so that a refusal is a plain HTTP status, as the original.
-  const refused = yield* hub.authorize(topic, token, null).pipe(
-    Effect.as(Option.none<HttpServerResponse.HttpServerResponse>()),
+  // Checked once (a token is spent), before streaming so that a refusal is a plain HTTP status.
+  const audience = yield* hub.authorize(topic, token, subscribeMessage(topic)).pipe(
+    Effect.map((a): Either.Either<Audience, HttpServerResponse.HttpServerResponse> => Either.right(a)),
     Effect.catchTags({
-      SyncUnauthorized: () => Effect.succeed(Option.some(text(403, "Invalid token"))),
-      UnknownTopic: (e) => Effect.succeed(Option.some(text(404, e.message)))
+      SyncUnauthorized: () => Effect.succeed(Either.left(text(403, "Invalid token"))),
+      UnknownTopic: (e) => Effect.succeed(Either.left(text(404, e.message)))
     })
   )
-  if (Option.isSome(refused)) return refused.value
-  const body = hub.subscribeSigned(topic, Option.none(), token, null).pipe(
+  if (Either.isLeft(audience)) return audience.left
+  const body = hub.subscribeAs(topic, Option.none(), audience.right).pipe(
     Stream.filterMap(lines),
     // Lagging, hub restart, node stopping: end the response; original clients reconnect on a
     // closed stream.

@@ -1,12 +1,13 @@
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import { Effect, type Layer, type Redacted } from "effect"
-import { addCallRoutes, type Call, callError, noPositional } from "../../runtime/call-compat.js"
-import { check } from "../../runtime/timeauth.js"
+import { addCallRoutes, type Call, callError, callMessage, noPositional } from "../../runtime/call-compat.js"
+import { accept } from "../../runtime/timeauth.js"
 import { Udb } from "./service.js"
 
 // The original prologin-RPC surface of UDB (rpc-and-auth.md §3), for programs that still call
-// it: `query(**filters)` public, `query_private(**filters)` with an `hmac` token over the method
-// name made with `udb-client-auth.yml: shared_secret`.
+// it: `query(**filters)` public, `query_private(**filters)` with an `hmac` token made with
+// `udb-client-auth.yml: shared_secret` over `callMessage` (the path and the arguments; the
+// original signed the method name alone), accepted once.
 //
 // Mounted at `/udb/call/<method>`: MDB owns `/call/<method>` on a node, and the original
 // reached each through its own vhost, so nginx's `udb` vhost maps `/call/` to `/udb/call/`:
@@ -24,7 +25,10 @@ export const callCompatRoutes = (secret: Redacted.Redacted<string>): Layer.Layer
       const authenticated = (call: Call, method: string) =>
         typeof call.hmac !== "string" || call.hmac === ""
           ? Effect.fail(callError(400, "MissingToken", method))
-          : check(call.hmac, secret, method).pipe(Effect.mapError(() => callError(403, "BadToken", method)))
+          : accept(call.hmac, secret, callMessage(`${UDB_CALL_PREFIX}/${method}`, call)).pipe(
+              Effect.tapError((e) => Effect.logWarning(`udb ${UDB_CALL_PREFIX}/${method}: token refused (${e.reason})`)),
+              Effect.mapError(() => callError(403, "BadToken", method))
+            )
       yield* addCallRoutes(router, {
         prefix: UDB_CALL_PREFIX,
         methods: {

@@ -9,7 +9,12 @@ import * as path from "node:path"
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../..")
 
-export const DEV_SECRETS = { mdb: "dev-mdb-secret", udb: "dev-udb-secret", presence: "dev-presencesync-secret" } as const
+export const DEV_SECRETS = {
+  mdb: "dev-mdb-secret",
+  udb: "dev-udb-secret",
+  presence: "dev-presencesync-secret",
+  presenceSub: "dev-presencesyncsub-secret"
+} as const
 
 export const hostOf = (i: number) => `pas-r${String(Math.floor(i / 100) + 1).padStart(2, "0")}p${String(i % 100).padStart(2, "0")}`
 export const macOf = (i: number) => `aa:bb:cc:dd:${(i >> 8).toString(16).padStart(2, "0")}:${(i & 255).toString(16).padStart(2, "0")}`
