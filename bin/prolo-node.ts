@@ -1,6 +1,7 @@
 // prolo-node: runs the subsystems of one or more roles behind one HTTP port.
-// Exit codes: 0 after SIGTERM/SIGINT (graceful), 2 for a usage or configuration error (one
-// line on stderr), 70 when the root supervisor gives up, 1 for anything else.
+// Exit codes: 0 after SIGTERM/SIGINT (graceful), 2 when it cannot start (usage, configuration,
+// database, port: one line on stderr naming the cause and the fix), 70 when the root supervisor
+// gives up, 1 for a defect (a bug: its stack is printed).
 import * as Command from "@effect/cli/Command"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Span from "@effect/cli/HelpDoc/Span"
@@ -14,9 +15,6 @@ import { parseListen } from "../src/runtime/http-host.js"
 import { logLevelNames, loggingLayer } from "../src/runtime/logging.js"
 
 const PROGRAM = "prolo-node"
-
-// Errors an operator fixes by changing the command line or the configuration.
-const usageTags = new Set(["RoleError", "ListenError", "ConfigError"])
 
 class StartError extends Schema.TaggedError<StartError>()("StartError", { message: Schema.String }) {}
 
@@ -68,7 +66,9 @@ const start = (options: {
       Effect.map((ctx) => Context.get(ctx, NodeUrls)),
       Effect.mapError((e) =>
         tagOf(e) === "ServeError" && typeof e === "object" && e !== null && "cause" in e
-          ? new StartError({ message: `cannot listen on ${options.listen}: ${messageOf(e.cause) ?? "error"}` })
+          ? new StartError({
+              message: `cannot listen on ${options.listen}: ${messageOf(e.cause) ?? "error"}; fix: free that port or pick another with --listen`
+            })
           : e
       )
     )
@@ -94,8 +94,9 @@ const messageOf = (error: unknown): string | undefined =>
 
 const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
   if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return 0
-  const error = failureOf(exit)
-  return isValidationError(error) || usageTags.has(tagOf(error) ?? "") ? 2 : 1
+  // Once listening the node only returns on a signal (the root supervisor exits by itself),
+  // so every typed failure is a start-up failure; a defect is a bug.
+  return Option.isSome(Cause.failureOption(exit.cause)) ? 2 : 1
 }
 
 // A failure the operator can act on is one line; a defect keeps its stack, it is a bug report.

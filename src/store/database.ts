@@ -6,7 +6,7 @@ import * as path from "node:path"
 import { type ConfigDir, type ConfigError, loadProfile } from "../runtime/config.js"
 import { Secret } from "../runtime/secret.js"
 import * as ChangeLog from "./change-log.js"
-import { startEmbeddedPostgres } from "./embedded-postgres.js"
+import { startEmbeddedPostgres, SYSTEM_DIR } from "./embedded-postgres.js"
 import { runMigrations } from "./migrate.js"
 import { pgClientLayer } from "./pg-client.js"
 
@@ -54,13 +54,17 @@ export const connect = (url: Redacted.Redacted<string>, maxConnections?: number)
     )
   )
 
-/** Where the embedded cluster lives: `database.data_dir`, else `$PROLO_DATA_DIR/db`, else `./var/db`. */
-export const embeddedDataDir = (settings: DatabaseSettings): Effect.Effect<string> =>
+/**
+ * Where the embedded cluster lives: `database.data_dir`, else `$PROLO_DATA_DIR/db`, else
+ * `./var/db` — or `/var/lib/prolo/db` as root: PostgreSQL then runs as the `postgres` user,
+ * which cannot enter a checkout in a private directory (`/root/prolo`).
+ */
+export const embeddedDataDir = (settings: DatabaseSettings, isRoot = process.getuid?.() === 0): Effect.Effect<string> =>
   settings.data_dir !== undefined
     ? Effect.succeed(path.resolve(settings.data_dir))
     : Config.option(Config.string("PROLO_DATA_DIR")).pipe(
         Effect.orElseSucceed(() => Option.none<string>()),
-        Effect.map((root) => path.resolve(Option.getOrElse(root, () => "var"), "db"))
+        Effect.map((root) => path.resolve(Option.getOrElse(root, () => (isRoot ? SYSTEM_DIR : "var")), "db"))
       )
 
 /** The node's database from explicit settings: external when `url` is set, embedded otherwise. */
