@@ -3,24 +3,13 @@ import type { SqlClient } from "@effect/sql"
 import type { PgClient } from "@effect/sql-pg"
 import { Config, Duration, Effect, Layer, Option, type Redacted, Schema } from "effect"
 import * as path from "node:path"
-import { type ConfigDir, type ConfigError, loadProfile } from "../runtime/config.js"
-import { Secret } from "../runtime/secret.js"
+import type { ConfigDir, ConfigError } from "../runtime/config.js"
+import { loadNodeProfile } from "../runtime/node-profile.js"
 import * as ChangeLog from "./change-log.js"
 import { startEmbeddedPostgres, SYSTEM_DIR } from "./embedded-postgres.js"
+import type { DatabaseSettings } from "./database-settings.js"
 import { runMigrations } from "./migrate.js"
 import { pgClientLayer } from "./pg-client.js"
-
-/** `node.yml` → `database`: an external server (`url`), else the embedded one in `data_dir`. */
-export const DatabaseSettings = Schema.Struct({
-  url: Schema.optional(Secret),
-  data_dir: Schema.optional(Schema.NonEmptyString),
-  max_connections: Schema.optional(Schema.Int.pipe(Schema.between(1, 1000)))
-})
-export type DatabaseSettings = typeof DatabaseSettings.Type
-
-const NodeDatabaseProfile = Schema.Struct({
-  database: Schema.optionalWith(Schema.NullOr(DatabaseSettings), { default: () => ({}) })
-})
 
 /** The database could not be reached, started or migrated; `message` is the operator's line. */
 export class DatabaseError extends Schema.TaggedError<DatabaseError>()("DatabaseError", {
@@ -89,5 +78,5 @@ export const fromSettings = (settings: DatabaseSettings): Layer.Layer<DatabaseSe
  * subsystem that needs it, so a node builds (and, embedded, starts) it once.
  */
 export const DatabaseLive: Layer.Layer<DatabaseServices, DatabaseError | ConfigError, ConfigDir | FileSystem> = Layer.unwrapEffect(
-  Effect.map(loadProfile("node", NodeDatabaseProfile), (profile) => fromSettings(profile.database ?? {}))
+  Effect.map(loadNodeProfile, (profile) => fromSettings(profile.database ?? {}))
 )

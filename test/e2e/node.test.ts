@@ -103,4 +103,18 @@ describe("prolo-node binary", () => {
     expect(lines[0]).toContain(`"soon"`)
     expect(node.stderr).not.toMatch(/\n\s+at /)
   }, 70_000)
+
+  // Issue 16 item 8: both started the node with the defaults.
+  it.each([
+    ["a misspelt key", "drainTimeoutSecond: 5\n", "drainTimeoutSecond: expected one of the keys restarts, restartWindowSeconds, drainTimeoutSeconds, database, got an unknown key"],
+    ["a quoted number", 'restarts: "5"\n', 'restarts: expected a non-negative integer, got "5"']
+  ])("%s in node.yml: one line, exit 2, nothing started", async (name, yml, line) => {
+    const dir = await copyConfig(`bad-${name.replace(/ /g, "-")}`)
+    await writeFile(path.join(dir, "node.yml"), yml)
+    const node = spawnBin("prolo-node", ["--layer", "all", "--listen", "127.0.0.1:0", "--config", dir], {
+      PROLO_DATA_DIR: path.join(scratch, "data-bad")
+    })
+    expect(await exitWithin(node, 60_000)).toBe(2)
+    expect(stderrLines(node.stderr)).toEqual([`prolo-node: ${path.join(dir, "node.yml")}: ${line}`])
+  }, 70_000)
 })

@@ -1,0 +1,11 @@
+import { Schema } from "effect"
+import { Secret } from "../runtime/secret.js"
+
+/** `node.yml` → `database`: an external server (`url`), else the embedded one in `data_dir`. */
+export const DatabaseSettings = Schema.Struct({
+  url: Schema.optional(Secret),
+  data_dir: Schema.optional(Schema.NonEmptyString),
+  max_connections: Schema.optional(Schema.Int.pipe(Schema.between(1, 1000)))
+})
+export type DatabaseSettings = typeof DatabaseSettings.Type
+
