@@ -12,6 +12,8 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Config, Context, Effect, Exit, Layer, Option, Schema } from "effect"
 import { describeRoles, parseRoles, subsystemsOf } from "../src/roles.js"
 import { parseListen } from "../src/runtime/http-host.js"
+import * as CliConfig from "@effect/cli/CliConfig"
+import { withPlainConsole } from "../src/runtime/cli-console.js"
 import { logLevelNames, loggingLayer } from "../src/runtime/logging.js"
 
 const PROGRAM = "prolo-node"
@@ -21,16 +23,19 @@ class StartError extends Schema.TaggedError<StartError>()("StartError", { messag
 const oneLine = (text: string) => text.split("\n", 1)[0] ?? text
 
 const layer = Options.text("layer").pipe(
+  Options.withPseudoName("ROLE"),
   Options.withAlias("l"),
   Options.repeated,
   Options.withDescription("role(s) to run: a comma list, and/or repeat the option (see the roles above)")
 )
 const config = Options.text("config").pipe(
+  Options.withPseudoName("DIR"),
   Options.withFallbackConfig(Config.string("PROLO_CONFIG_DIR")),
   Options.withDefault("/etc/prologin"),
   Options.withDescription("configuration directory holding the <profile>.yml files (env PROLO_CONFIG_DIR)")
 )
 const listen = Options.text("listen").pipe(
+  Options.withPseudoName("HOST:PORT"),
   Options.withDefault("0.0.0.0:20000"),
   Options.withDescription("HOST:PORT of the node's HTTP server; port 0 picks a free one")
 )
@@ -41,6 +46,7 @@ const logLevel = Options.choice("log-level", logLevelNames).pipe(
 
 const help = HelpDoc.blocks([
   HelpDoc.p("Runs the prolo subsystems of the given roles behind one HTTP port (/__ping, /__actors, /metrics, /rpc/<service>)."),
+  HelpDoc.p("--help prints this, --version the version."),
   HelpDoc.p("Roles:"),
   HelpDoc.descriptionList(
     describeRoles().map(([name, text]) => [Span.text(name), HelpDoc.p(text)] as [Span.Span, HelpDoc.HelpDoc]) as [
@@ -108,7 +114,12 @@ const report = (exit: Exit.Exit<unknown, unknown>): string | undefined => {
   return message !== undefined ? `${PROGRAM}: ${message}` : `${PROGRAM}: failed\n${Cause.pretty(exit.cause)}`
 }
 
+// Our `--log-level` (the level of the node's own logger) replaces @effect/cli's built-in one,
+// which was listed beside it with other choices: the built-ins stay out of the help, which
+// names the two an operator needs (--help, --version) in its description.
 cli(process.argv).pipe(
+  withPlainConsole,
+  Effect.provide(CliConfig.layer({ showBuiltIns: false })),
   Effect.onExit((exit) => {
     const text = report(exit)
     return text === undefined ? Effect.void : Effect.sync(() => process.stderr.write(`${text}\n`))
