@@ -38,7 +38,7 @@ export const connect = (url: Redacted.Redacted<string>, maxConnections?: number)
   ).pipe(
     Layer.provideMerge(
       pgClientLayer(url, maxConnections === undefined ? {} : { maxConnections }).pipe(
-        Layer.mapError((e) => new DatabaseError({ message: `cannot connect to the database: ${describe(e)}` }))
+        Layer.mapError((e) => new DatabaseError({ message: `cannot connect to the database (fix: database.url in node.yml, or is the server up?): ${describe(e)}` }))
       )
     )
   )

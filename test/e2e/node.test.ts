@@ -117,4 +117,16 @@ describe("prolo-node binary", () => {
     expect(await exitWithin(node, 60_000)).toBe(2)
     expect(stderrLines(node.stderr)).toEqual([`prolo-node: ${path.join(dir, "node.yml")}: ${line}`])
   }, 70_000)
+
+  // Issue 16 item 3: every start-up failure exits 2 with one line (a database that cannot be
+  // reached exited 1).
+  it("a database that cannot be reached: one line naming the fix, exit 2", async () => {
+    const dir = await copyConfig("bad-database")
+    await writeFile(path.join(dir, "node.yml"), `database:\n  url: "postgresql://postgres@/prolo?host=${path.join(scratch, "no-such-socket-dir")}&port=5432"\n`)
+    const node = spawnBin("prolo-node", ["--layer", "all", "--listen", "127.0.0.1:0", "--config", dir])
+    expect(await exitWithin(node, 60_000)).toBe(2)
+    const lines = stderrLines(node.stderr).filter((l) => l.startsWith("prolo-node:"))
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/^prolo-node: cannot connect to the database \(fix: database\.url in node\.yml, or is the server up\?\): /)
+  }, 70_000)
 })
