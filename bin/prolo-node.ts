@@ -1,6 +1,7 @@
 // prolo-node: runs the subsystems of one or more roles behind one HTTP port.
-// Exit codes: 0 after SIGTERM/SIGINT (graceful), 2 for a usage or configuration error (one
-// line on stderr), 70 when the root supervisor gives up, 1 for anything else.
+// Exit codes: 0 after SIGTERM/SIGINT (graceful), 2 when it cannot start (usage, configuration,
+// database, port: one line on stderr naming the cause and the fix), 70 when the root supervisor
+// gives up, 1 for a defect (a bug: its stack is printed).
 import * as Command from "@effect/cli/Command"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Span from "@effect/cli/HelpDoc/Span"
@@ -11,28 +12,30 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Config, Context, Effect, Exit, Layer, Option, Schema } from "effect"
 import { describeRoles, parseRoles, subsystemsOf } from "../src/roles.js"
 import { parseListen } from "../src/runtime/http-host.js"
+import * as CliConfig from "@effect/cli/CliConfig"
+import { withPlainConsole } from "../src/runtime/cli-console.js"
 import { logLevelNames, loggingLayer } from "../src/runtime/logging.js"
 
 const PROGRAM = "prolo-node"
-
-// Errors an operator fixes by changing the command line or the configuration.
-const usageTags = new Set(["RoleError", "ListenError", "ConfigError"])
 
 class StartError extends Schema.TaggedError<StartError>()("StartError", { message: Schema.String }) {}
 
 const oneLine = (text: string) => text.split("\n", 1)[0] ?? text
 
 const layer = Options.text("layer").pipe(
+  Options.withPseudoName("ROLE"),
   Options.withAlias("l"),
   Options.repeated,
   Options.withDescription("role(s) to run: a comma list, and/or repeat the option (see the roles above)")
 )
 const config = Options.text("config").pipe(
+  Options.withPseudoName("DIR"),
   Options.withFallbackConfig(Config.string("PROLO_CONFIG_DIR")),
   Options.withDefault("/etc/prologin"),
   Options.withDescription("configuration directory holding the <profile>.yml files (env PROLO_CONFIG_DIR)")
 )
 const listen = Options.text("listen").pipe(
+  Options.withPseudoName("HOST:PORT"),
   Options.withDefault("0.0.0.0:20000"),
   Options.withDescription("HOST:PORT of the node's HTTP server; port 0 picks a free one")
 )
@@ -43,6 +46,7 @@ const logLevel = Options.choice("log-level", logLevelNames).pipe(
 
 const help = HelpDoc.blocks([
   HelpDoc.p("Runs the prolo subsystems of the given roles behind one HTTP port (/__ping, /__actors, /metrics, /rpc/<service>)."),
+  HelpDoc.p("--help prints this, --version the version."),
   HelpDoc.p("Roles:"),
   HelpDoc.descriptionList(
     describeRoles().map(([name, text]) => [Span.text(name), HelpDoc.p(text)] as [Span.Span, HelpDoc.HelpDoc]) as [
@@ -68,7 +72,9 @@ const start = (options: {
       Effect.map((ctx) => Context.get(ctx, NodeUrls)),
       Effect.mapError((e) =>
         tagOf(e) === "ServeError" && typeof e === "object" && e !== null && "cause" in e
-          ? new StartError({ message: `cannot listen on ${options.listen}: ${messageOf(e.cause) ?? "error"}` })
+          ? new StartError({
+              message: `cannot listen on ${options.listen}: ${messageOf(e.cause) ?? "error"}; fix: free that port or pick another with --listen`
+            })
           : e
       )
     )
@@ -94,8 +100,9 @@ const messageOf = (error: unknown): string | undefined =>
 
 const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
   if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return 0
-  const error = failureOf(exit)
-  return isValidationError(error) || usageTags.has(tagOf(error) ?? "") ? 2 : 1
+  // Once listening the node only returns on a signal (the root supervisor exits by itself),
+  // so every typed failure is a start-up failure; a defect is a bug.
+  return Option.isSome(Cause.failureOption(exit.cause)) ? 2 : 1
 }
 
 // A failure the operator can act on is one line; a defect keeps its stack, it is a bug report.
@@ -107,7 +114,12 @@ const report = (exit: Exit.Exit<unknown, unknown>): string | undefined => {
   return message !== undefined ? `${PROGRAM}: ${message}` : `${PROGRAM}: failed\n${Cause.pretty(exit.cause)}`
 }
 
+// Our `--log-level` (the level of the node's own logger) replaces @effect/cli's built-in one,
+// which was listed beside it with other choices: the built-ins stay out of the help, which
+// names the two an operator needs (--help, --version) in its description.
 cli(process.argv).pipe(
+  withPlainConsole,
+  Effect.provide(CliConfig.layer({ showBuiltIns: false })),
   Effect.onExit((exit) => {
     const text = report(exit)
     return text === undefined ? Effect.void : Effect.sync(() => process.stderr.write(`${text}\n`))

@@ -12,6 +12,7 @@ import { udbCommand } from "../src/actors/udb/cli.js"
 import { nbdCommand } from "../src/nbd/cli.js"
 import { ActorInfo } from "../src/runtime/actor-tree.js"
 import { configOption, nodeOption } from "../src/runtime/cli-client-options.js"
+import { cliConfig, mistypedSubcommand, subcommandTree, withPlainConsole } from "../src/runtime/cli-console.js"
 
 const PROGRAM = "prolo"
 
@@ -92,10 +93,18 @@ const report = (exit: Exit.Exit<unknown, unknown>): string | undefined => {
   if (isValidationError(error)) return undefined // @effect/cli printed it
   const message =
     typeof error === "object" && error !== null && "message" in error && typeof error.message === "string" ? error.message : undefined
+  if (error instanceof CliError && error.message.startsWith(`${PROGRAM}`)) return error.message
   return `${PROGRAM}: ${message?.split("\n", 1)[0] ?? Cause.pretty(exit.cause)}`
 }
 
-Command.run(command, { name: PROGRAM, version: "0.1.0" })(process.argv).pipe(
+// Options that take a value, anywhere before a subcommand's name.
+const valueOptions = new Set(["--node", "--config", "--log-level", "--completions"])
+const tree = { status: {}, mdb: subcommandTree(mdbCommand), udb: subcommandTree(udbCommand), nbd: subcommandTree(nbdCommand) }
+const mistyped = mistypedSubcommand(PROGRAM, tree, process.argv.slice(2), valueOptions)
+
+;(mistyped === undefined ? Command.run(command, { name: PROGRAM, version: "0.1.0" })(process.argv) : new CliError({ message: mistyped })).pipe(
+  withPlainConsole,
+  Effect.provide(cliConfig),
   Effect.onExit((exit) => {
     const text = report(exit)
     return text === undefined ? Effect.void : Effect.sync(() => process.stderr.write(`${text}\n`))

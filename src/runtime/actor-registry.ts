@@ -47,8 +47,8 @@ import {
   ActorSupervisor,
   childPath,
   decodeIntensity,
-  defaultIntensity,
   makeRestartWindow,
+  RestartIntensity,
   type Escalation,
   type Intensity
 } from "./supervisor.js"
@@ -108,7 +108,7 @@ export const make = <K extends RegistryKey, S, M extends AnyMessage, EI, R>(
       )
     }
     const idleMillis = Duration.toMillis(ttl.value)
-    const intensity = yield* decodeIntensity(path, options.intensity ?? defaultIntensity)
+    const intensity = yield* decodeIntensity(path, options.intensity ?? (yield* RestartIntensity))
     const window = makeRestartWindow(intensity)
 
     const entries = new Map<K, Entry<M, EI>>()

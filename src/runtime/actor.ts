@@ -50,8 +50,8 @@ import {
   ActorSupervisor,
   childPath,
   decodeIntensity,
-  defaultIntensity,
   makeRestartWindow,
+  RestartIntensity,
   type Intensity
 } from "./supervisor.js"
 
@@ -143,7 +143,7 @@ export const makeCell = <S, M extends AnyMessage, EI, R>(
     if (!Number.isInteger(capacity) || capacity < 1) {
       return yield* Effect.dieMessage(`${path}: mailboxCapacity must be a positive integer, got ${capacity}`)
     }
-    const intensity = yield* decodeIntensity(path, b.intensity ?? defaultIntensity)
+    const intensity = yield* decodeIntensity(path, b.intensity ?? (yield* RestartIntensity))
     const window = makeRestartWindow(intensity)
     const handlers = b.receive as unknown as Readonly<Record<string, AnyHandler<S, R>>>
     const init = Effect.provideService(b.init, Scope.Scope, scope)

@@ -28,12 +28,14 @@ export const defaultConfigDir = (): string => {
 export const DEFAULT_NODE = "http://127.0.0.1:20000"
 
 export const nodeOption = Options.text("node").pipe(
+  Options.withPseudoName("URL"),
   Options.withDescription(`the node to talk to (env PROLO_NODE, default ${DEFAULT_NODE})`),
   Options.withFallbackConfig(Config.string("PROLO_NODE")),
   Options.withDefault(DEFAULT_NODE)
 )
 
 export const configOption = Options.text("config").pipe(
+  Options.withPseudoName("DIR"),
   Options.withDescription("configuration directory holding the secrets' profiles (env PROLO_CONFIG_DIR)"),
   Options.withFallbackConfig(Config.string("PROLO_CONFIG_DIR")),
   Options.withDefault(defaultConfigDir())

@@ -21,12 +21,24 @@ const profileSecret = (
     Effect.provide(NodeContext.layer)
   )
 
+// "Failed to send HTTP request: fetch failed: connect ECONNREFUSED 127.0.0.1:20000": each
+// message of the cause chain once, outermost first.
+const causeChain = (e: unknown): string => {
+  const parts: Array<string> = []
+  for (let at: unknown = e, depth = 0; typeof at === "object" && at !== null && depth < 8; depth++) {
+    const message = "message" in at && typeof at.message === "string" ? at.message : ""
+    if (message !== "" && !parts.includes(message)) parts.push(message)
+    at = "cause" in at ? at.cause : undefined
+  }
+  return parts.join(": ")
+}
+
 /** The operator's line for a failure: unreachable node and refused secret say what to check. */
-const errorLine = (e: unknown, profile: string, dir: string): string => {
+const errorLine = (e: unknown, profile: string, dir: string, node: string): string => {
   if (typeof e === "object" && e !== null) {
     const tag = "_tag" in e && typeof e._tag === "string" ? e._tag : "error"
     if ("message" in e && typeof e.message === "string" && e.message !== "") {
-      if (tag === "RpcClientError") return `cannot reach the node: ${e.message}`
+      if (tag === "RpcClientError") return `cannot reach the node at ${node}: ${causeChain(e)} (is it running? --node or PROLO_NODE)`
       if (tag === "Unauthorized") return `${e.message}: is shared_secret in ${dir}/${profile}.yml the node's?`
       return e.message
     }
@@ -37,14 +49,14 @@ const errorLine = (e: unknown, profile: string, dir: string): string => {
 
 /** Runs a command's `body` (scoped); any failure becomes `prolo <command>: <line>` on stderr and exit status 2. */
 const reportingFailure =
-  (command: string, profile: string, dir: string) =>
+  (command: string, profile: string, dir: string, node: string) =>
   <A, E, R>(body: Effect.Effect<A, E, R>): Effect.Effect<void, never, Exclude<R, Scope.Scope>> =>
     body.pipe(
       Effect.scoped,
       Effect.asVoid,
       Effect.catchAllCause((cause) => {
         const reason = Option.getOrElse(Option.orElse(Cause.failureOption(cause), () => Cause.dieOption(cause)), () => Cause.pretty(cause))
-        return Console.error(`prolo ${command}: ${errorLine(reason, profile, dir)}`).pipe(
+        return Console.error(`prolo ${command}: ${errorLine(reason, profile, dir, node)}`).pipe(
           Effect.zipRight(Effect.sync(() => void (process.exitCode = 2)))
         )
       })
@@ -97,4 +109,4 @@ export const withRpcClient =
         ...(Option.isSome(secret) ? { secret: secret.value } : {})
       })
       return yield* body(client)
-    }).pipe(reportingFailure(options.command, options.profile, where.config))
+    }).pipe(reportingFailure(options.command, options.profile, where.config, where.node))

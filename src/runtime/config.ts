@@ -76,8 +76,8 @@ export const readProfile = (
   })
 
 /**
- * Loads profile `name` and validates it with `schema`. Unknown keys are ignored unless the
- * schema says otherwise (annotate it with `parseOptions: { onExcessProperty: "error" }`).
+ * Loads profile `name` and validates it with `schema`. Every profile is validated the same
+ * way: an unknown key is an error (a misspelt key must not silently leave its default).
  */
 export const loadProfile = <A, I, R>(
   name: string,
@@ -86,7 +86,7 @@ export const loadProfile = <A, I, R>(
   Effect.gen(function* () {
     const raw = yield* readProfile(name)
     const file = profilePath(yield* ConfigDir, name)
-    return yield* Schema.decodeUnknown(schema)(raw).pipe(
+    return yield* Schema.decodeUnknown(schema, { onExcessProperty: "error" })(raw).pipe(
       Effect.mapError((error) => {
         const { keyPath, expected, got } = describeParseError(error)
         return configError(file, keyPath, expected, got)

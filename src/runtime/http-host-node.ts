@@ -6,12 +6,12 @@ import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import { Context, Duration, Effect, Layer, Schema } from "effect"
 import { ActorTree } from "./actor-tree.js"
+import { ConfigDir } from "./config.js"
 import { Health } from "./health.js"
-import { ConfigDir, type ConfigError, configError, loadProfile, profilePath } from "./config.js"
-import { defaultHttpLimits, HttpLimitsProfile } from "./http-limits.js"
 import { httpHostLayer, type ListenAddress, runtimeRoutes, serverUrl } from "./http-host.js"
 import { Metrics } from "./metrics.js"
-import { type ActorSupervisor, RootSupervisor } from "./supervisor.js"
+import { intensityOf, loadNodeProfile } from "./node-profile.js"
+import { type ActorSupervisor, RestartIntensity, RootSupervisor } from "./supervisor.js"
 
 // A node: the HTTP host, the runtime services every subsystem shares, and the subsystems of
 // its roles (the role map is src/roles.ts).
@@ -26,33 +26,6 @@ export interface Subsystem {
   /** Paths worth printing at start-up, e.g. a web UI's `/`. */
   readonly urls?: ReadonlyArray<string>
 }
-
-/** `<config>/node.yml`, optional: settings of prolo-node itself. Other keys are left to others. */
-export const NodeProfile = Schema.Struct({
-  drainTimeoutSeconds: Schema.optionalWith(
-    Schema.Number.pipe(Schema.positive()).annotations({ description: "a positive number of seconds" }),
-    { default: () => 5 }
-  ),
-  /** Request body limits and timeouts (http-limits.ts). */
-  http: Schema.optionalWith(HttpLimitsProfile, { default: () => defaultHttpLimits })
-})
-export type NodeProfile = typeof NodeProfile.Type
-
-const loadNodeProfile: Effect.Effect<NodeProfile, ConfigError, ConfigDir | FileSystem.FileSystem> = Effect.gen(
-  function* () {
-    const dir = yield* ConfigDir
-    const fs = yield* FileSystem.FileSystem
-    const isDir = yield* fs.stat(dir).pipe(
-      Effect.map((info) => info.type === "Directory"),
-      Effect.orElseSucceed(() => false)
-    )
-    if (!isDir) {
-      return yield* configError(dir, "", "a configuration directory (set --config or PROLO_CONFIG_DIR)", "no such directory")
-    }
-    const present = yield* fs.exists(profilePath(dir, "node")).pipe(Effect.orElseSucceed(() => true))
-    return present ? yield* loadProfile("node", NodeProfile) : NodeProfile.make({})
-  }
-)
 
 export class SubsystemLoadError extends Schema.TaggedError<SubsystemLoadError>()("SubsystemLoadError", {
   subsystem: Schema.String,
@@ -80,7 +53,10 @@ export const nodeLayer = (options: NodeOptions): Layer.Layer<NodeUrls, unknown> 
           catch: (e) => new SubsystemLoadError({ subsystem: sub.name, message: `cannot load subsystem ${sub.name}: ${String(e)}` })
         })
       )
-      const host = httpHostLayer(Layer.mergeAll(runtimeRoutes, ...layers), {
+      const subsystems = Layer.mergeAll(runtimeRoutes, ...layers).pipe(
+        Layer.provide(Layer.succeed(RestartIntensity, intensityOf(profile)))
+      )
+      const host = httpHostLayer(subsystems, {
         listen: options.listen,
         drainTimeout: Duration.seconds(profile.drainTimeoutSeconds),
         limits: profile.http

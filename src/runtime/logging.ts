@@ -23,13 +23,14 @@ const render = (value: unknown): string => {
   }
 }
 
-// One line per event on stderr, `[LEVEL] message key=value…`: under systemd the journal adds
-// the time and program name, and interactive operators read it as is. A failure's cause
-// follows on its own lines because a defect's stack is what makes it fixable.
+// One line per event on stderr, `2026-12-05T03:50:00.123Z [LEVEL] message key=value…`: the
+// time (UTC, from the fiber's Clock) lets an operator line events up across hosts and with the
+// node's own HTTP and database logs, wherever stderr goes. A failure's cause follows on its
+// own lines because a defect's stack is what makes it fixable.
 export const lineLogger = (write: (line: string) => void) =>
-  Logger.make<unknown, void>(({ annotations, cause, logLevel, message }) => {
+  Logger.make<unknown, void>(({ annotations, cause, date, logLevel, message }) => {
     const parts = Array.isArray(message) ? message.map(render) : [render(message)]
-    let line = `[${logLevel.label}] ${parts.join(" ")}`
+    let line = `${date.toISOString()} [${logLevel.label}] ${parts.join(" ")}`
     for (const [key, value] of HashMap.toEntries(annotations)) line += ` ${key}=${render(value)}`
     if (!Cause.isEmpty(cause)) line += `\n${Cause.pretty(cause, { renderErrorCause: true })}`
     write(line)

@@ -10,6 +10,12 @@ export interface Intensity {
 
 export const defaultIntensity: Intensity = { maxRestarts: 5, within: "10 seconds" }
 
+// The intensity of the actors that set none: a node provides node.yml's `restarts` within
+// `restartWindowSeconds` (see node-profile.ts); without it, `defaultIntensity`.
+export class RestartIntensity extends Context.Reference<RestartIntensity>()("prolo/RestartIntensity", {
+  defaultValue: (): Intensity => defaultIntensity
+}) {}
+
 // Sysexits EX_SOFTWARE: systemd's Restart=on-failure brings the process back.
 export const ROOT_ESCALATION_EXIT_CODE = 70
 

@@ -3,30 +3,15 @@ import { SqlClient } from "@effect/sql"
 import type { PgClient } from "@effect/sql-pg"
 import { Cause, Config, Duration, Effect, Layer, Option, type Redacted, Schema } from "effect"
 import * as path from "node:path"
-import { type ConfigDir, type ConfigError, loadProfile } from "../runtime/config.js"
+import type { ConfigDir, ConfigError } from "../runtime/config.js"
 import { Health } from "../runtime/health.js"
-import { Secret } from "../runtime/secret.js"
+import { loadNodeProfile } from "../runtime/node-profile.js"
 import { ActorSupervisor, childPath } from "../runtime/supervisor.js"
 import * as ChangeLog from "./change-log.js"
-import { startEmbeddedPostgres } from "./embedded-postgres.js"
+import { startEmbeddedPostgres, SYSTEM_DIR } from "./embedded-postgres.js"
+import type { DatabaseSettings } from "./database-settings.js"
 import { runMigrations } from "./migrate.js"
 import { pgClientLayer } from "./pg-client.js"
-
-/** `node.yml` → `database`: an external server (`url`), else the embedded one in `data_dir`. */
-export const DatabaseSettings = Schema.Struct({
-  url: Schema.optional(Secret),
-  data_dir: Schema.optional(Schema.NonEmptyString),
-  max_connections: Schema.optional(Schema.Int.pipe(Schema.between(1, 1000))),
-  /** Bound on every statement and connection attempt (default 30 s). */
-  query_timeout_seconds: Schema.optional(
-    Schema.Number.pipe(Schema.between(0.1, 3600)).annotations({ description: "a number of seconds between 0.1 and 3600" })
-  )
-})
-export type DatabaseSettings = typeof DatabaseSettings.Type
-
-const NodeDatabaseProfile = Schema.Struct({
-  database: Schema.optionalWith(Schema.NullOr(DatabaseSettings), { default: () => ({}) })
-})
 
 /** The database could not be reached, started or migrated; `message` is the operator's line. */
 export class DatabaseError extends Schema.TaggedError<DatabaseError>()("DatabaseError", {
@@ -74,18 +59,22 @@ export const connect = (url: Redacted.Redacted<string>, options: ConnectOptions 
         ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
         ...(options.queryTimeoutSeconds === undefined ? {} : { queryTimeout: Duration.seconds(options.queryTimeoutSeconds) })
       }).pipe(
-        Layer.mapError((e) => new DatabaseError({ message: `cannot connect to the database: ${describe(e)}` }))
+        Layer.mapError((e) => new DatabaseError({ message: `cannot connect to the database (fix: database.url in node.yml, or is the server up?): ${describe(e)}` }))
       )
     )
   )
 
-/** Where the embedded cluster lives: `database.data_dir`, else `$PROLO_DATA_DIR/db`, else `./var/db`. */
-export const embeddedDataDir = (settings: DatabaseSettings): Effect.Effect<string> =>
+/**
+ * Where the embedded cluster lives: `database.data_dir`, else `$PROLO_DATA_DIR/db`, else
+ * `./var/db` — or `/var/lib/prolo/db` as root: PostgreSQL then runs as the `postgres` user,
+ * which cannot enter a checkout in a private directory (`/root/prolo`).
+ */
+export const embeddedDataDir = (settings: DatabaseSettings, isRoot = process.getuid?.() === 0): Effect.Effect<string> =>
   settings.data_dir !== undefined
     ? Effect.succeed(path.resolve(settings.data_dir))
     : Config.option(Config.string("PROLO_DATA_DIR")).pipe(
         Effect.orElseSucceed(() => Option.none<string>()),
-        Effect.map((root) => path.resolve(Option.getOrElse(root, () => "var"), "db"))
+        Effect.map((root) => path.resolve(Option.getOrElse(root, () => (isRoot ? SYSTEM_DIR : "var")), "db"))
       )
 
 const connectOptions = (settings: DatabaseSettings): ConnectOptions => ({
@@ -142,5 +131,5 @@ export const fromSettings = (settings: DatabaseSettings): Layer.Layer<DatabaseSe
  * subsystem that needs it, so a node builds (and, embedded, starts) it once.
  */
 export const DatabaseLive: Layer.Layer<DatabaseServices, DatabaseError | ConfigError, ConfigDir | FileSystem> = Layer.unwrapEffect(
-  Effect.map(loadProfile("node", NodeDatabaseProfile), (profile) => fromSettings(profile.database ?? {}))
+  Effect.map(loadNodeProfile, (profile) => fromSettings(profile.database ?? {}))
 )

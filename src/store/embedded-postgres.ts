@@ -17,7 +17,7 @@ import { removeStaleSocketDirs, socketDirPrefix } from "./socket-dirs.js"
  */
 
 export class EmbeddedPgError extends Schema.TaggedError<EmbeddedPgError>()("EmbeddedPgError", {
-  step: Schema.Literal("binaries", "user", "initdb", "start", "stop"),
+  step: Schema.Literal("binaries", "user", "access", "initdb", "start", "stop"),
   dataDir: Schema.String,
   message: Schema.String
 }) {}
@@ -72,7 +72,11 @@ const loadBinaries = (dataDir: string): Effect.Effect<Binaries, EmbeddedPgError>
       return Schema.decodeUnknownSync(Schema.Struct({ initdb: Schema.String, postgres: Schema.String }))(mod)
     },
     catch: (e) =>
-      fail("binaries", dataDir, `no embedded PostgreSQL binaries for ${process.platform}-${process.arch}: ${errorText(e)}`)
+      fail(
+        "binaries",
+        dataDir,
+        `no embedded PostgreSQL binaries for ${process.platform}-${process.arch} (${errorText(e)}); fix: run npm ci, or set database.url in node.yml`
+      )
   })
 
 // PostgreSQL refuses to run as root: as root we run it as the `postgres` OS user
@@ -94,17 +98,95 @@ const postgresUser = (dataDir: string): Effect.Effect<RunAs, EmbeddedPgError> =>
             return await lookup()
           }
         },
-        catch: (e) => fail("user", dataDir, `cannot find or create the postgres OS user: ${errorText(e)}`)
+        catch: (e) => fail(
+            "user",
+            dataDir,
+            `cannot find or create the postgres OS user (${errorText(e)}); fix: useradd --system --user-group --no-create-home postgres`
+          )
       })
 
+/** Where root keeps what the `postgres` user must reach: copied binaries, the default data dir. */
+export const SYSTEM_DIR = "/var/lib/prolo"
+
+// Creates `dir` and its missing parents 0755 whatever the umask (root's may be 077), so that
+// the postgres user can traverse them.
+const mkdirTraversable = async (dir: string): Promise<void> => {
+  const first = await fs.mkdir(dir, { recursive: true })
+  if (first === undefined) return
+  for (let d = dir; d.startsWith(first); d = path.dirname(d)) await fs.chmod(d, 0o755)
+}
+
+// The leaf is private to the postgres user (0700, its own); its parents are traversable.
 const ownDir = async (dir: string, user: RunAs): Promise<void> => {
-  // Parents get the default mode: as root the postgres user must traverse them (`./var/db`
-  // of a fresh checkout); only the leaf is private to postgres.
-  await fs.mkdir(path.dirname(dir), { recursive: true })
+  await mkdirTraversable(path.dirname(dir))
   await fs.mkdir(dir, { recursive: true, mode: 0o700 })
   await fs.chmod(dir, 0o700)
   if (user.uid !== undefined && user.gid !== undefined) await fs.chown(dir, user.uid, user.gid)
 }
+
+// The first existing ancestor of `dir` (itself included) that `user` cannot traverse, judged
+// on its uid and gid alone: that is all a process spawned with { uid, gid } has (node drops
+// the supplementary groups).
+const blockedAncestor = async (dir: string, user: RunAs): Promise<string | undefined> => {
+  if (user.uid === undefined || user.gid === undefined) return undefined
+  const chain: Array<string> = []
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    chain.unshift(d)
+    if (d === path.dirname(d)) break
+  }
+  for (const d of chain) {
+    const info = await fs.stat(d).catch(() => undefined)
+    if (info === undefined) return undefined // from here on we create it, traversable
+    const bit = info.uid === user.uid ? 0o100 : info.gid === user.gid ? 0o010 : 0o001
+    if ((info.mode & bit) === 0) return d
+  }
+  return undefined
+}
+
+const checkReachable = (dir: string, dataDir: string, user: RunAs, fix: string): Effect.Effect<void, EmbeddedPgError> =>
+  Effect.flatMap(
+    Effect.promise(() => blockedAncestor(dir, user)),
+    (blocked) =>
+      blocked === undefined
+        ? Effect.void
+        : Effect.fail(
+            fail(
+              "access",
+              dataDir,
+              `PostgreSQL runs as the postgres OS user (uid ${user.uid}), which cannot enter ${blocked}; fix: ${fix}`
+            )
+          )
+  )
+
+// As root, PostgreSQL runs as `postgres`, which cannot run binaries inside a private checkout
+// (`/root/prolo`, a 0700 `mktemp -d`): they are copied once into SYSTEM_DIR, one directory per
+// package version, built aside and renamed into place so that concurrent starts never see half a copy.
+const reachableBinaries = (bins: Binaries, user: RunAs, dataDir: string): Effect.Effect<Binaries, EmbeddedPgError> =>
+  user.uid === undefined
+    ? Effect.succeed(bins)
+    : Effect.tryPromise({
+        try: async () => {
+          const native = path.dirname(path.dirname(bins.initdb))
+          const pkg = JSON.parse(await fs.readFile(path.join(native, "..", "package.json"), "utf8")) as { version?: unknown }
+          const target = path.join(SYSTEM_DIR, "postgresql", String(pkg.version))
+          if (!(await exists(path.join(target, "bin", "postgres")))) {
+            await mkdirTraversable(path.dirname(target))
+            const partial = await fs.mkdtemp(`${target}.partial-`)
+            await fs.cp(native, partial, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true })
+            await fs.chmod(partial, 0o755)
+            await fs.rename(partial, target).catch(async (e: unknown) => {
+              await fs.rm(partial, { recursive: true, force: true })
+              if (!(await exists(path.join(target, "bin", "postgres")))) throw e
+            })
+          }
+          return {
+            initdb: path.join(target, path.relative(native, bins.initdb)),
+            postgres: path.join(target, path.relative(native, bins.postgres))
+          }
+        },
+        catch: (e) =>
+          fail("binaries", dataDir, `cannot copy the PostgreSQL binaries into ${SYSTEM_DIR} for the postgres user: ${errorText(e)}`)
+      })
 
 const exists = (file: string): Promise<boolean> =>
   fs.access(file).then(
@@ -253,8 +335,16 @@ export const socketUrl = (socketDir: string, port: number, database: string): Re
 export const startEmbeddedPostgres = (options: EmbeddedPgOptions): Effect.Effect<EmbeddedPg, EmbeddedPgError, Scope.Scope> =>
   Effect.gen(function* () {
     const dataDir = path.resolve(options.dataDir)
-    const bins = yield* loadBinaries(dataDir)
     const user = yield* postgresUser(dataDir)
+    const bins = yield* Effect.flatMap(loadBinaries(dataDir), (b) => reachableBinaries(b, user, dataDir))
+    yield* checkReachable(
+      dataDir,
+      dataDir,
+      user,
+      `set database.data_dir in node.yml or PROLO_DATA_DIR to a directory it can reach (as root the default is ${SYSTEM_DIR})`
+    )
+    // The socket directory is made in the temp directory.
+    yield* checkReachable(os.tmpdir(), dataDir, user, "set TMPDIR to a directory it can reach, e.g. /tmp")
     yield* initdb(bins, dataDir, user)
     yield* stopStale(dataDir)
     const stale = yield* Effect.promise(() => removeStaleSocketDirs(os.tmpdir()))

@@ -18,10 +18,10 @@ const live = new Set<ChildProcess>()
 export const spawnBin = (bin: "prolo-node" | "prolo", args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}): Spawned =>
   spawnNode([path.join(checkout, "bin", `${bin}.js`), ...args], env)
 
-/** `node <args>` in the checkout, output collected, tracked for `killAll`. */
-export const spawnNode = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}): Spawned => {
+/** `node <args>` in the checkout (or `cwd`), output collected, tracked for `killAll`. */
+export const spawnNode = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}, cwd = checkout): Spawned => {
   const child = spawn(process.execPath, args, {
-    cwd: checkout,
+    cwd,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"]
   })

@@ -159,4 +159,30 @@ describe("prolo-node binary", () => {
     expect(lines[0]).toContain(`"soon"`)
     expect(node.stderr).not.toMatch(/\n\s+at /)
   }, 70_000)
+
+  // Issue 16 item 8: both started the node with the defaults.
+  it.each([
+    ["a misspelt key", "drainTimeoutSecond: 5\n", "drainTimeoutSecond: expected one of the keys restarts, restartWindowSeconds, drainTimeoutSeconds, database, got an unknown key"],
+    ["a quoted number", 'restarts: "5"\n', 'restarts: expected a non-negative integer, got "5"']
+  ])("%s in node.yml: one line, exit 2, nothing started", async (name, yml, line) => {
+    const dir = await copyConfig(`bad-${name.replace(/ /g, "-")}`)
+    await writeFile(path.join(dir, "node.yml"), yml)
+    const node = spawnBin("prolo-node", ["--layer", "all", "--listen", "127.0.0.1:0", "--config", dir], {
+      PROLO_DATA_DIR: path.join(scratch, "data-bad")
+    })
+    expect(await exitWithin(node, 60_000)).toBe(2)
+    expect(stderrLines(node.stderr)).toEqual([`prolo-node: ${path.join(dir, "node.yml")}: ${line}`])
+  }, 70_000)
+
+  // Issue 16 item 3: every start-up failure exits 2 with one line (a database that cannot be
+  // reached exited 1).
+  it("a database that cannot be reached: one line naming the fix, exit 2", async () => {
+    const dir = await copyConfig("bad-database")
+    await writeFile(path.join(dir, "node.yml"), `database:\n  url: "postgresql://postgres@/prolo?host=${path.join(scratch, "no-such-socket-dir")}&port=5432"\n`)
+    const node = spawnBin("prolo-node", ["--layer", "all", "--listen", "127.0.0.1:0", "--config", dir])
+    expect(await exitWithin(node, 60_000)).toBe(2)
+    const lines = stderrLines(node.stderr).filter((l) => l.startsWith("prolo-node:"))
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/^prolo-node: cannot connect to the database \(fix: database\.url in node\.yml, or is the server up\?\): /)
+  }, 70_000)
 })

@@ -21,6 +21,11 @@ describe("prolo mdb", () => {
     expect(table(["A", "LONG HEADER", "C"], [["xyz", "1", "tail"], ["", "22", ""]])).toBe(
       ["A    LONG HEADER  C", "xyz  1            tail", "     22"].join("\n")
     )
+    // Issue 16 item 12: padded by display width, not UTF-16 length: a combining accent (René
+    // written e + U+0301) takes no column, a CJK character two.
+    expect(table(["LOGIN", "NAME", "HOST"], [["rene", "Rene\u0301", "h1"], ["wang", "王小明", "h2"], ["bob", "Bob", "h3"]])).toBe(
+      ["LOGIN  NAME    HOST", "rene   Rene\u0301    h1", "wang   王小明  h2", "bob    Bob     h3"].join("\n")
+    )
   })
 
   it.live("adds, updates, deletes machines and switches with the node's secret; refusals exit 2 and change nothing", () =>

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Either, Layer, Random, TestClock } from "effect"
-import { LeaseStore } from "../../src/actors/presence/lease-store.js"
+import { LeaseStore, type LeaseStoreService } from "../../src/actors/presence/lease-store.js"
 import type { MachineFacts, UserFacts } from "../../src/actors/presence/rules.js"
 import { Directory } from "../../src/actors/presence/directory.js"
 import { Presence } from "../../src/actors/presence/service.js"
@@ -13,6 +13,11 @@ import { LEASE_MS, makeHarness } from "./support.js"
 // requests in flight), over a real PostgreSQL. Every published batch is replayed in order: no
 // prefix of the topic ever shows a user on two hosts or a host held by two users.
 
+// The operations come from this seed (printed; replay with PRESENCE_SEED=<seed>). Fibers still
+// interleave as the scheduler and the database decide, so a replay repeats the operations,
+// not necessarily their interleaving.
+const SEED = Number(process.env["PRESENCE_SEED"] ?? Math.floor(Math.random() * 2 ** 31))
+
 const USERS = 100
 const HOSTS = 100
 const OPS = 1000
@@ -23,6 +28,17 @@ const machines: Record<string, MachineFacts> = Object.fromEntries(
 const users: Record<string, UserFacts> = Object.fromEntries(
   Array.from({ length: USERS }, (_, i) => [`u${i}`, { group: i % 20 === 0 ? "orga" : "user" }])
 )
+
+// Every write takes a few real milliseconds more, as on a loaded database: the expiry timer's
+// writes then outlast what TestClock.adjust waits for, as they did in CI under load (with the
+// replay taken before the list, PRESENCE_SEED=1253373627 failed 3 runs of 3: 21 logins only on the topic).
+const WRITE_DELAY_MS = 10
+const realDelay = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, WRITE_DELAY_MS)))
+const slowWrites = (store: LeaseStoreService): LeaseStoreService => ({
+  load: store.load,
+  put: (lease) => Effect.zipRight(realDelay, store.put(lease)),
+  remove: (logins) => Effect.zipRight(realDelay, store.remove(logins))
+})
 
 /** Replays the batches; returns the violations (empty when the invariant held at every step). */
 const replay = (batches: ReadonlyArray<ReadonlyArray<Update>>) => {
@@ -54,9 +70,10 @@ const replay = (batches: ReadonlyArray<ReadonlyArray<Update>>) => {
 describe("presence invariant under random load and restarts", () => {
   it.scoped(`${OPS} random operations, ${USERS} users, ${HOSTS} hosts: never a double login`, () =>
     Effect.gen(function* () {
+      console.log(`presence invariant: seed ${SEED} (replay: PRESENCE_SEED=${SEED})`)
       const storeCtx = yield* Layer.build(Layer.merge(LeaseStore.sql, PgTest).pipe(Layer.provideMerge(PgTest)))
       const h = yield* makeHarness({
-        storeLayer: Layer.succeedContext(Context.pick(LeaseStore)(storeCtx)),
+        storeLayer: Layer.succeed(LeaseStore, slowWrites(Context.get(storeCtx, LeaseStore))),
         directory: Directory.fromRecords(machines, users)
       })
       let presence = Context.get(yield* h.start, Presence)
@@ -87,16 +104,19 @@ describe("presence invariant under random load and restarts", () => {
         done += size
         yield* TestClock.adjust((yield* pick(LEASE_MS / 2)) + 1)
       }
-      const { violations, byLogin } = replay(h.published.batches)
-      expect(violations).toEqual([])
-      // the topic, the table and the database agree at the end
+      // The list first: it is answered after every message already queued, such as an Expire
+      // from the timer, whose deletes are then on the topic (issue 16 item 4: replayed before
+      // that Expire was handled, the topic still held the logins whose leases had just expired).
       const list = yield* presence.list
-      expect(Object.fromEntries(byLogin)).toEqual(list)
+      const { violations, byLogin } = replay(h.published.batches)
+      expect(violations, `seed ${SEED}`).toEqual([])
+      // the topic, the table and the database agree at the end
+      expect(Object.fromEntries(byLogin), `seed ${SEED}`).toEqual(list)
       const stored = yield* Effect.flatMap(LeaseStore, (s) => s.load).pipe(Effect.provide(storeCtx))
       expect(Object.fromEntries(stored.map((r) => [r.login, r.hostname]))).toEqual(list)
       expect(accepted).toBeGreaterThan(OPS / 10)
       expect(restarts).toBeGreaterThan(3)
       expect(h.published.batches.length).toBeGreaterThan(50)
-    })
+    }).pipe(Effect.withRandom(Random.make(SEED)))
   , 120_000)
 })

@@ -1,9 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Deferred, type Duration, Effect, Layer, TestClock } from "effect"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
+import * as Actor from "../../src/runtime/actor.js"
 import { nodeLayer, NodeUrls } from "../../src/runtime/http-host-node.js"
+import { RootSupervisor } from "../../src/runtime/supervisor.js"
+import { Boom, counter, type CounterMsg, makeProbe } from "./actor-fixtures.js"
 
 const listen = { host: "127.0.0.1", port: 0 }
 
@@ -44,7 +47,7 @@ describe("nodeLayer", () => {
     })
   )
 
-  it.live("a wrong-typed node.yml value is a ConfigError naming file, key and value; other keys are left alone", () =>
+  it.live("a wrong-typed node.yml value is a ConfigError naming file, key and value", () =>
     withConfigDir("database: {}\nrestarts: 5\ndrainTimeoutSeconds: -1\n", (dir) =>
       Effect.gen(function* () {
         const error = yield* Effect.flip(start(dir))
@@ -66,5 +69,57 @@ describe("nodeLayer", () => {
         expect(error).toMatchObject({ _tag: "SubsystemLoadError", subsystem: "broken" })
       })
     )
+  )
+
+  // Issue 16 item 8: node.yml was read by two partial schemas that ignored every other key, so a
+  // misspelt or wrongly typed setting started the node with its default.
+  it.live("an unknown node.yml key and a quoted number are ConfigErrors, one line each", () =>
+    Effect.gen(function* () {
+      const typo = yield* withConfigDir("drainTimeoutSecond: 5\n", (dir) =>
+        Effect.map(Effect.flip(start(dir)), (e) => [dir, (e as { message: string }).message] as const)
+      )
+      expect(typo[1]).toBe(
+        `${path.join(typo[0], "node.yml")}: drainTimeoutSecond: expected one of the keys restarts, restartWindowSeconds, ` +
+          "drainTimeoutSeconds, database, got an unknown key"
+      )
+      const quoted = yield* withConfigDir('restarts: "5"\n', (dir) =>
+        Effect.map(Effect.flip(start(dir)), (e) => [dir, (e as { message: string }).message] as const)
+      )
+      expect(quoted[1]).toBe(`${path.join(quoted[0], "node.yml")}: restarts: expected a non-negative integer, got "5"`)
+    })
+  )
+
+  // node.yml's `restarts` within `restartWindowSeconds` was read by nothing: every actor had 5 in 10 s.
+  const crashTwice = (nodeYml: string | undefined, between: Duration.DurationInput) =>
+    withConfigDir(nodeYml, (dir) =>
+      Effect.gen(function* () {
+        const spawned = yield* Deferred.make<Actor.ActorRef<CounterMsg>>()
+        const subsystem = {
+          name: "flaky",
+          load: () =>
+            Promise.resolve(
+              Layer.scopedDiscard(Effect.flatMap(Actor.make("flaky", counter(makeProbe())), (ref) => Deferred.succeed(spawned, ref)))
+            )
+        }
+        const exits: Array<string> = []
+        const supervisor = RootSupervisor.layerWithExit((_code, e) => Effect.sync(() => void exits.push(e.path)))
+        yield* Layer.build(nodeLayer({ subsystems: [subsystem], listen, configDir: dir, supervisor }))
+        const ref = yield* Deferred.await(spawned)
+        yield* ref.ask(new Boom()).pipe(Effect.flip)
+        yield* TestClock.adjust(between)
+        yield* ref.ask(new Boom()).pipe(Effect.flip)
+        return exits
+      }).pipe(Effect.scoped)
+    )
+
+  it.effect("the restart intensity of node.yml is the one every actor gets (TestClock)", () =>
+    Effect.gen(function* () {
+      // restarts: 1 → the second crash within 60 s escalates to the root
+      expect(yield* crashTwice("restarts: 1\nrestartWindowSeconds: 60\n", "59 seconds")).toEqual(["/root/flaky"])
+      // ... but not once the first one is out of the window
+      expect(yield* crashTwice("restarts: 1\nrestartWindowSeconds: 60\n", "61 seconds")).toEqual([])
+      // without node.yml: 5 restarts in 10 s
+      expect(yield* crashTwice(undefined, "1 second")).toEqual([])
+    })
   )
 })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Logger } from "effect"
+import { Cause, Effect, Logger, TestClock } from "effect"
 import { lineLogger } from "../../src/runtime/logging.js"
 
 const capture = <A, E>(effect: Effect.Effect<A, E>) =>
@@ -10,18 +10,20 @@ const capture = <A, E>(effect: Effect.Effect<A, E>) =>
   })
 
 describe("lineLogger", () => {
-  it.effect("one line: level, message parts, annotations", () =>
+  // Issue 16 item 12: lines had no time.
+  it.effect("one line: UTC time from the Clock, level, message parts, annotations", () =>
     Effect.gen(function* () {
+      yield* TestClock.setTime(Date.UTC(2026, 11, 5, 3, 50, 0, 123))
       const lines = yield* capture(
         Effect.logWarning("disk", "almost full").pipe(Effect.annotateLogs({ node: "rhfs0", free: 3 }))
       )
-      expect(lines).toEqual(["[WARN] disk almost full node=rhfs0 free=3"])
+      expect(lines).toEqual(["2026-12-05T03:50:00.123Z [WARN] disk almost full node=rhfs0 free=3"])
     })
   )
 
   it.effect("an Error part reads as name and message", () =>
     Effect.gen(function* () {
-      expect(yield* capture(Effect.logError("boom", new Error("kaput")))).toEqual(["[ERROR] boom Error: kaput"])
+      expect(yield* capture(Effect.logError("boom", new Error("kaput")))).toEqual(["1970-01-01T00:00:00.000Z [ERROR] boom Error: kaput"])
     })
   )
 
@@ -29,7 +31,7 @@ describe("lineLogger", () => {
     Effect.gen(function* () {
       const lines = yield* capture(Effect.logError("boom", Cause.die(new Error("kaput"))))
       expect(lines).toHaveLength(1)
-      expect(lines[0]).toMatch(/^\[ERROR\] boom\nError: kaput\n\s+at /)
+      expect(lines[0]).toMatch(/^1970-01-01T00:00:00\.000Z \[ERROR\] boom\nError: kaput\n\s+at /)
     })
   )
 })

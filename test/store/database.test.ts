@@ -1,12 +1,12 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Schedule, Scope } from "effect"
+import { ConfigProvider, Effect, Exit, Layer, Schedule, Scope } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { ChangeLog } from "../../src/store/change-log.js"
-import { fromSettings } from "../../src/store/database.js"
+import { embeddedDataDir, fromSettings } from "../../src/store/database.js"
 import { startEmbeddedPostgres } from "../../src/store/embedded-postgres.js"
 import { alive, pidsWithArg } from "../support/processes.js"
 
@@ -22,6 +22,17 @@ const tempRoot = Effect.acquireRelease(
 )
 
 describe("embedded database", () => {
+  it.effect("lives in ./var/db, in /var/lib/prolo/db as root (the postgres user cannot enter /root/prolo), else where it is told", () =>
+    Effect.gen(function* () {
+      const noEnv = Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
+      expect(yield* noEnv(embeddedDataDir({}, false))).toBe(path.resolve("var", "db"))
+      expect(yield* noEnv(embeddedDataDir({}, true))).toBe("/var/lib/prolo/db")
+      const env = Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["PROLO_DATA_DIR", "/srv/prolo"]])))
+      expect(yield* env(embeddedDataDir({}, true))).toBe("/srv/prolo/db")
+      expect(yield* env(embeddedDataDir({ data_dir: "/data/pg" }, true))).toBe("/data/pg")
+    })
+  )
+
   it.live("starts a cluster, migrates it, keeps data across a quick restart, and leaves no process behind", () =>
     Effect.gen(function* () {
       const root = yield* tempRoot

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Layer, Metric, Random, Stream, TestClock } from "effect"
-import { backoffDelay, defaultBackoff, type FrameInfo, makeSyncClient } from "../../src/actors/sync/client.js"
+import { Chunk, Duration, Effect, Layer, Metric, Random, Schedule, Stream, TestClock } from "effect"
+import { defaultBackoff, reconnectSchedules, type FrameInfo, makeSyncClient } from "../../src/actors/sync/client.js"
 import type { Metadata } from "../../src/actors/sync/apply-updates.js"
 import { followerMetrics } from "../../src/actors/sync/metrics.js"
 import { Metrics } from "../../src/runtime/metrics.js"
@@ -133,13 +133,21 @@ describe("SyncClient.follow", () => {
     })
   )
 
-  it("backoff delay is equal-jitter: half to all of the capped exponential", () =>
+  it("reconnect delays are equal-jitter: half to all of the capped exponential, initial after frames", () =>
     Effect.gen(function* () {
-      for (let n = 0; n < 12; n++) {
-        const d = Duration.toMillis(yield* backoffDelay(n, defaultBackoff))
-        const cap = Math.min(10_000, 200 * 2 ** n)
+      const { afterFrames, afterNothing } = reconnectSchedules(defaultBackoff)
+      const inputs = Array.from({ length: 12 }, () => undefined)
+      const nothing = Chunk.toReadonlyArray(yield* Schedule.run(Schedule.delays(afterNothing), 0, inputs)).map(Duration.toMillis)
+      expect(nothing).toHaveLength(12)
+      nothing.forEach((d, i) => {
+        // the (i+1)-th subscription in a row that delivered nothing
+        const cap = Math.min(10_000, 200 * 2 ** (i + 1))
         expect(d).toBeGreaterThanOrEqual(cap / 2)
         expect(d).toBeLessThanOrEqual(cap)
+      })
+      for (const d of Chunk.toReadonlyArray(yield* Schedule.run(Schedule.delays(afterFrames), 0, inputs)).map(Duration.toMillis)) {
+        expect(d).toBeGreaterThanOrEqual(100)
+        expect(d).toBeLessThanOrEqual(200)
       }
     }).pipe(Effect.runSync)
   )

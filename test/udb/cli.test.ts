@@ -132,4 +132,31 @@ describe("prolo udb", () => {
       expect(quiet.filter((w) => w.includes("importing"))).toEqual([])
     }).pipe(Effect.scoped, Effect.provide(Host))
   )
+
+  // Issue 16 item 10: a Latin-1 file was stored as `Ren\uFFFD`; a name given twice silently became
+  // bmartin and bmartin1.
+  it.live("refuses a file that is not UTF-8 with its line, imports nothing; says when a name comes twice", () =>
+    Effect.gen(function* () {
+      const dir = yield* workDir(SECRET)
+      const latin1 = path.join(dir, "latin1.txt")
+      yield* Effect.promise(() => fs.writeFile(latin1, Buffer.from("Anne\tMarie\nRen\xe9\tMartin\n", "latin1")))
+      const refused = yield* run(dir, ["import", "--file", latin1])
+      expect(refused).toEqual({
+        code: 2,
+        out: "",
+        err: `prolo udb: ${latin1}:2: not UTF-8 (byte 0xe9 at column 4); convert the file first, e.g. iconv -f latin1 -t utf-8`
+      })
+      expect((yield* run(dir, ["pwdsheet"])).out).toBe("")
+
+      const twice = path.join(dir, "twice.txt")
+      yield* Effect.promise(() => fs.writeFile(twice, "Bernard\tMartin\nRené\tMartin\nbernard\tMARTIN\n"))
+      expect((yield* run(dir, ["import", "--file", twice])).out).toBe(
+        [
+          "Added user Bernard Martin (login: bmartin)",
+          "Added user René Martin (login: rmartin)",
+          "Added user Bernard Martin (login: bmartin1) -- same name as line 1 (login: bmartin): two people, or a line given twice?"
+        ].join("\n")
+      )
+    }).pipe(Effect.scoped, Effect.provide(Host))
+  )
 })

@@ -1,4 +1,4 @@
-import { Clock, Context, Duration, Effect, Layer, Redacted, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Redacted, Schedule, Schema } from "effect"
 import * as Prom from "prom-client"
 import { PRESENCE_SERVICE, PresenceRpcs } from "../../protocols/presence.js"
 import { makeRpcClient } from "../../runtime/cli-client.js"
@@ -84,8 +84,8 @@ export const runHeartbeats = (options: HeartbeatOptions) =>
     const sessions = yield* SessionSource
     const sender = yield* HeartbeatSender
     const { registry } = yield* Metrics
-    const period = Duration.toMillis(Duration.decode(options.period))
-    const retryInitial = Duration.toMillis(Duration.decode(options.retryInitial ?? "500 millis"))
+    const period = Duration.decode(options.period)
+    const retryInitial = Duration.decode(options.retryInitial ?? "500 millis")
     const existing = registry.getSingleMetric("prolo_presenced_last_ok_seconds")
     const lastOk =
       existing instanceof Prom.Gauge
@@ -140,19 +140,18 @@ export const runHeartbeats = (options: HeartbeatOptions) =>
       Effect.catchTag("SessionSourceError", (e) => Effect.as(Effect.logWarning(`presenced: ${e.message}`), false))
     )
 
-    let failures = 0
-    while (true) {
-      const started = yield* Clock.currentTimeMillis
-      if (yield* round) {
-        failures = 0
-        lastOk.set(Math.floor((yield* Clock.currentTimeMillis) / 1000))
-        const spent = (yield* Clock.currentTimeMillis) - started
-        yield* Effect.sleep(Math.max(0, period - spent))
-      } else {
-        failed.inc()
-        const delay = Math.min(period, retryInitial * 2 ** Math.min(failures, 20))
-        failures++
-        yield* Effect.sleep(delay)
-      }
-    }
+    // A failed round is retried after retryInitial, doubling, never longer than the period;
+    // a successful one (which resets that backoff) is followed by the next one a period later.
+    const roundOk = round.pipe(
+      Effect.flatMap((ok) => (ok ? Effect.void : Effect.fail("round failed" as const))),
+      Effect.tapError(() => Effect.sync(() => failed.inc()))
+    )
+    const backoff = Schedule.exponential(retryInitial).pipe(Schedule.union(Schedule.spaced(period)))
+    const untilOk = roundOk.pipe(
+      Effect.retry(backoff),
+      Effect.orDie, // the backoff never ends: only a defect gets out
+      Effect.zipRight(Clock.currentTimeMillis),
+      Effect.flatMap((now) => Effect.sync(() => lastOk.set(Math.floor(now / 1000))))
+    )
+    return yield* Effect.repeat(untilOk, Schedule.spaced(period))
   })

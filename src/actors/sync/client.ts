@@ -132,13 +132,19 @@ export class SyncClient extends Context.Tag("prolo/SyncClient")<SyncClient, Sync
 const keyFieldOf = (config: SyncClientConfig, topic: string, options: FollowOptions | undefined): string =>
   options?.keyField ?? config.keyFields?.[topic] ?? DEFAULT_TOPICS.find((t) => t.name === topic)?.keyField ?? "key"
 
-/** Exponential delay for attempt n (0-based) with "equal jitter": between half and all of it. */
-export const backoffDelay = (attempt: number, options: BackoffOptions): Effect.Effect<Duration.Duration> =>
-  Effect.map(Random.next, (r) => {
-    const initial = Duration.toMillis(options.initial)
-    const capped = Math.min(Duration.toMillis(options.max), initial * 2 ** Math.min(attempt, 30))
-    return Duration.millis(Math.round(capped / 2 + (r * capped) / 2))
-  })
+/** "Equal jitter": each delay becomes a random one between half and all of it. */
+const equalJitter = <Out, In, R>(schedule: Schedule.Schedule<Out, In, R>) => Schedule.jitteredWith(schedule, { min: 0.5, max: 1 })
+
+/**
+ * Between subscriptions. After one that delivered frames: `initial` (jittered). After n that
+ * delivered nothing in a row: `initial * 2^n`, at most `max` (jittered).
+ */
+export const reconnectSchedules = (options: BackoffOptions) => ({
+  afterFrames: equalJitter(Schedule.spaced(options.initial)),
+  afterNothing: equalJitter(
+    Schedule.exponential(Duration.times(Duration.decode(options.initial), 2)).pipe(Schedule.union(Schedule.spaced(options.max)))
+  )
+})
 
 export const makeSyncClient = (config: SyncClientConfig): SyncClientService => {
   const backoff: BackoffOptions = { ...defaultBackoff, ...config.backoff }
@@ -224,6 +230,15 @@ export const makeSyncClient = (config: SyncClientConfig): SyncClientService => {
         return received
       })
 
+      const { afterFrames, afterNothing } = reconnectSchedules(backoff)
+      const delivered = attempt.pipe(
+        Effect.filterOrFail(
+          (received) => received,
+          () => "no frame" as const
+        ),
+        Effect.retry(afterNothing),
+        Effect.orDie // afterNothing never ends: only a defect gets out
+      )
       const run = Effect.gen(function* () {
         yield* Effect.forkScoped(
           Effect.flatMap(Clock.currentTimeMillis, (now) => Metric.set(metrics.staleness, (now - lastFrameAt) / 1000)).pipe(
@@ -231,12 +246,7 @@ export const makeSyncClient = (config: SyncClientConfig): SyncClientService => {
           )
         )
         if (owed !== undefined) yield* deliver(owed.metadata, owed.info)
-        let failures = 0
-        while (true) {
-          const received = yield* attempt
-          failures = received ? 0 : failures + 1
-          yield* Effect.sleep(yield* backoffDelay(failures, backoff))
-        }
+        return yield* Effect.repeat(delivered, afterFrames).pipe(Effect.zipRight(Effect.never))
       })
       return { run }
     })

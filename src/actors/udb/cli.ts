@@ -1,10 +1,11 @@
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Effect, Option, Stream } from "effect"
+import { Console, Effect, Either, Option, Stream } from "effect"
 import { readFile } from "node:fs/promises"
 import { type Group, GROUPS, type PublicUser, UDB_SERVICE, UdbRpcs } from "../../protocols/udb.js"
 import { configOption, nodeOption } from "../../runtime/cli-client-options.js"
 import { filterArgs, withRpcClient } from "../../runtime/cli-run.js"
 import { table } from "../../runtime/cli-table.js"
+import { decodeUtf8File } from "./import-file.js"
 
 // `prolo udb …`: the original UDB management commands (batchimport, jsonimport, pwdsheetdata,
 // usermod) plus a listing, over the node's rpc endpoint with `udb-client-auth.yml`'s secret.
@@ -21,11 +22,12 @@ const client = withRpcClient({ command: "udb", profile: "udb-client-auth", group
 const withClient = <A>(needsSecret: boolean, body: Parameters<typeof client<A>>[2]) =>
   Effect.flatMap(udb, (where) => client(where, needsSecret, body))
 
+// Bytes that are not UTF-8 are refused with their line: decoding them would store U+FFFD.
 const readText = (file: string) =>
   Effect.tryPromise({
-    try: () => readFile(file, "utf8"),
+    try: () => readFile(file),
     catch: (e) => ({ message: `cannot read ${file}: ${e instanceof Error ? e.message : String(e)}` })
-  })
+  }).pipe(Effect.flatMap((bytes) => Either.match(decodeUtf8File(file, bytes), { onLeft: (message) => Effect.fail({ message }), onRight: Effect.succeed })))
 
 /** `\r`-rewritten progress on stderr, only when it is a terminal (logs and pipes stay clean). */
 export const progressLine = (done: number, total: number): string => {

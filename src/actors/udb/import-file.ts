@@ -22,6 +22,28 @@ export interface ImportLine {
   readonly password?: string
 }
 
+/**
+ * The text of an import file, or the first line that is not UTF-8 (a Latin-1 `René` used to
+ * be stored as `Ren\uFFFD`): `file:3: not UTF-8 (byte 0xe9 at column 4); …`.
+ */
+export const decodeUtf8File = (file: string, bytes: Uint8Array): Either.Either<string, string> => {
+  try {
+    return Either.right(new TextDecoder("utf-8", { fatal: true }).decode(bytes))
+  } catch {
+    // Where: the lenient decoder marks each bad sequence with U+FFFD.
+    const lines = new TextDecoder("utf-8").decode(bytes).split("\n")
+    const index = lines.findIndex((l) => l.includes("\uFFFD"))
+    const text = lines[index] ?? ""
+    const column = text.indexOf("\uFFFD")
+    const lineStart = lines.slice(0, index).reduce((n, l) => n + Buffer.byteLength(l) + 1, 0)
+    const bad = bytes[lineStart + Buffer.byteLength(text.slice(0, column))] ?? 0
+    return Either.left(
+      `${file}:${index + 1}: not UTF-8 (byte 0x${bad.toString(16).padStart(2, "0")} at column ${column + 1}); ` +
+        "convert the file first, e.g. iconv -f latin1 -t utf-8"
+    )
+  }
+}
+
 const MAX_NAME = 64
 const MAX_PASSWORD = 64
 

@@ -19,10 +19,24 @@ export interface ImportOptions {
 
 export type ExistingUser = Pick<User, "login" | "firstname" | "lastname" | "group" | "password">
 
+/** An earlier line of the same file with the same first and last name (two people, or a line given twice). */
+export interface SameName {
+  readonly line: number
+  readonly login: string
+}
+
+interface ActionBase {
+  readonly line: number
+  readonly login: string
+  readonly firstname: string
+  readonly lastname: string
+  readonly sameNameAs?: SameName
+}
+
 export type ImportAction =
-  | { readonly kind: "add"; readonly line: number; readonly login: string; readonly firstname: string; readonly lastname: string; readonly password: string }
-  | { readonly kind: "update"; readonly line: number; readonly login: string; readonly firstname: string; readonly lastname: string; readonly password: string }
-  | { readonly kind: "ignore"; readonly line: number; readonly login: string; readonly firstname: string; readonly lastname: string }
+  | (ActionBase & { readonly kind: "add"; readonly password: string })
+  | (ActionBase & { readonly kind: "update"; readonly password: string })
+  | (ActionBase & { readonly kind: "ignore" })
 
 const samePerson = (u: ExistingUser, l: ImportLine): boolean =>
   u.firstname.toLowerCase() === l.firstname.toLowerCase() && u.lastname.toLowerCase() === l.lastname.toLowerCase()
@@ -38,6 +52,7 @@ export const planImport = (
 ): Either.Either<ReadonlyArray<ImportAction>, ImportFileError> => {
   const actions: Array<ImportAction> = []
   const produced = new Set<string>()
+  const names = new Map<string, SameName>()
   for (const l of lines) {
     const fail = (message: string) => Either.left(new ImportFileError({ file, line: l.line, message: `${file}:${l.line}: ${message}` }))
     let login: string
@@ -58,14 +73,18 @@ export const planImport = (
     }
     produced.add(login)
     const realname = `${l.firstname} ${l.lastname}`
+    const nameKey = realname.toLowerCase()
+    const earlier = names.get(nameKey)
+    if (earlier === undefined) names.set(nameKey, { line: l.line, login })
+    const base: ActionBase = { line: l.line, login, firstname: l.firstname, lastname: l.lastname, ...(earlier === undefined ? {} : { sameNameAs: earlier }) }
     const owner = existing.get(login)
     if (owner === undefined) {
-      actions.push({ kind: "add", line: l.line, login, firstname: l.firstname, lastname: l.lastname, password: l.password ?? newPassword() })
+      actions.push({ ...base, kind: "add", password: l.password ?? newPassword() })
     } else if (options.update) {
       const password = l.password ?? (options.newPasswords ? newPassword() : owner.password)
-      actions.push({ kind: "update", line: l.line, login, firstname: l.firstname, lastname: l.lastname, password })
+      actions.push({ ...base, kind: "update", password })
     } else if (options.ignore) {
-      actions.push({ kind: "ignore", line: l.line, login, firstname: l.firstname, lastname: l.lastname })
+      actions.push({ ...base, kind: "ignore" })
     } else {
       return fail(`User ${realname} already in database. Use --update to update it, or --ignore.`)
     }
@@ -73,15 +92,19 @@ export const planImport = (
   return Either.right(actions)
 }
 
-/** The original's output line for an action. */
+/** The original's output line for an action, and a warning when the name was already on an earlier line. */
 export const describeAction = (a: ImportAction): string => {
   const who = `${a.firstname} ${a.lastname} (login: ${a.login})`
+  const same =
+    a.sameNameAs === undefined
+      ? ""
+      : ` -- same name as line ${a.sameNameAs.line} (login: ${a.sameNameAs.login}): two people, or a line given twice?`
   switch (a.kind) {
     case "add":
-      return `Added user ${who}`
+      return `Added user ${who}${same}`
     case "update":
-      return `Updated user ${who}`
+      return `Updated user ${who}${same}`
     case "ignore":
-      return `(Ignored user ${who})`
+      return `(Ignored user ${who})${same}`
   }
 }
