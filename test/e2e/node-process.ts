@@ -20,11 +20,17 @@ export const spawnBin = (bin: "prolo-node" | "prolo", args: ReadonlyArray<string
 
 /** `node <args>` in the checkout, output collected, tracked for `killAll`. */
 export const spawnNode = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}): Spawned => {
-  const child = spawn(process.execPath, args, {
-    cwd: checkout,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
+  return spawnTracked(
+    spawn(process.execPath, args, {
+      cwd: checkout,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+  )
+}
+
+/** Any child process: output collected, tracked for `killAll` (a daemon a test starts). */
+export const spawnTracked = (child: ChildProcess): Spawned => {
   live.add(child)
   const spawned: Spawned = {
     child,

@@ -73,6 +73,9 @@ describe("prolo-node binary", () => {
       const actors = (await (await fetch(`${url}/__actors`)).json()) as ReadonlyArray<ActorInfo>
       expect(actors.map((a) => [a.path, a.kind])).toEqual([
         ["/root", "supervisor"],
+        ["/root/dns", "supervisor"],
+        ["/root/dns/follow-mdb", "loop"],
+        ["/root/dns/reload", "loop"],
         ["/root/mdb", "supervisor"],
         ["/root/presence", "supervisor"],
         ["/root/presence/expiry", "loop"],
@@ -92,13 +95,13 @@ describe("prolo-node binary", () => {
         ["/root/udbsync-passwd/follow-udb", "loop"]
       ])
       expect(actors.every((a) => a.restarts === 0 && a.ageSeconds >= 0)).toBe(true)
-      // presence follows mdb and udb in process; passwd sync's follower comes over the websocket
+      // presence and dns follow mdb in process, presence udb too; passwd sync's follower comes over the websocket
       const subscribers = (topic: string) => actors.find((a) => a.path === `/root/sync/${topic}`)?.children
-      expect(subscribers("mdb")).toBe(1)
+      expect(subscribers("mdb")).toBe(2)
       expect(subscribers("presence")).toBe(0)
       const status = spawnBin("prolo", ["--node", url, "status"])
       expect(await exitWithin(status, 60_000)).toBe(0)
-      expect(status.stdout).toMatch(/^\/root\/sync\/mdb\s+loop\s+0\s+\d+\s+0\s+\S+\s+1\s*$/m)
+      expect(status.stdout).toMatch(/^\/root\/sync\/mdb\s+loop\s+0\s+\d+\s+0\s+\S+\s+2\s*$/m)
       expect(status.stdout).toMatch(/^\/root\/presence\/leases\s+actor\s+/m)
       node.child.kill("SIGTERM")
       expect(await exitWithin(node, STOP_MS), node.stderr).toBe(0)
