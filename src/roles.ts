@@ -23,6 +23,7 @@ export const subsystems = {
   presence: { name: "presence", load: () => import("./actors/presence/layer.js").then((m) => m.PresenceLayer) },
   dhcp: { name: "dhcp", load: () => import("./actors/dhcp/layer.js").then((m) => m.DhcpLayer) },
   dns: { name: "dns", load: () => import("./actors/dns/layer.js").then((m) => m.DnsLayer) },
+  netboot: { name: "netboot", load: () => import("./actors/netboot/layer.js").then((m) => m.NetbootLayer) },
   presenced: { name: "presenced", load: () => import("./actors/presenced/layer.js").then((m) => m.PresencedLayer) },
 } satisfies Record<string, Subsystem>
 
@@ -45,6 +46,7 @@ const machineRoles: Record<(typeof roleNames)[number], Role> = {
       subsystems.presence,
       subsystems.dns,
       subsystems.dhcp,
+      subsystems.netboot,
     ]
   },
   rhfs: {

@@ -80,6 +80,7 @@ describe("prolo-node binary", () => {
         ["/root/dns/follow-mdb", "loop"],
         ["/root/dns/reload", "loop"],
         ["/root/mdb", "supervisor"],
+        ["/root/netboot", "supervisor"],
         ["/root/presence", "supervisor"],
         ["/root/presence/expiry", "loop"],
         ["/root/presence/follow-mdb", "loop"],
