@@ -9,7 +9,7 @@ import { rejectedPath } from "../../src/actors/dns/swap.js"
 import { Mdb } from "../../src/actors/mdb/service.js"
 import type { NewMachine } from "../../src/protocols/mdb.js"
 import { runTool } from "../../src/runtime/run-tool.js"
-import { gw, MdbTest, resetMdb } from "../mdb/support.js"
+import { gw, gwMachine, MdbTest, resetMdb } from "../mdb/support.js"
 import { mulberry32 } from "../support/random.js"
 
 // 1000 random machine records, valid and invalid, through MDB's API: whatever MDB accepts, the
@@ -119,7 +119,7 @@ describe("gateway generators under random MDB contents", () => {
         (d) => Effect.promise(() => fs.rm(d, { recursive: true, force: true }))
       )
       const machines = [
-        { ...gw, ip: "192.168.1.254" },
+        { hostname: gwMachine.hostname, mac: gwMachine.mac, ip: gwMachine.ip, aliases: gwMachine.aliases, mtype: "service" as const },
         ...Array.from({ length: 300 }, () => {
           const m = randomMachine(r)
           return { hostname: m.hostname, mac: m.mac, ip: m.ip ?? "192.168.0.1", aliases: m.aliases ?? "", mtype: "user" as const }
