@@ -21,6 +21,9 @@ export const subsystems = {
   udbsyncPasswd: { name: "udbsync-passwd", load: () => import("./actors/passwd/layer.js").then((m) => m.PasswdSyncLayer) },
   sync: { name: "sync", load: () => import("./actors/sync/layer.js").then((m) => m.SyncLayer) },
   presence: { name: "presence", load: () => import("./actors/presence/layer.js").then((m) => m.PresenceLayer) },
+  dhcp: { name: "dhcp", load: () => import("./actors/dhcp/layer.js").then((m) => m.DhcpLayer) },
+  dns: { name: "dns", load: () => import("./actors/dns/layer.js").then((m) => m.DnsLayer) },
+  netboot: { name: "netboot", load: () => import("./actors/netboot/layer.js").then((m) => m.NetbootLayer) },
   presenced: { name: "presenced", load: () => import("./actors/presenced/layer.js").then((m) => m.PresencedLayer) },
 } satisfies Record<string, Subsystem>
 
@@ -41,6 +44,9 @@ const machineRoles: Record<(typeof roleNames)[number], Role> = {
       subsystems.udbsyncPasswd,
       subsystems.sync,
       subsystems.presence,
+      subsystems.dns,
+      subsystems.dhcp,
+      subsystems.netboot,
     ]
   },
   rhfs: {

@@ -19,12 +19,17 @@ export const spawnBin = (bin: "prolo-node" | "prolo", args: ReadonlyArray<string
   spawnNode([path.join(checkout, "bin", `${bin}.js`), ...args], env)
 
 /** `node <args>` in the checkout (or `cwd`), output collected, tracked for `killAll`. */
-export const spawnNode = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}, cwd = checkout): Spawned => {
-  const child = spawn(process.execPath, args, {
-    cwd,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
+export const spawnNode = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}, cwd = checkout): Spawned =>
+  spawnTracked(
+    spawn(process.execPath, args, {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+  )
+
+/** Any child process: output collected, tracked for `killAll` (a daemon a test starts). */
+export const spawnTracked = (child: ChildProcess): Spawned => {
   live.add(child)
   const spawned: Spawned = {
     child,

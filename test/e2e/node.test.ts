@@ -73,7 +73,14 @@ describe("prolo-node binary", () => {
       const actors = (await (await fetch(`${url}/__actors`)).json()) as ReadonlyArray<ActorInfo>
       expect(actors.map((a) => [a.path, a.kind])).toEqual([
         ["/root", "supervisor"],
+        ["/root/dhcp", "supervisor"],
+        ["/root/dhcp/follow-mdb", "loop"],
+        ["/root/dhcp/restart", "loop"],
+        ["/root/dns", "supervisor"],
+        ["/root/dns/follow-mdb", "loop"],
+        ["/root/dns/reload", "loop"],
         ["/root/mdb", "supervisor"],
+        ["/root/netboot", "supervisor"],
         ["/root/presence", "supervisor"],
         ["/root/presence/expiry", "loop"],
         ["/root/presence/follow-mdb", "loop"],
@@ -92,13 +99,13 @@ describe("prolo-node binary", () => {
         ["/root/udbsync-passwd/follow-udb", "loop"]
       ])
       expect(actors.every((a) => a.restarts === 0 && a.ageSeconds >= 0)).toBe(true)
-      // presence follows mdb and udb in process; passwd sync's follower comes over the websocket
+      // presence, dns and dhcp follow mdb in process, presence udb too; passwd sync's follower comes over the websocket
       const subscribers = (topic: string) => actors.find((a) => a.path === `/root/sync/${topic}`)?.children
-      expect(subscribers("mdb")).toBe(1)
+      expect(subscribers("mdb")).toBe(3)
       expect(subscribers("presence")).toBe(0)
       const status = spawnBin("prolo", ["--node", url, "status"])
       expect(await exitWithin(status, 60_000)).toBe(0)
-      expect(status.stdout).toMatch(/^\/root\/sync\/mdb\s+loop\s+0\s+\d+\s+0\s+\S+\s+1\s*$/m)
+      expect(status.stdout).toMatch(/^\/root\/sync\/mdb\s+loop\s+0\s+\d+\s+0\s+\S+\s+3\s*$/m)
       expect(status.stdout).toMatch(/^\/root\/presence\/leases\s+actor\s+/m)
       node.child.kill("SIGTERM")
       expect(await exitWithin(node, STOP_MS), node.stderr).toBe(0)
