@@ -10,7 +10,7 @@ import {
   makeConnection
 } from "./connection.js"
 import { NbdListenError } from "./errors.js"
-import { NbdExports } from "./exports.js"
+import { type ExportAccess, NbdExports } from "./exports.js"
 import { readIntoSharedBuffer } from "./socket-reads.js"
 
 // The NBD listener: a node:net server whose lifetime is a Scope. Closing the scope stops
@@ -29,6 +29,8 @@ export interface NbdServerOptions {
   readonly shutdownTimeout?: Duration.DurationInput
   // Free pooled buffers kept for reuse, shared by all connections.
   readonly poolRetainBytes?: number
+  // Who may attach what, by peer address (exports.ts `ExportAccess`); everyone when absent.
+  readonly access?: ExportAccess
 }
 
 export class NbdServer extends Context.Tag("prolo/NbdServer")<
@@ -78,7 +80,10 @@ export const make = (options: NbdServerOptions) =>
         (chunk) => onData(chunk),
         () => nextRead(readBuffer)
       )
+      const access = options.access
+      const peer = socket.remoteAddress ?? ""
       const conn = makeConnection(socket, {
+        ...(access === undefined ? {} : { access: (wireName: string) => access(peer, wireName) }),
         chunksReused: sharedReads,
         table,
         pool,
