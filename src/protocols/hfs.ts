@@ -10,7 +10,10 @@ import { TimeAuth } from "../runtime/rpc-auth.js"
 // home over NBD. The export name is `<login>@<generation>:<secret>` (src/actors/hfs/README.md):
 // only that machine's IP, with that secret, at that generation, may attach it.
 
+/** `getHome` (PAM, other HFS): signed with `hfs-client.yml`'s secret. */
 export const HFS_SERVICE = "hfs"
+/** `where`, `list`, `status` (operators, the web map): signed with `hfs-status.yml`'s secret. */
+export const HFS_STATUS_SERVICE = "hfs-status"
 /** Change-log topic of the normal home set; the contest set uses `hfscontest`. */
 export const HFS_TOPIC = "hfs"
 export const HFS_CONTEST_TOPIC = "hfscontest"
@@ -119,6 +122,7 @@ export class HfsUnavailable extends Schema.TaggedError<HfsUnavailable>()("HfsUna
 
 export const GetHomeError = Schema.Union(
   InvalidHfsRequest,
+  HomeNotFound,
   UnknownUser,
   UnknownMachine,
   WrongHfs,
@@ -129,13 +133,17 @@ export const GetHomeError = Schema.Union(
 )
 export type GetHomeError = typeof GetHomeError.Type
 
-/** Every rpc needs a token made with `hfs-secret.yml`'s secret. */
+/** Changes homes: every rpc needs a token made with `hfs-client.yml`'s secret. */
 export class HfsRpcs extends RpcGroup.make(
   Rpc.make("getHome", {
     payload: { login: Schema.String, hostname: Schema.String },
     success: HomeGrant,
     error: GetHomeError
-  }),
+  })
+).middleware(TimeAuth) {}
+
+/** Reads only: every rpc needs a token made with `hfs-status.yml`'s secret. */
+export class HfsStatusRpcs extends RpcGroup.make(
   Rpc.make("where", {
     payload: { login: Schema.String },
     success: Location,

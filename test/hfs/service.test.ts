@@ -1,0 +1,148 @@
+import { SqlClient } from "@effect/sql"
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Effect, Either, Layer } from "effect"
+import { createHash } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { Hfs } from "../../src/actors/hfs/service.js"
+import { Metrics } from "../../src/runtime/metrics.js"
+import { fsck } from "./support/images.js"
+import { hfsLayer, hfsWork, PgTest } from "./support/hfs.js"
+import { mountNbd, probe } from "./support/mount.js"
+
+// HFS 0 in process on 127.0.0.1 with a real database, real images and real NBD clients
+// (nbdinfo, nbdfuse + loop mount as root).
+
+const uriOf = (g: { host: string; port: number; export: string }) => `nbd://${g.host}:${g.port}/${g.export}`
+
+const start = (profile?: Record<string, unknown>) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`TRUNCATE hfs_location`
+    const work = yield* hfsWork
+    const ctx = yield* Layer.build(hfsLayer({ exportBase: work.exportBase, skeleton: work.skeleton, ...(profile === undefined ? {} : { profile }) }))
+    const hfs = Context.get(ctx, Hfs)
+    yield* hfs.instance(0)
+    return { hfs, work, metrics: Context.get(ctx, Metrics), imageDir: path.join(work.exportBase, "hfs0") }
+  })
+
+const metricValue = async (metrics: Metrics["Type"], name: string, labels: string) => {
+  const { body } = await Effect.runPromise(metrics.render)
+  const line = body.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(labels))
+  return line === undefined ? 0 : Number(line.split(" ").pop())
+}
+
+describe("HFS getHome", () => {
+  it.layer(PgTest, { timeout: 120_000 })((it) => {
+    it.scoped("a new home is created, mounted by the granted machine, written, re-served intact; e2fsck clean", () =>
+      Effect.gen(function* () {
+        const { hfs, work, imageDir } = yield* start()
+        const grant = yield* hfs.getHome("alice", "pasteur-r01p01")
+        expect(grant).toMatchObject({ host: "127.0.0.1", generation: 1 })
+        expect(grant.export).toMatch(/^alice@1:[0-9a-f]{32}$/)
+        expect((yield* hfs.where("alice"))).toMatchObject({ hfs: 0, generation: 1, state: "ready" })
+
+        const payload = Buffer.alloc(3 * 1024 * 1024)
+        for (let i = 0; i < payload.length; i++) payload[i] = (i * 7919) & 0xff
+        const sha = createHash("sha256").update(payload).digest("hex")
+        const mounted = yield* Effect.promise(() => mountNbd(uriOf(grant), path.join(work.root, "client")))
+        yield* Effect.promise(async () => {
+          try {
+            expect(await fs.readFile(path.join(mounted.dir, ".bashrc"), "utf8")).toBe("# default\n")
+            expect((await fs.stat(mounted.dir)).uid).toBe(10001)
+            await fs.writeFile(path.join(mounted.dir, "data.bin"), payload)
+          } finally {
+            await mounted.unmount()
+          }
+        })
+        // served again to the same machine (PAM's session stage after its account stage): same grant
+        const again = yield* hfs.getHome("alice", "pasteur-r01p01")
+        expect(again).toEqual(grant)
+        const remount = yield* Effect.promise(() => mountNbd(uriOf(again), path.join(work.root, "client2")))
+        const read = yield* Effect.promise(async () => {
+          try {
+            return await fs.readFile(path.join(remount.dir, "data.bin"))
+          } finally {
+            await remount.unmount()
+          }
+        })
+        expect(createHash("sha256").update(read).digest("hex")).toBe(sha)
+        expect((yield* Effect.promise(() => fsck(path.join(imageDir, "alice.nbd")))).code).toBe(0)
+      })
+    )
+
+    it.scoped("only the granted machine attaches; a new grant moves the home and fences the old name", () =>
+      Effect.gen(function* () {
+        const { hfs, metrics } = yield* start()
+        // granted to 127.0.0.2: nbdinfo (from 127.0.0.1) is refused and counted
+        const other = yield* hfs.getHome("bob", "pasteur-r01p02")
+        const refused = yield* Effect.promise(() => probe(uriOf(other)))
+        expect(refused.ok).toBe(false)
+        expect(yield* Effect.promise(() => metricValue(metrics, "prolo_hfs_nbd_rejected_total", 'reason="wrong_machine"'))).toBe(1)
+        // the user moves to 127.0.0.1: new generation, new secret
+        const here = yield* hfs.getHome("bob", "pasteur-r01p01")
+        expect(here.generation).toBe(2)
+        expect(here.export).not.toBe(other.export)
+        expect((yield* Effect.promise(() => probe(uriOf(here)))).ok).toBe(true)
+        // the previous name (generation 1) and a guessed secret are refused
+        expect((yield* Effect.promise(() => probe(uriOf({ ...here, export: other.export })))).ok).toBe(false)
+        expect((yield* Effect.promise(() => probe(uriOf({ ...here, export: here.export.replace(/:.*/, `:${"0".repeat(32)}`) })))).ok).toBe(false)
+        expect((yield* Effect.promise(() => probe(uriOf({ ...here, export: "bob" })))).ok).toBe(false)
+        expect(yield* Effect.promise(() => metricValue(metrics, "prolo_hfs_nbd_rejected_total", 'reason="bad_secret"'))).toBe(1)
+        expect((yield* hfs.status)[0]!.served).toEqual([
+          { login: "bob", hostname: "pasteur-r01p01", ip: "127.0.0.1", generation: 2, connections: 0 }
+        ])
+      })
+    )
+
+    it.scoped("bad input: each a clear error, no row and no image", () =>
+      Effect.gen(function* () {
+        const { hfs, imageDir } = yield* start()
+        const cases: Array<[string, string, string, RegExp]> = [
+          ["nobody", "pasteur-r01p01", "UnknownUser", /No such user: nobody/],
+          ["alice", "ghost", "UnknownMachine", /No such machine: ghost/],
+          ["alice", "alt-r01p01", "WrongHfs", /alt-r01p01 belongs to hfs1/],
+          ["../alice", "pasteur-r01p01", "InvalidHfsRequest", /invalid login/],
+          ["a/b", "pasteur-r01p01", "InvalidHfsRequest", /invalid login/],
+          ["..", "pasteur-r01p01", "InvalidHfsRequest", /invalid login/],
+          ["alice", "../../etc", "InvalidHfsRequest", /invalid hostname/]
+        ]
+        for (const [login, hostname, tag, text] of cases) {
+          const e = yield* Effect.flip(hfs.getHome(login, hostname))
+          expect(e._tag, `${login} on ${hostname}`).toBe(tag)
+          expect(e.message).toMatch(text)
+        }
+        expect(yield* hfs.list).toEqual([])
+        expect(yield* Effect.promise(() => fs.readdir(imageDir).catch(() => []))).toEqual([])
+      })
+    )
+
+    it.scoped("disk full: OutOfSpace, no row, no image", () =>
+      Effect.gen(function* () {
+        const { hfs, imageDir } = yield* start({ free_reserve: "1T" })
+        const e = yield* Effect.flip(hfs.getHome("alice", "pasteur-r01p01"))
+        expect(e).toMatchObject({ _tag: "OutOfSpace", hfs: 0 })
+        expect(yield* hfs.list).toEqual([])
+        expect(yield* Effect.promise(() => fs.readdir(imageDir).catch(() => []))).toEqual([])
+      })
+    )
+
+    it.scoped("the same user asked twice at once from the same machine: one creation, one grant", () =>
+      Effect.gen(function* () {
+        const { hfs } = yield* start()
+        const [a, b] = yield* Effect.all([hfs.getHome("alice", "pasteur-r01p01"), hfs.getHome("alice", "pasteur-r01p01")], {
+          concurrency: "unbounded"
+        })
+        expect(a).toEqual(b)
+        expect((yield* hfs.where("alice")).generation).toBe(1)
+        // and from two machines at once: each answer is a grant in turn; the last one holds
+        const both = yield* Effect.all(
+          [hfs.getHome("bob", "pasteur-r01p01"), hfs.getHome("bob", "pasteur-r01p02")].map(Effect.either),
+          { concurrency: "unbounded" }
+        )
+        expect(both.every(Either.isRight)).toBe(true)
+        expect((yield* hfs.where("bob")).generation).toBe(2)
+      })
+    )
+  })
+})
