@@ -10,6 +10,7 @@ import { mdbCommand } from "../src/actors/mdb/cli.js"
 import { table } from "../src/runtime/cli-table.js"
 import { udbCommand } from "../src/actors/udb/cli.js"
 import { nbdCommand } from "../src/nbd/cli.js"
+import { hfsCommand } from "../src/actors/hfs/cli.js"
 import { ActorInfo } from "../src/runtime/actor-tree.js"
 import { configOption, nodeOption } from "../src/runtime/cli-client-options.js"
 
@@ -77,6 +78,7 @@ const subcommands = [
   status,
   mdbCommand,
   udbCommand,
+  hfsCommand,
   nbdCommand
 ] as const
 

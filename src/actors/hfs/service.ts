@@ -1,4 +1,4 @@
-import { Clock, Context, Effect, Either, Layer, Option, Schedule, type Scope } from "effect"
+import { Clock, Context, Effect, Either, Layer, Option, Schedule } from "effect"
 import {
   type GetHomeError,
   HfsUnavailable,
@@ -34,26 +34,20 @@ export interface HfsService {
   readonly status: Effect.Effect<ReadonlyArray<HfsStatus>>
   /** The instance of `id` once it runs (tests, the rpc port of each HFS). */
   readonly instance: (id: number) => Effect.Effect<HfsInstance>
+  /** Records where HFS `id` serves its rpc port (shown by `status`). */
+  readonly setRpcPort: (id: number, port: number) => Effect.Effect<void>
 }
 
 export class Hfs extends Context.Tag("prolo/hfs/Hfs")<Hfs, HfsService>() {
-  /**
-   * Starts every id in the background: an HFS waits for its `hfs<id>` alias in MDB without
-   * holding up the node; `onStarted` runs in the instance's scope (its rpc port).
-   */
+  /** Starts every id in the background: an HFS waits for its `hfs<id>` alias in MDB without holding up the node. */
   static readonly layer = (options: {
     readonly ids: ReadonlyArray<number>
     readonly profile: HfsServerProfile
-    readonly onStarted?: (instance: HfsInstance) => Effect.Effect<{ readonly rpcPort: number }, unknown, Scope.Scope>
   }): Layer.Layer<Hfs, never, HfsDirectory | Locations | Metrics | ActorTree | ActorSupervisor> =>
     Layer.scoped(Hfs, makeHfs(options))
 }
 
-const makeHfs = (options: {
-  readonly ids: ReadonlyArray<number>
-  readonly profile: HfsServerProfile
-  readonly onStarted?: (instance: HfsInstance) => Effect.Effect<{ readonly rpcPort: number }, unknown, Scope.Scope>
-}) =>
+const makeHfs = (options: { readonly ids: ReadonlyArray<number>; readonly profile: HfsServerProfile }) =>
   Effect.gen(function* () {
     const { profile } = options
     const directory = yield* HfsDirectory
@@ -71,7 +65,6 @@ const makeHfs = (options: {
           Effect.gen(function* () {
             const host = yield* addressOf(id, profile)
             const instance = yield* makeInstance(id, host, profile, metrics)
-            if (options.onStarted !== undefined) rpcPorts.set(id, (yield* options.onStarted(instance)).rpcPort)
             running.set(id, instance)
             for (const w of waiters.get(id) ?? []) w(instance)
             waiters.delete(id)
@@ -146,7 +139,8 @@ const makeHfs = (options: {
           const list = waiters.get(id) ?? []
           list.push((i) => resume(Effect.succeed(i)))
           waiters.set(id, list)
-        })
+        }),
+      setRpcPort: (id, port) => Effect.sync(() => void rpcPorts.set(id, port))
     })
   })
 
