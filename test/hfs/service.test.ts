@@ -1,7 +1,12 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Either, Layer } from "effect"
-import { createHash } from "node:crypto"
+import { Headers } from "@effect/platform"
+import { RpcMiddleware, RpcTest } from "@effect/rpc"
+import { Clock, Context, Effect, Either, Layer, Redacted, TestClock } from "effect"
+import { hfsHandlers } from "../../src/actors/hfs/handlers.js"
+import { HfsRpcs } from "../../src/protocols/hfs.js"
+import { AUTH_HEADER, signedMessage, TimeAuth, timeAuthServer } from "../../src/runtime/rpc-auth.js"
+import { createHash, createHmac } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Hfs } from "../../src/actors/hfs/service.js"
@@ -9,6 +14,8 @@ import { Metrics } from "../../src/runtime/metrics.js"
 import { fsck } from "./support/images.js"
 import { hfsLayer, hfsWork, PgTest } from "./support/hfs.js"
 import { mountNbd, probe } from "./support/mount.js"
+import { Cmd } from "../../src/nbd/protocol.js"
+import { openSession, readSimpleReply, request } from "../nbd/harness.js"
 
 // HFS 0 in process on 127.0.0.1 with a real database, real images and real NBD clients
 // (nbdinfo, nbdfuse + loop mount as root).
@@ -95,6 +102,31 @@ describe("HFS getHome", () => {
       })
     )
 
+    it.scoped("the granted machine attaches from its own address; a grant to another machine cuts it (the fence)", () =>
+      Effect.gen(function* () {
+        const { hfs } = yield* start()
+        const first = yield* hfs.getHome("alice", "pasteur-r01p02") // 127.0.0.2
+        const session = yield* Effect.promise(() => openSession(first.port, first.export, { localAddress: "127.0.0.2" }))
+        session.client.write(request(Cmd.WRITE, 1, 0, 4, 0, Buffer.from("gen1")))
+        expect((yield* Effect.promise(() => readSimpleReply(session.client))).errno).toBe(0)
+        // from 127.0.0.1 with the very same name: refused
+        expect((yield* Effect.promise(() => probe(uriOf(first)))).ok).toBe(false)
+        // the user moves to 127.0.0.1: the old connection is cut before getHome answers
+        const second = yield* hfs.getHome("alice", "pasteur-r01p01")
+        expect(second.generation).toBe(2)
+        yield* Effect.promise(() => session.client.closed)
+        // and the old machine cannot come back with its old name
+        const again = yield* Effect.promise(() =>
+          openSession(first.port, first.export, { localAddress: "127.0.0.2" }).then(
+            () => "attached",
+            (e: Error) => e.message
+          )
+        )
+        expect(again).toMatch(/refused/)
+        expect((yield* Effect.promise(() => probe(uriOf(second)))).ok).toBe(true)
+      })
+    )
+
     it.scoped("bad input: each a clear error, no row and no image", () =>
       Effect.gen(function* () {
         const { hfs, imageDir } = yield* start()
@@ -105,7 +137,8 @@ describe("HFS getHome", () => {
           ["../alice", "pasteur-r01p01", "InvalidHfsRequest", /invalid login/],
           ["a/b", "pasteur-r01p01", "InvalidHfsRequest", /invalid login/],
           ["..", "pasteur-r01p01", "InvalidHfsRequest", /invalid login/],
-          ["alice", "../../etc", "InvalidHfsRequest", /invalid hostname/]
+          ["alice", "../../etc", "InvalidHfsRequest", /invalid hostname/],
+          ["alice", "rhfs10", "WrongHfs", /rhfs10 belongs to hfs10/]
         ]
         for (const [login, hostname, tag, text] of cases) {
           const e = yield* Effect.flip(hfs.getHome(login, hostname))
@@ -114,6 +147,49 @@ describe("HFS getHome", () => {
         }
         expect(yield* hfs.list).toEqual([])
         expect(yield* Effect.promise(() => fs.readdir(imageDir).catch(() => []))).toEqual([])
+        expect(yield* Effect.flip(hfs.where("../x"))).toMatchObject({ _tag: "InvalidHfsRequest" })
+        expect(yield* Effect.flip(hfs.where("alice"))).toMatchObject({ _tag: "HomeNotFound" })
+      })
+    )
+
+    it.scoped("getHome with an expired or forged token: Unauthorized, nothing created", () =>
+      Effect.gen(function* () {
+        const { hfs, metrics, imageDir } = yield* start()
+        yield* TestClock.setTime(1_700_000_000_000)
+        const secret = "s3cret"
+        const tokenAt = (seconds: number, key: string, message: string) =>
+          `${seconds}:${createHmac("sha256", key).update(message + seconds).digest("hex")}`
+        const clientWith = (token: (message: string, now: number) => string) =>
+          RpcTest.makeClient(HfsRpcs).pipe(
+            Effect.provide(
+              Layer.mergeAll(
+                hfsHandlers(0),
+                timeAuthServer("hfs", Redacted.make(secret)),
+                RpcMiddleware.layerClient(TimeAuth, ({ rpc, request }) =>
+                  Effect.gen(function* () {
+                    const message = yield* Effect.orDie(signedMessage(rpc, request.payload))
+                    const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
+                    return { ...request, headers: Headers.set(request.headers, AUTH_HEADER, token(message, now)) }
+                  })
+                )
+              ).pipe(Layer.provide(Layer.succeed(Hfs, hfs)), Layer.provide(Layer.succeed(Metrics, metrics)))
+            )
+          )
+        const cases: Array<[string, (m: string, now: number) => string, string]> = [
+          ["expired", (m, now) => tokenAt(now - 121, secret, m), "expired"],
+          ["forged", (m, now) => tokenAt(now, "guess", m), "bad_signature"],
+          ["another user's token", (m, now) => tokenAt(now, secret, m.replace("alice", "bob")), "bad_signature"]
+        ]
+        for (const [name, token, reason] of cases) {
+          const client = yield* clientWith(token)
+          const e = yield* Effect.flip(client.getHome({ login: "alice", hostname: "pasteur-r01p01" }))
+          expect([name, e._tag, e._tag === "Unauthorized" ? e.reason : ""]).toEqual([name, "Unauthorized", reason])
+        }
+        expect(yield* hfs.list).toEqual([])
+        expect(yield* Effect.promise(() => fs.readdir(imageDir).catch(() => []))).toEqual([])
+        // the same path with a good token works
+        const good = yield* clientWith((m, now) => tokenAt(now, secret, m))
+        expect((yield* good.getHome({ login: "alice", hostname: "pasteur-r01p01" })).generation).toBe(1)
       })
     )
 
