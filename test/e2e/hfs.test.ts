@@ -77,6 +77,8 @@ describe("prolo-node --layer all: HFS 0", () => {
         const metrics = await (await fetch(`${url}/metrics`)).text()
         expect(metrics).toMatch(/^prolo_hfs_nbd_rejected_total\{hfs="0",reason="wrong_machine"\} 1$/m)
         expect(metrics).toMatch(/^hfs_new_user_count\{hfs="0",user_type="user"\} 1$/m)
+        expect(metrics).toMatch(/^hfs_get_hfs_summary_count\{hfs="0",user_type="user"\} 1$/m)
+        expect(metrics).toMatch(/^prolo_hfs_grants_total\{hfs="0"\} 1$/m)
 
         // a forged token changes nothing
         const forged = await getHome("not-the-secret", "jdupont", "pas-r01p01")

@@ -193,6 +193,40 @@ describe("HFS getHome", () => {
       })
     )
 
+    it.scoped("a restarted HFS re-grants at a new generation: clients of the old process's grant stay out", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`TRUNCATE hfs_location`
+        const work = yield* hfsWork
+        const layer = hfsLayer({ exportBase: work.exportBase, skeleton: work.skeleton })
+        const before = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const hfs = Context.get(yield* Layer.build(layer), Hfs)
+            yield* hfs.instance(0)
+            return yield* hfs.getHome("alice", "pasteur-r01p01")
+          })
+        )
+        const hfs = Context.get(yield* Layer.build(layer), Hfs)
+        yield* hfs.instance(0)
+        const after = yield* hfs.getHome("alice", "pasteur-r01p01")
+        expect(after.generation).toBe(before.generation + 1)
+        expect((yield* Effect.promise(() => probe(uriOf({ ...after, export: before.export })))).ok).toBe(false)
+        expect((yield* Effect.promise(() => probe(uriOf(after)))).ok).toBe(true)
+      })
+    )
+
+    it.scoped("an image left by an interrupted creation (no row) is replaced by a fresh home", () =>
+      Effect.gen(function* () {
+        const { hfs, imageDir } = yield* start()
+        yield* Effect.promise(async () => {
+          await fs.mkdir(imageDir, { recursive: true })
+          await fs.writeFile(path.join(imageDir, "alice.nbd"), "half-written")
+        })
+        yield* hfs.getHome("alice", "pasteur-r01p01")
+        expect((yield* Effect.promise(() => fsck(path.join(imageDir, "alice.nbd")))).code).toBe(0)
+      })
+    )
+
     it.scoped("disk full: OutOfSpace, no row, no image", () =>
       Effect.gen(function* () {
         const { hfs, imageDir } = yield* start({ free_reserve: "1T" })
