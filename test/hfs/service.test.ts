@@ -109,6 +109,14 @@ describe("HFS getHome", () => {
         const session = yield* Effect.promise(() => openSession(first.port, first.export, { localAddress: "127.0.0.2" }))
         session.client.write(request(Cmd.WRITE, 1, 0, 4, 0, Buffer.from("gen1")))
         expect((yield* Effect.promise(() => readSimpleReply(session.client))).errno).toBe(0)
+        // the same machine asking again (PAM's session stage after its account stage): the same
+        // grant, and the attached client is not cut
+        expect(yield* hfs.getHome("alice", "pasteur-r01p02")).toEqual(first)
+        session.client.write(request(Cmd.READ, 2, 0, 4))
+        const reread = yield* Effect.promise(() => readSimpleReply(session.client, 4))
+        expect(reread.errno).toBe(0)
+        expect(reread.data.toString()).toBe("gen1")
+        expect(session.client.isClosed()).toBe(false)
         // from 127.0.0.1 with the very same name: refused
         expect((yield* Effect.promise(() => probe(uriOf(first)))).ok).toBe(false)
         // the user moves to 127.0.0.1: the old connection is cut before getHome answers
