@@ -235,6 +235,42 @@ describe("HFS getHome", () => {
       })
     )
 
+    it.scoped("two HFS asked for the same new user at once: one home, one grant; the loser keeps no image (10 rounds)", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`TRUNCATE hfs_location`
+        const work = yield* hfsWork
+        const ctx = yield* Layer.build(
+          hfsLayer({ exportBase: work.exportBase, skeleton: work.skeleton, ids: [0, 1], profile: { bind: { "0": "127.0.0.1", "1": "127.0.0.1" } } })
+        )
+        const hfs = Context.get(ctx, Hfs)
+        yield* hfs.instance(0)
+        yield* hfs.instance(1)
+        for (let round = 0; round < 10; round++) {
+          const login = `user${round}`
+          const [a, b] = yield* Effect.all(
+            [Effect.either(hfs.getHome(login, "pasteur-r01p01")), Effect.either(hfs.getHome(login, "alt-r01p01"))],
+            { concurrency: "unbounded" }
+          )
+          const winners = [a, b].filter(Either.isRight)
+          expect(winners, `round ${round}`).toHaveLength(1)
+          const loser = [a, b].find(Either.isLeft)!
+          expect(loser.left._tag, `round ${round}`).toBe("HomeElsewhere")
+          const row = yield* hfs.where(login)
+          expect(row.generation).toBe(1)
+          const images = yield* Effect.promise(async () => {
+            const found: Array<number> = []
+            for (const id of [0, 1]) {
+              const ok = await fs.access(path.join(work.exportBase, `hfs${id}`, `${login}.nbd`)).then(() => true, () => false)
+              if (ok) found.push(id)
+            }
+            return found
+          })
+          expect(images, `round ${round}`).toEqual([row.hfs])
+        }
+      })
+    )
+
     it.scoped("disk full: OutOfSpace, no row, no image", () =>
       Effect.gen(function* () {
         const { hfs, imageDir } = yield* start({ free_reserve: "1T" })
