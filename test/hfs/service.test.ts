@@ -271,6 +271,25 @@ describe("HFS getHome", () => {
       })
     )
 
+    it.scoped("each HFS binds its NBD listener on the address of its exact alias hfs<id> in MDB (hfs1 is not hfs10)", () =>
+      Effect.gen(function* () {
+        const work = yield* hfsWork
+        const ctx = yield* Layer.build(hfsLayer({ exportBase: work.exportBase, skeleton: work.skeleton, ids: [1, 10], profile: { bind: {} } }))
+        const hfs = Context.get(ctx, Hfs)
+        const one = yield* hfs.instance(1)
+        const ten = yield* hfs.instance(10)
+        expect([one.host, ten.host]).toEqual(["127.0.0.5", "127.0.0.6"])
+        // the listener really is there: a client reaching it gets the gate's refusal, not a connection error
+        const refused = yield* Effect.promise(() => probe(`nbd://127.0.0.5:${one.nbdPort}/nobody@1:${"0".repeat(32)}`))
+        expect(refused.ok).toBe(false)
+        expect(refused.stderr).not.toMatch(/connection refused/i)
+        expect((yield* hfs.status).map((s) => [s.hfs, s.host])).toEqual([
+          [1, "127.0.0.5"],
+          [10, "127.0.0.6"]
+        ])
+      })
+    )
+
     it.scoped("disk full: OutOfSpace, no row, no image", () =>
       Effect.gen(function* () {
         const { hfs, imageDir } = yield* start({ free_reserve: "1T" })
