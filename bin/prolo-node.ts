@@ -18,6 +18,20 @@ import { logLevelNames, loggingLayer } from "../src/runtime/logging.js"
 
 const PROGRAM = "prolo-node"
 
+class HfsIdsError extends Schema.TaggedError<HfsIdsError>()("HfsIdsError", { message: Schema.String }) {}
+
+/** `--hfs 0,1`: distinct HFS ids (non-negative integers); default HFS 0. */
+const parseHfsIds = (value: Option.Option<string>): Effect.Effect<ReadonlyArray<number>, HfsIdsError> => {
+  if (Option.isNone(value)) return Effect.succeed([0])
+  const parts = value.value.split(",").map((p) => p.trim())
+  const ids = parts.map((p) => (/^(0|[1-9][0-9]{0,5})$/.test(p) ? Number(p) : NaN))
+  if (parts.length === 0 || ids.some((id) => Number.isNaN(id))) {
+    return Effect.fail(new HfsIdsError({ message: `--hfs: expected a comma list of HFS ids such as 0,1, got ${JSON.stringify(value.value)}` }))
+  }
+  if (new Set(ids).size !== ids.length) return Effect.fail(new HfsIdsError({ message: `--hfs: an HFS id is given twice in ${JSON.stringify(value.value)}` }))
+  return Effect.succeed(ids)
+}
+
 class StartError extends Schema.TaggedError<StartError>()("StartError", { message: Schema.String }) {}
 
 const oneLine = (text: string) => text.split("\n", 1)[0] ?? text
@@ -38,6 +52,10 @@ const listen = Options.text("listen").pipe(
   Options.withPseudoName("HOST:PORT"),
   Options.withDefault("0.0.0.0:20000"),
   Options.withDescription("HOST:PORT of the node's HTTP server; port 0 picks a free one")
+)
+const hfs = Options.text("hfs").pipe(
+  Options.optional,
+  Options.withDescription("role rhfs: the HFS ids this node serves, e.g. 0,1 (one per NIC; default 0)")
 )
 const logLevel = Options.choice("log-level", logLevelNames).pipe(
   Options.withDefault("info" as const),
@@ -60,14 +78,21 @@ const start = (options: {
   readonly layer: ReadonlyArray<string>
   readonly config: string
   readonly listen: string
+  readonly hfs: Option.Option<string>
   readonly logLevel: (typeof logLevelNames)[number]
 }) =>
   Effect.gen(function* () {
     const roleNames = yield* parseRoles(options.layer)
     const address = yield* parseListen(options.listen)
+    const hfsIds = yield* parseHfsIds(options.hfs)
     // Loaded after parsing, so that `--help` and usage errors stay quick.
     const { nodeLayer, NodeUrls } = yield* Effect.promise(() => import("../src/runtime/http-host-node.js"))
-    const node = nodeLayer({ subsystems: subsystemsOf(roleNames), listen: address, configDir: options.config })
+    const node = nodeLayer({
+      subsystems: subsystemsOf(roleNames),
+      listen: address,
+      configDir: options.config,
+      flags: { hfs: hfsIds }
+    })
     const urls = yield* Layer.build(node).pipe(
       Effect.map((ctx) => Context.get(ctx, NodeUrls)),
       Effect.mapError((e) =>
@@ -83,7 +108,7 @@ const start = (options: {
     return yield* Effect.never
   }).pipe(Effect.scoped, Effect.provide(loggingLayer(options.logLevel)))
 
-const command = Command.make(PROGRAM, { layer, config, listen, logLevel }, start).pipe(Command.withDescription(help))
+const command = Command.make(PROGRAM, { layer, config, listen, hfs, logLevel }, start).pipe(Command.withDescription(help))
 
 const cli = Command.run(command, { name: PROGRAM, version: "0.1.0" })
 

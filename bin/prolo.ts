@@ -10,6 +10,7 @@ import { mdbCommand } from "../src/actors/mdb/cli.js"
 import { table } from "../src/runtime/cli-table.js"
 import { udbCommand } from "../src/actors/udb/cli.js"
 import { nbdCommand } from "../src/nbd/cli.js"
+import { hfsCommand } from "../src/actors/hfs/cli.js"
 import { ActorInfo } from "../src/runtime/actor-tree.js"
 import { configOption, nodeOption } from "../src/runtime/cli-client-options.js"
 import { cliConfig, mistypedSubcommand, subcommandTree, withPlainConsole } from "../src/runtime/cli-console.js"
@@ -79,6 +80,7 @@ const subcommands = [
   status,
   mdbCommand,
   udbCommand,
+  hfsCommand,
   nbdCommand
 ] as const
 
@@ -99,7 +101,7 @@ const report = (exit: Exit.Exit<unknown, unknown>): string | undefined => {
 
 // Options that take a value, anywhere before a subcommand's name.
 const valueOptions = new Set(["--node", "--config", "--log-level", "--completions"])
-const tree = { status: {}, mdb: subcommandTree(mdbCommand), udb: subcommandTree(udbCommand), nbd: subcommandTree(nbdCommand) }
+const tree = { status: {}, mdb: subcommandTree(mdbCommand), udb: subcommandTree(udbCommand), hfs: subcommandTree(hfsCommand), nbd: subcommandTree(nbdCommand) }
 const mistyped = mistypedSubcommand(PROGRAM, tree, process.argv.slice(2), valueOptions)
 
 ;(mistyped === undefined ? Command.run(command, { name: PROGRAM, version: "0.1.0" })(process.argv) : new CliError({ message: mistyped })).pipe(

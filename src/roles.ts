@@ -25,6 +25,9 @@ export const subsystems = {
   dns: { name: "dns", load: () => import("./actors/dns/layer.js").then((m) => m.DnsLayer) },
   netboot: { name: "netboot", load: () => import("./actors/netboot/layer.js").then((m) => m.NetbootLayer) },
   presenced: { name: "presenced", load: () => import("./actors/presenced/layer.js").then((m) => m.PresencedLayer) },
+  hfs: { name: "hfs", load: () => import("./actors/hfs/layer.js").then((m) => m.HfsLayer) },
+  // `--layer all`: the same HFS, following mdb/udb from the node's own hub instead of the gateway's.
+  hfsLocal: { name: "hfs", load: () => import("./actors/hfs/layer.js").then((m) => m.HfsLocalLayer) }
 } satisfies Record<string, Subsystem>
 
 export const roleNames = ["gw", "rhfs", "web", "user"] as const
@@ -50,8 +53,8 @@ const machineRoles: Record<(typeof roleNames)[number], Role> = {
     ]
   },
   rhfs: {
-    description: "root/home file server: serves user homes over NBD",
-    subsystems: [subsystems.udbsyncPasswd]
+    description: "root/home file server: serves user homes over NBD (--hfs 0,1: one HFS per id)",
+    subsystems: [subsystems.udbsyncPasswd, subsystems.hfs]
   },
   web: {
     description: "web server: concours API and master of the match cluster",
@@ -73,7 +76,9 @@ export const roles: Record<RoleName, Role> = {
   ...machineRoles,
   all: {
     description: "every role on one machine, embedded database: the demo and the dev loop",
-    subsystems: unique(roleNames.flatMap((r) => machineRoles[r].subsystems))
+    subsystems: unique(
+      roleNames.flatMap((r) => machineRoles[r].subsystems).map((s) => (s === subsystems.hfs ? subsystems.hfsLocal : s))
+    )
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Extent } from "./backend.js"
 import type { BufferPool } from "./buffer-pool.js"
-import type { AttachedConnection, ExportTable } from "./exports.js"
+import type { AccessDecision, AttachedConnection, ExportTable } from "./exports.js"
 import { greeting, handleOption, initialState, type Limits, type Negotiated, type OptionOutcome } from "./handshake.js"
 import { Cmd, IHAVEOPT, KNOWN_CLIENT_FLAGS, CLIENT_FLAG_NO_ZEROES, Rep, REQUEST_MAGIC } from "./protocol.js"
 import { optionReply, readU64 } from "./replies.js"
@@ -68,6 +68,8 @@ export interface ConnectionDeps {
   // The chunks given to onData are overwritten after it returns (a shared read buffer):
   // whatever must wait is copied.
   readonly chunksReused: boolean
+  // The listener's gate, bound to this connection's peer (exports.ts `ExportAccess`).
+  readonly access?: (wireName: string) => AccessDecision
 }
 
 export interface Connection {
@@ -402,7 +404,13 @@ export const makeConnection = (transport: Transport, deps: ConnectionDeps): Conn
       return
     }
     const outcome: OptionOutcome = handleOption(
-      { table: deps.table, limits, shuttingDown: deps.shuttingDown(), send: (b) => write([b]) },
+      {
+        table: deps.table,
+        limits,
+        shuttingDown: deps.shuttingDown(),
+        send: (b) => write([b]),
+        ...(deps.access === undefined ? {} : { access: deps.access })
+      },
       hs,
       option,
       data

@@ -49,6 +49,18 @@ export interface AttachedConnection {
   fence(reason: string): Promise<void>
 }
 
+/**
+ * A listener's gate in front of the export table (`NbdServerOptions.access`): given the
+ * connection's peer address and the export name it sent, either refuse (the reason goes to
+ * the client) or let it through under the name to resolve. The HFS uses it to bind each
+ * grant to one machine and a secret (src/actors/hfs/access.ts). A gated listener answers
+ * LIST with no names.
+ */
+export type AccessDecision =
+  | { readonly _tag: "Allow"; readonly wireName: string }
+  | { readonly _tag: "Refuse"; readonly reason: string }
+export type ExportAccess = (peerAddress: string, wireName: string) => AccessDecision
+
 export type Resolved =
   | { readonly _tag: "Found"; readonly entry: ExportEntry; readonly generation: number }
   // The export exists at the generation asked for, but older connections are still being

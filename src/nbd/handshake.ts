@@ -1,4 +1,4 @@
-import type { ExportEntry, ExportTable } from "./exports.js"
+import type { AccessDecision, ExportEntry, ExportTable, Resolved } from "./exports.js"
 import {
   BASE_ALLOCATION,
   BASE_ALLOCATION_ID,
@@ -90,6 +90,14 @@ export interface OptionContext {
   readonly limits: Limits
   readonly shuttingDown: boolean
   readonly send: (b: Buffer) => void
+  // The listener's gate (exports.ts `ExportAccess`), bound to this connection's peer.
+  readonly access?: (wireName: string) => AccessDecision
+}
+
+const lookup = (ctx: OptionContext, wireName: string): Resolved => {
+  if (ctx.access === undefined) return ctx.table.resolve(wireName)
+  const decision = ctx.access(wireName)
+  return decision._tag === "Refuse" ? { _tag: "Refused", reason: decision.reason } : ctx.table.resolve(decision.wireName)
 }
 
 export const handleOption = (ctx: OptionContext, state: HandshakeState, option: number, data: Buffer): OptionOutcome => {
@@ -105,7 +113,7 @@ export const handleOption = (ctx: OptionContext, state: HandshakeState, option: 
       const wireName = data.toString("utf8")
       // No way to report an error here: the spec says close.
       if (ctx.shuttingDown) return { _tag: "Close", reason: "server shutting down" }
-      const found = ctx.table.resolve(wireName)
+      const found = lookup(ctx, wireName)
       if (found._tag === "Refused") return { _tag: "Close", reason: found.reason }
       if (found._tag === "Fencing") return { _tag: "Wait", settled: found.settled }
       const negotiated = negotiate(state, found.entry, found.generation, wireName)
@@ -120,7 +128,7 @@ export const handleOption = (ctx: OptionContext, state: HandshakeState, option: 
       return { _tag: "Close", reason: "client aborted" }
     case Opt.LIST: {
       if (data.length !== 0) return fail(Rep.ERR_INVALID, "LIST takes no data")
-      for (const e of ctx.table.entries()) {
+      for (const e of ctx.access === undefined ? ctx.table.entries() : []) {
         const name = text(e.name)
         const desc = text(e.description)
         const b = Buffer.allocUnsafe(4 + name.length + desc.length)
@@ -142,7 +150,7 @@ export const handleOption = (ctx: OptionContext, state: HandshakeState, option: 
       const req = parseInfoRequest(data)
       if (typeof req === "string") return fail(Rep.ERR_INVALID, req)
       if (ctx.shuttingDown) return fail(Rep.ERR_SHUTDOWN, "server shutting down")
-      const found = ctx.table.resolve(req.name)
+      const found = lookup(ctx, req.name)
       if (found._tag === "Refused") return fail(Rep.ERR_UNKNOWN, found.reason)
       if (found._tag === "Fencing") return { _tag: "Wait", settled: found.settled }
       const n = negotiate(state, found.entry, found.generation, req.name)
@@ -175,7 +183,7 @@ export const handleOption = (ctx: OptionContext, state: HandshakeState, option: 
       const req = parseMetaRequest(data)
       if (typeof req === "string") return fail(Rep.ERR_INVALID, req)
       if (set && !state.structured) return fail(Rep.ERR_INVALID, "SET_META_CONTEXT needs STRUCTURED_REPLY first")
-      const found = ctx.table.resolve(req.name)
+      const found = lookup(ctx, req.name)
       if (found._tag === "Refused") return fail(Rep.ERR_UNKNOWN, found.reason)
       const matches = set
         ? req.queries.some((q) => q === BASE_ALLOCATION)

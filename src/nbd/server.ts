@@ -10,7 +10,7 @@ import {
   makeConnection
 } from "./connection.js"
 import { NbdListenError } from "./errors.js"
-import { NbdExports } from "./exports.js"
+import { type ExportAccess, NbdExports } from "./exports.js"
 import { releaseFreedMemory } from "./release-memory.js"
 import { readIntoSharedBuffer } from "./socket-reads.js"
 
@@ -35,6 +35,8 @@ export interface NbdServerOptions {
   // process gives freed memory back to the system (`releaseMemory`).
   readonly idleTrimAfter?: Duration.DurationInput
   readonly releaseMemory?: () => void
+  // Who may attach what, by peer address (exports.ts `ExportAccess`); everyone when absent.
+  readonly access?: ExportAccess
 }
 
 // 16 MiB: nbdcopy's 4 connections keep 4 MiB each in flight (16 of its 256 KiB requests
@@ -93,7 +95,10 @@ export const make = (options: NbdServerOptions) =>
         (chunk) => onData(chunk),
         () => nextRead(readBuffer)
       )
+      const access = options.access
+      const peer = socket.remoteAddress ?? ""
       const conn = makeConnection(socket, {
+        ...(access === undefined ? {} : { access: (wireName: string) => access(peer, wireName) }),
         chunksReused: sharedReads,
         table,
         pool,

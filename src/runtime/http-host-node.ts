@@ -16,8 +16,13 @@ import { type ActorSupervisor, RestartIntensity, RootSupervisor } from "./superv
 // A node: the HTTP host, the runtime services every subsystem shares, and the subsystems of
 // its roles (the role map is src/roles.ts).
 
+/** Command-line settings of prolo-node that subsystems read: `--hfs 0,1` (the HFS ids this node runs). */
+export class NodeFlags extends Context.Tag("prolo/NodeFlags")<NodeFlags, { readonly hfs: ReadonlyArray<number> }>() {
+  static readonly defaults = { hfs: [0] } as const
+}
+
 /** What every node gives its subsystems; a subsystem provides anything else it needs itself. */
-export type NodeServices = HttpRouter | ActorTree | Metrics | ActorSupervisor | ConfigDir | FileSystem.FileSystem | Path
+export type NodeServices = HttpRouter | ActorTree | Metrics | ActorSupervisor | ConfigDir | FileSystem.FileSystem | Path | NodeFlags
 
 export interface Subsystem {
   readonly name: string
@@ -38,6 +43,8 @@ export interface NodeOptions {
   readonly configDir: string
   /** The root of the actor tree; the default ends the process with code 70 on escalation. */
   readonly supervisor?: Layer.Layer<ActorSupervisor, never, ActorTree>
+  /** Default `NodeFlags.defaults`. */
+  readonly flags?: NodeFlags["Type"]
 }
 
 /** Where a started node answers, for the first log lines. */
@@ -70,6 +77,7 @@ export const nodeLayer = (options: NodeOptions): Layer.Layer<NodeUrls, unknown> 
   ).pipe(
     Layer.provide(options.supervisor ?? RootSupervisor.layer),
     Layer.provide(Health.layer),
+    Layer.provide(Layer.succeed(NodeFlags, options.flags ?? NodeFlags.defaults)),
     Layer.provide(ActorTree.layer),
     Layer.provide(Metrics.layer),
     Layer.provide(ConfigDir.layer(options.configDir)),

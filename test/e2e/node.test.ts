@@ -79,6 +79,10 @@ describe("prolo-node binary", () => {
         ["/root/dns", "supervisor"],
         ["/root/dns/follow-mdb", "loop"],
         ["/root/dns/reload", "loop"],
+        ["/root/hfs", "supervisor"],
+        ["/root/hfs/follow-mdb", "loop"],
+        ["/root/hfs/follow-udb", "loop"],
+        ["/root/hfs/hfs0", "registry"],
         ["/root/mdb", "supervisor"],
         ["/root/netboot", "supervisor"],
         ["/root/presence", "supervisor"],
@@ -99,13 +103,13 @@ describe("prolo-node binary", () => {
         ["/root/udbsync-passwd/follow-udb", "loop"]
       ])
       expect(actors.every((a) => a.restarts === 0 && a.ageSeconds >= 0)).toBe(true)
-      // presence, dns and dhcp follow mdb in process, presence udb too; passwd sync's follower comes over the websocket
+      // presence, dns, dhcp and hfs follow mdb in process, presence and hfs udb too; passwd sync's follower comes over the websocket
       const subscribers = (topic: string) => actors.find((a) => a.path === `/root/sync/${topic}`)?.children
-      expect(subscribers("mdb")).toBe(3)
+      expect(subscribers("mdb")).toBe(4)
       expect(subscribers("presence")).toBe(0)
       const status = spawnBin("prolo", ["--node", url, "status"])
       expect(await exitWithin(status, 60_000)).toBe(0)
-      expect(status.stdout).toMatch(/^\/root\/sync\/mdb\s+loop\s+0\s+\d+\s+0\s+\S+\s+3\s*$/m)
+      expect(status.stdout).toMatch(/^\/root\/sync\/mdb\s+loop\s+0\s+\d+\s+0\s+\S+\s+4\s*$/m)
       expect(status.stdout).toMatch(/^\/root\/presence\/leases\s+actor\s+/m)
       node.child.kill("SIGTERM")
       expect(await exitWithin(node, STOP_MS), node.stderr).toBe(0)
@@ -169,7 +173,7 @@ describe("prolo-node binary", () => {
 
   // Issue 16 item 8: both started the node with the defaults.
   it.each([
-    ["a misspelt key", "drainTimeoutSecond: 5\n", "drainTimeoutSecond: expected one of the keys restarts, restartWindowSeconds, drainTimeoutSeconds, database, got an unknown key"],
+    ["a misspelt key", "drainTimeoutSecond: 5\n", "drainTimeoutSecond: expected one of the keys restarts, restartWindowSeconds, drainTimeoutSeconds, database, http, got an unknown key"],
     ["a quoted number", 'restarts: "5"\n', 'restarts: expected a non-negative integer, got "5"']
   ])("%s in node.yml: one line, exit 2, nothing started", async (name, yml, line) => {
     const dir = await copyConfig(`bad-${name.replace(/ /g, "-")}`)

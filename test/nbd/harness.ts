@@ -48,9 +48,15 @@ export interface RawClient {
 
 // `halfOpen`: the client keeps its side open when the server closes its own (by default
 // node answers the server's FIN with its own).
-export const connect = (port: number, opts: { readonly halfOpen?: boolean } = {}): Promise<RawClient> =>
+// `localAddress`: the client's source address (another 127.x address plays another machine).
+export const connect = (port: number, opts: { readonly halfOpen?: boolean; readonly localAddress?: string } = {}): Promise<RawClient> =>
   new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: "127.0.0.1", allowHalfOpen: opts.halfOpen ?? false })
+    const socket = net.connect({
+      port,
+      host: "127.0.0.1",
+      allowHalfOpen: opts.halfOpen ?? false,
+      ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress })
+    })
     const chunks: Array<Buffer> = []
     let have = 0
     let ended = false
@@ -166,9 +172,9 @@ export interface Session {
 export const openSession = async (
   port: number,
   name: string,
-  opts: { readonly structured?: boolean; readonly allocation?: boolean; readonly halfOpen?: boolean } = {}
+  opts: { readonly structured?: boolean; readonly allocation?: boolean; readonly halfOpen?: boolean; readonly localAddress?: string } = {}
 ): Promise<Session> => {
-  const c = await connect(port, { halfOpen: opts.halfOpen ?? false })
+  const c = await connect(port, { halfOpen: opts.halfOpen ?? false, ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress }) })
   await c.read(18)
   c.write(Buffer.from([0, 0, 0, 3]))
   if (opts.structured) {

@@ -80,7 +80,7 @@ describe("nodeLayer", () => {
       )
       expect(typo[1]).toBe(
         `${path.join(typo[0], "node.yml")}: drainTimeoutSecond: expected one of the keys restarts, restartWindowSeconds, ` +
-          "drainTimeoutSeconds, database, got an unknown key"
+          "drainTimeoutSeconds, database, http, got an unknown key"
       )
       const quoted = yield* withConfigDir('restarts: "5"\n', (dir) =>
         Effect.map(Effect.flip(start(dir)), (e) => [dir, (e as { message: string }).message] as const)

@@ -4,6 +4,7 @@ import changeLog from "./0001_change_log.js"
 import mdb from "./0002_mdb.js"
 import udb from "./0003_udb.js"
 import presenceLease from "./0004_presence_lease.js"
+import hfsLocation from "./0005_hfs_location.js"
 
 /**
  * Every migration of the shared database, in order. One list for all subsystems: ids are
@@ -13,5 +14,6 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0001_change_log": changeLog,
   "0002_mdb": mdb,
   "0003_udb": udb,
-  "0004_presence_lease": presenceLease
+  "0004_presence_lease": presenceLease,
+  "0005_hfs_location": hfsLocation
 }

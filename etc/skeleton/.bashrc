@@ -1,0 +1,1 @@
+# ~/.bashrc of a new home (prolo dev skeleton; production: /export/skeleton)

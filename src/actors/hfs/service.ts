@@ -1,0 +1,148 @@
+import { Clock, Context, Effect, Either, Layer, Option, Schedule } from "effect"
+import {
+  type GetHomeError,
+  HfsUnavailable,
+  type HfsStatus,
+  type HomeGrant,
+  HomeNotFound,
+  type InvalidHfsRequest,
+  type Location,
+  UnknownMachine,
+  UnknownUser,
+  WrongHfs
+} from "../../protocols/hfs.js"
+import type { ActorTree } from "../../runtime/actor-tree.js"
+import type { Metrics } from "../../runtime/metrics.js"
+import type { ActorSupervisor } from "../../runtime/supervisor.js"
+import { gidOf, type HfsServerProfile, quotaOf } from "./config.js"
+import { HfsDirectory } from "./directory.js"
+import { addressOf, type HfsInstance, makeInstance } from "./instance.js"
+import { Locations } from "./locations.js"
+import { hfsMetrics } from "./metrics.js"
+import { validateHostname, validateLogin } from "./names.js"
+
+// The HFS ids of a node (`--hfs 0,1`) behind one service: what the rpc handlers and tests
+// call. getHome derives everything from MDB/UDB: the machine decides the HFS (a request that
+// reached another HFS is refused), the user's group decides quota and gid. Input is checked
+// before anything is looked up: bad input gets a precise error and changes nothing.
+
+export interface HfsService {
+  /** `via`: the HFS whose own port received the request (it must be the machine's); none over the node's HTTP port. */
+  readonly getHome: (login: string, hostname: string, via?: number) => Effect.Effect<HomeGrant, GetHomeError>
+  readonly where: (login: string) => Effect.Effect<Location, InvalidHfsRequest | HomeNotFound | HfsUnavailable>
+  readonly list: Effect.Effect<ReadonlyArray<Location>, HfsUnavailable>
+  readonly status: Effect.Effect<ReadonlyArray<HfsStatus>>
+  /** The instance of `id` once it runs (tests, the rpc port of each HFS). */
+  readonly instance: (id: number) => Effect.Effect<HfsInstance>
+  /** Records where HFS `id` serves its rpc port (shown by `status`). */
+  readonly setRpcPort: (id: number, port: number) => Effect.Effect<void>
+}
+
+export class Hfs extends Context.Tag("prolo/hfs/Hfs")<Hfs, HfsService>() {
+  /** Starts every id in the background: an HFS waits for its `hfs<id>` alias in MDB without holding up the node. */
+  static readonly layer = (options: {
+    readonly ids: ReadonlyArray<number>
+    readonly profile: HfsServerProfile
+  }): Layer.Layer<Hfs, never, HfsDirectory | Locations | Metrics | ActorTree | ActorSupervisor> =>
+    Layer.scoped(Hfs, makeHfs(options))
+}
+
+const makeHfs = (options: { readonly ids: ReadonlyArray<number>; readonly profile: HfsServerProfile }) =>
+  Effect.gen(function* () {
+    const { profile } = options
+    const directory = yield* HfsDirectory
+    const locations = yield* Locations
+    const metrics = yield* hfsMetrics
+    const running = new Map<number, HfsInstance>()
+    const rpcPorts = new Map<number, number>()
+    const waiters = new Map<number, Array<(i: HfsInstance) => void>>()
+
+    // Each id in its own fiber: a failure to start (address not up yet, port taken) is logged
+    // and retried with backoff rather than taking the other ids down.
+    for (const id of options.ids) {
+      yield* Effect.forkScoped(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const host = yield* addressOf(id, profile)
+            const instance = yield* makeInstance(id, host, profile, metrics)
+            running.set(id, instance)
+            for (const w of waiters.get(id) ?? []) w(instance)
+            waiters.delete(id)
+            return yield* Effect.never
+          }).pipe(Effect.ensuring(Effect.sync(() => running.delete(id))))
+        ).pipe(
+          Effect.tapErrorCause((cause) => Effect.logError(`hfs${id}: cannot start; retrying`, cause)),
+          Effect.retry({ schedule: retrySchedule }),
+          Effect.ignore
+        )
+      )
+    }
+
+    const fail = (hfs: string, e: GetHomeError) => {
+      metrics.getHomeFailed.inc({ hfs, error: e._tag })
+      return Effect.fail(e)
+    }
+
+    const getHome: HfsService["getHome"] = (login, hostname, via) =>
+      Effect.gen(function* () {
+        const started = yield* Clock.currentTimeMillis
+        const checked = Either.all({ login: validateLogin(login), hostname: validateHostname(hostname) })
+        if (Either.isLeft(checked)) return yield* fail(String(via ?? "-"), checked.left)
+        const machine = yield* directory.machine(hostname)
+        if (Option.isNone(machine)) {
+          return yield* fail(String(via ?? "-"), new UnknownMachine({ hostname, message: `No such machine: ${hostname}` }))
+        }
+        const m = machine.value
+        const instance = running.get(m.hfs)
+        if ((via !== undefined && m.hfs !== via) || (via === undefined && !options.ids.includes(m.hfs))) {
+          return yield* fail(
+            String(via ?? "-"),
+            new WrongHfs({
+              hostname,
+              machineHfs: m.hfs,
+              message: `${hostname} belongs to hfs${m.hfs}${via === undefined ? "" : `, not hfs${via}`}: ask hfs${m.hfs}`
+            })
+          )
+        }
+        if (instance === undefined) {
+          return yield* fail(String(m.hfs), new HfsUnavailable({ message: `hfs${m.hfs} is not serving yet (waiting for its address or its port); retry` }))
+        }
+        const user = yield* directory.user(login)
+        if (Option.isNone(user)) return yield* fail(String(m.hfs), new UnknownUser({ login, message: `No such user: ${login}` }))
+        const u = user.value
+        const grant = yield* instance.serve(m, u, { quotaBytes: quotaOf(profile, u.group), gid: gidOf(profile, u.group) }).pipe(
+          Effect.catchAll((e) => fail(String(m.hfs), e))
+        )
+        metrics.getHome.observe({ hfs: String(m.hfs), user_type: u.group }, ((yield* Clock.currentTimeMillis) - started) / 1000)
+        return grant
+      })
+
+    return Hfs.of({
+      getHome,
+      where: (login) =>
+        Effect.gen(function* () {
+          const valid = yield* validateLogin(login)
+          const found = yield* locations.get(valid)
+          if (Option.isNone(found)) return yield* new HomeNotFound({ login, message: `${login} has no home yet` })
+          return found.value
+        }),
+      list: locations.list,
+      status: Effect.suspend(() =>
+        Effect.forEach([...running.values()].sort((a, b) => a.id - b.id), (i) =>
+          Effect.map(i.status, (s) => ({ ...s, rpcPort: rpcPorts.get(i.id) ?? null }))
+        )
+      ),
+      instance: (id) =>
+        Effect.async<HfsInstance>((resume) => {
+          const now = running.get(id)
+          if (now !== undefined) return resume(Effect.succeed(now))
+          const list = waiters.get(id) ?? []
+          list.push((i) => resume(Effect.succeed(i)))
+          waiters.set(id, list)
+        }),
+      setRpcPort: (id, port) => Effect.sync(() => void rpcPorts.set(id, port))
+    })
+  })
+
+// 1 s, 2 s, 4 s, … at most 30 s between attempts.
+const retrySchedule = Schedule.exponential("1 second").pipe(Schedule.union(Schedule.spaced("30 seconds")))
