@@ -198,7 +198,7 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
         Effect.flatMap((f) => (f.type === "fail" ? Effect.fail(remoteFailure(login, f.fail)) : Effect.succeed(f)))
       )
 
-    const token = yield* timeauth.generate(options.secret, transferMessage(login, generation, socket.remoteAddress ?? options.host, socket.remotePort ?? options.port))
+    const token = yield* timeauth.generate(options.secret, transferMessage(login, generation, socket.remoteAddress ?? options.host))
     const hello = encodeHello({ login, generation, from, token })
     sentBytes += hello.length
     yield* writeFrames(socket, [hello]).pipe(Effect.mapError(ended))

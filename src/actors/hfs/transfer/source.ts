@@ -141,7 +141,7 @@ export const serveConnection = (socket: net.Socket, options: SourceOptions): Eff
     if (first.type !== "hello") return yield* Effect.fail(new BadFrame({ reason: `unexpected ${first.type} frame`, message: "a transfer starts with a hello frame" }))
     const hello = first.hello
     login = hello.login
-    const message = transferMessage(hello.login, hello.generation, socket.localAddress ?? "", socket.localPort ?? 0)
+    const message = transferMessage(hello.login, hello.generation, socket.localAddress ?? "")
     yield* timeauth.check(hello.token, options.secret, message).pipe(
       Effect.mapError((r) => new TransferAuthRefused({ login: hello.login, reason: r.reason, message: `transfer of ${hello.login} refused: token ${r.reason}` }))
     )
