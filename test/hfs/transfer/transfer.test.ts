@@ -277,9 +277,10 @@ it.effect("a source that says nothing times out on the Clock", () =>
     const silent = yield* Effect.acquireRelease(
       Effect.async<net.Server>((resume) => {
         const server = net.createServer((s) => {
-          accepted = true
           sockets.add(s)
           s.on("error", () => {})
+          // The request arrived: the destination now waits for the first frame.
+          s.on("data", () => (accepted = true))
         })
         server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
       }),
@@ -292,7 +293,7 @@ it.effect("a source that says nothing times out on the Clock", () =>
     const port = (silent.address() as net.AddressInfo).port
     const fiber = yield* Effect.fork(receive(port, w.b, "hank", 1, { idleTimeout: "30 seconds" }))
     // Real I/O needs turns of the event loop; virtual time moves only when told. Bounded.
-    for (let i = 0; i < 2000 && fiber.unsafePoll() === null; i++) {
+    for (let i = 0; i < 100_000 && fiber.unsafePoll() === null; i++) {
       yield* Effect.promise(() => new Promise((r) => setImmediate(r)))
       if (accepted) yield* TestClock.adjust("10 seconds")
     }

@@ -1,4 +1,4 @@
-import { Duration, Effect, type Redacted } from "effect"
+import { Duration, Effect, Fiber, type Redacted } from "effect"
 import * as fsp from "node:fs/promises"
 import * as net from "node:net"
 import * as path from "node:path"
@@ -246,80 +246,97 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
     const verified: Array<VerifiedWindow> = journal === undefined ? [] : [...journal.windows]
     let pending: Array<VerifiedWindow> = []
     let pendingBytes = 0
-    const checkpoint = Effect.gen(function* () {
-      if (pending.length === 0) return
-      yield* io(paths.image, "fdatasync", () => image.datasync())
-      const records = encodeRecords(login, generation, pending)
-      const at = journalEnd
-      yield* io(paths.journal, "write", () => journalFile.write(records, 0, records.length, at))
-      yield* io(paths.journal, "fdatasync", () => journalFile.datasync())
-      journalEnd += records.length
-      pending = []
-      pendingBytes = 0
-    })
+    // A checkpoint makes the windows verified so far durable: fdatasync of the image (which
+    // also covers anything written after the snapshot), then their records, then fdatasync
+    // of the journal. It runs beside the reception of the next windows, so that the disk
+    // flush overlaps the network; the next checkpoint waits for it (records stay in order).
+    let flushing: Fiber.Fiber<void, TransferError> | undefined
+    const checkpoint = (wait: boolean) =>
+      Effect.gen(function* () {
+        if (flushing !== undefined) yield* Fiber.join(flushing)
+        flushing = undefined
+        if (pending.length === 0) return
+        const records = encodeRecords(login, generation, pending)
+        pending = []
+        pendingBytes = 0
+        const at = journalEnd
+        journalEnd += records.length
+        const flush = Effect.gen(function* () {
+          yield* io(paths.image, "fdatasync", () => image.datasync())
+          yield* io(paths.journal, "write", () => journalFile.write(records, 0, records.length, at))
+          yield* io(paths.journal, "fdatasync", () => journalFile.datasync())
+        })
+        if (wait) yield* flush
+        else flushing = yield* Effect.fork(flush)
+      })
 
-    let after = from
-    let windows = 0
-    for (;;) {
-      const frame = yield* next("window")
-      if (frame.type === "window") {
-        const problem = windowProblem(frame, size, after)
-        if (problem !== undefined) return yield* Effect.fail(new BadFrame({ reason: problem, message: `transfer of ${login}: bad window frame: ${problem}` }))
-        const hash = windowHash(frame.runs, frame.payload)
-        if (!hash.equals(frame.hash)) {
+    const stream = Effect.gen(function* () {
+      let after = from
+      let windows = 0
+      for (;;) {
+        const frame = yield* next("window")
+        if (frame.type === "window") {
+          const problem = windowProblem(frame, size, after)
+          if (problem !== undefined) return yield* Effect.fail(new BadFrame({ reason: problem, message: `transfer of ${login}: bad window frame: ${problem}` }))
+          const hash = windowHash(frame.runs, frame.payload)
+          if (!hash.equals(frame.hash)) {
+            return yield* Effect.fail(
+              new ChecksumMismatch({ login, offset: frame.offset, message: `transfer of ${login}: checksum mismatch in the window at offset ${frame.offset}: refused, nothing of it written` })
+            )
+          }
+          let at = 0
+          for (const run of frame.runs) {
+            const slice = frame.payload.subarray(at, at + run.length)
+            yield* io(paths.image, "write", () => image.write(slice, 0, slice.length, run.offset))
+            at += run.length
+          }
+          const w = { offset: frame.offset, hash: Buffer.from(hash) }
+          verified.push(w)
+          pending.push(w)
+          pendingBytes += frame.payload.length
+          after = frame.offset + WINDOW
+          windows++
+          if (pendingBytes >= checkpointBytes) yield* checkpoint(false)
+          options.onWindow?.(frame.offset)
+          continue
+        }
+        if (frame.type !== "end") return yield* Effect.fail(new BadFrame({ reason: `unexpected ${frame.type} frame`, message: `transfer of ${login}: ${frame.type} frame in the middle of the stream` }))
+        if (frame.size !== size || frame.windows !== windows) {
           return yield* Effect.fail(
-            new ChecksumMismatch({ login, offset: frame.offset, message: `transfer of ${login}: checksum mismatch in the window at offset ${frame.offset}: refused, nothing of it written` })
+            new BadFrame({ reason: "end does not match", message: `transfer of ${login}: the source ended with ${frame.windows} windows of a ${frame.size}-byte image, received ${windows} of ${size}` })
           )
         }
-        let at = 0
-        for (const run of frame.runs) {
-          const slice = frame.payload.subarray(at, at + run.length)
-          yield* io(paths.image, "write", () => image.write(slice, 0, slice.length, run.offset))
-          at += run.length
+        yield* checkpoint(true)
+        const digest = makeImageDigest(size)
+        for (const w of verified) digest.add(w.offset, w.hash)
+        const actual = digest.digest()
+        if (!actual.equals(frame.digest)) {
+          yield* removeQuietly(paths.image, paths.journal)
+          return yield* Effect.fail(
+            new DigestMismatch({
+              login,
+              expected: frame.digest.toString("hex"),
+              actual: actual.toString("hex"),
+              message: `transfer of ${login}: whole-image digest mismatch: partial copy discarded, the source stays the home`
+            })
+          )
         }
-        const w = { offset: frame.offset, hash: Buffer.from(hash) }
-        verified.push(w)
-        pending.push(w)
-        pendingBytes += frame.payload.length
-        after = frame.offset + WINDOW
-        windows++
-        if (pendingBytes >= checkpointBytes) yield* checkpoint
-        options.onWindow?.(frame.offset)
-        continue
+        yield* io(paths.image, "fsync", () => image.sync())
+        const allocatedBytes = yield* io(paths.image, "stat", () => image.stat().then((s) => s.blocks * 512))
+        yield* io(options.finalPath, "rename", () => fsp.rename(paths.image, options.finalPath))
+        yield* fsyncDir(path.dirname(options.finalPath))
+        yield* removeQuietly(paths.journal)
+        return {
+          bytes: size,
+          allocatedBytes,
+          wireBytes: reader.bytes() + sentBytes,
+          digest: actual.toString("hex"),
+          resumedFrom: from
+        } satisfies ReceivedHome
       }
-      if (frame.type !== "end") return yield* Effect.fail(new BadFrame({ reason: `unexpected ${frame.type} frame`, message: `transfer of ${login}: ${frame.type} frame in the middle of the stream` }))
-      if (frame.size !== size || frame.windows !== windows) {
-        return yield* Effect.fail(
-          new BadFrame({ reason: "end does not match", message: `transfer of ${login}: the source ended with ${frame.windows} windows of a ${frame.size}-byte image, received ${windows} of ${size}` })
-        )
-      }
-      yield* checkpoint
-      const digest = makeImageDigest(size)
-      for (const w of verified) digest.add(w.offset, w.hash)
-      const actual = digest.digest()
-      if (!actual.equals(frame.digest)) {
-        yield* removeQuietly(paths.image, paths.journal)
-        return yield* Effect.fail(
-          new DigestMismatch({
-            login,
-            expected: frame.digest.toString("hex"),
-            actual: actual.toString("hex"),
-            message: `transfer of ${login}: whole-image digest mismatch: partial copy discarded, the source stays the home`
-          })
-        )
-      }
-      yield* io(paths.image, "fsync", () => image.sync())
-      const allocatedBytes = yield* io(paths.image, "stat", () => image.stat().then((s) => s.blocks * 512))
-      yield* io(options.finalPath, "rename", () => fsp.rename(paths.image, options.finalPath))
-      yield* fsyncDir(path.dirname(options.finalPath))
-      yield* removeQuietly(paths.journal)
-      return {
-        bytes: size,
-        allocatedBytes,
-        wireBytes: reader.bytes() + sentBytes,
-        digest: actual.toString("hex"),
-        resumedFrom: from
-      } satisfies ReceivedHome
-    }
+    })
+    // A failure (damaged window, lost source) still lets the checkpoint in flight land: the
+    // next attempt resumes after it.
+    return yield* stream.pipe(Effect.ensuring(Effect.suspend(() => (flushing === undefined ? Effect.void : Fiber.await(flushing)))))
   }).pipe(Effect.scoped, Effect.annotateLogs({ transfer: "destination", login: options.login }))
 
