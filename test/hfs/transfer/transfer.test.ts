@@ -156,6 +156,9 @@ it.live("a wrong secret, or a token made for another generation, is refused; the
     const token = yield* timeauth.generate(secret, transferMessage("dave", 3, "127.0.0.1"))
     const answer = yield* Effect.promise(() => rawExchange(srv.port, encodeHello({ login: "dave", generation: 4, from: 0, token })))
     expect(answer).toMatch(/TransferAuthRefused/)
+    // A signed request for a path-like login never reaches resolve either.
+    const dotdot = yield* timeauth.generate(secret, transferMessage("../dave", 4, "127.0.0.1"))
+    expect(yield* Effect.promise(() => rawExchange(srv.port, encodeHello({ login: "../dave", generation: 4, from: 0, token: dotdot })))).toMatch(/invalid login/)
     expect(resolved).toBe(0)
     expect(fs.existsSync(path.join(w.b, "dave.nbd"))).toBe(false)
     // The right token works.

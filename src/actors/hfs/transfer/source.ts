@@ -1,6 +1,7 @@
 import { Duration, Effect, Fiber, type Redacted } from "effect"
 import * as fs from "node:fs"
 import type * as net from "node:net"
+import { LOGIN_PATTERN } from "../../../protocols/udb.js"
 import * as timeauth from "../../../runtime/timeauth.js"
 import { makeImageDigest, WINDOW, windowHash } from "./digest.js"
 import {
@@ -145,6 +146,10 @@ export const serveConnection = (socket: net.Socket, options: SourceOptions): Eff
     yield* timeauth.check(hello.token, options.secret, message).pipe(
       Effect.mapError((r) => new TransferAuthRefused({ login: hello.login, reason: r.reason, message: `transfer of ${hello.login} refused: token ${r.reason}` }))
     )
+    // The caller's resolve builds a path from it: nothing but a UDB login gets that far.
+    if (!LOGIN_PATTERN.test(hello.login)) {
+      return yield* Effect.fail(new BadFrame({ reason: "invalid login", message: `transfer request for an invalid login ${JSON.stringify(hello.login)}` }))
+    }
     if (hello.from % WINDOW !== 0) {
       return yield* Effect.fail(new BadFrame({ reason: `resume offset ${hello.from} is not a multiple of ${WINDOW}`, message: `transfer of ${hello.login}: bad resume offset ${hello.from}` }))
     }
