@@ -7,7 +7,9 @@ import { type Frame, type FrameName, makeDecoder } from "./frames.js"
 // completes only once node handed its bytes to the kernel, so a caller that waits for it
 // before reusing its buffer never queues more than it wrote.
 
-const READ_AHEAD = 2
+// Four 4 MiB windows: enough to keep both sides busy (bench: 2 → 4 here and in the source
+// took a 204 MiB home from 1.46 s to 0.98 s), still a fixed bound per transfer.
+const READ_AHEAD = 4
 
 /** Why no further frame will come: unreadable bytes, or the connection ended. */
 export type ReadEnd = { readonly _tag: "Bad"; readonly reason: string } | { readonly _tag: "Closed"; readonly message: string }

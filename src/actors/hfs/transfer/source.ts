@@ -74,6 +74,9 @@ const openImage = (login: string, path: string) =>
     ({ fd }) => Effect.async<void>((resume) => fs.close(fd, () => resume(Effect.void)))
   )
 
+// Windows in flight per transfer (memory: SLOTS × 4 MiB).
+const SLOTS = 4
+
 const stream = (socket: net.Socket, hello: Hello, path: string, options: SourceOptions) =>
   Effect.gen(function* () {
     const { login, from } = hello
@@ -92,9 +95,9 @@ const stream = (socket: net.Socket, hello: Hello, path: string, options: SourceO
       new TransferIoError({ path, op, code: codeOf(err), message: `${op} of ${path}: ${text(err)}` })
     yield* write([encodeStart(image.size, image.allocated, from)], "start")
     const digest = makeImageDigest(image.size)
-    // Two buffers: one is read and hashed while the other is on its way out.
-    const buffers = [Buffer.allocUnsafe(WINDOW), Buffer.allocUnsafe(WINDOW)] as const
-    const sending: Array<Fiber.Fiber<void, TransferError> | undefined> = [undefined, undefined]
+    // SLOTS buffers: one is read and hashed while the others are on their way out.
+    const buffers = Array.from({ length: SLOTS }, () => Buffer.allocUnsafe(WINDOW))
+    const sending: Array<Fiber.Fiber<void, TransferError> | undefined> = buffers.map(() => undefined)
     let slot = 0
     let windows = 0
     let payloadBytes = 0
@@ -113,7 +116,7 @@ const stream = (socket: net.Socket, hello: Hello, path: string, options: SourceO
       // digest (which covers the whole image), not sent.
       if (start >= from) {
         sending[slot] = yield* Effect.fork(write([encodeWindowHead(start, hash, runs, n), buf.subarray(0, n)], "window"))
-        slot = 1 - slot
+        slot = (slot + 1) % SLOTS
         windows++
         payloadBytes += n
         options.onWindow?.(login, start)
