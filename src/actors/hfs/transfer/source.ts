@@ -1,0 +1,172 @@
+import { Duration, Effect, Fiber, type Redacted } from "effect"
+import * as fs from "node:fs"
+import type * as net from "node:net"
+import { LOGIN_PATTERN } from "../../../protocols/udb.js"
+import * as timeauth from "../../../runtime/timeauth.js"
+import { makeImageDigest, WINDOW, windowHash } from "./digest.js"
+import {
+  BadFrame,
+  SourceImageMissing,
+  TransferAuthRefused,
+  type TransferError,
+  TransferInterrupted,
+  TransferIoError,
+  TransferTimeout
+} from "./errors.js"
+import { nextData, readRuns, windowRuns } from "./extents.js"
+import { encodeEnd, encodeFail, encodeStart, encodeWindowHead, type Hello } from "./frames.js"
+import { frameReader, type ReadEnd, writeFrames } from "./socket-io.js"
+import { transferMessage } from "./token.js"
+
+// The source side (HFS A) of one connection: check the request, then stream the allocated
+// windows of the image from the resume offset, each with its checksum, then the whole-image
+// digest. The caller's `resolve` hands out the image only when that home is fenced at that
+// generation on this HFS (no writer left): this side never changes the image.
+
+export interface SourceOptions {
+  readonly secret: Redacted.Redacted<string>
+  /** The fenced image of `login` at `generation`, or why it cannot be sent. */
+  readonly resolve: (request: { readonly login: string; readonly generation: number }) => Effect.Effect<string, SourceImageMissing>
+  /** Bound on the request's arrival and on each write the receiver does not take. Default 30 s. */
+  readonly idleTimeout?: Duration.DurationInput
+  /** Called after each window is handed to the socket (progress, tests). */
+  readonly onWindow?: (login: string, offset: number) => void
+}
+
+export interface SentHome {
+  readonly login: string
+  readonly from: number
+  readonly windows: number
+  readonly payloadBytes: number
+}
+
+const codeOf = (err: unknown): string =>
+  typeof err === "object" && err !== null && typeof (err as { code?: unknown }).code === "string" ? (err as { code: string }).code : "EIO"
+const text = (err: unknown): string => (err instanceof Error ? err.message : String(err))
+
+const ended = (login: string) => (end: ReadEnd) =>
+  end._tag === "Bad"
+    ? new BadFrame({ reason: end.reason, message: `transfer of ${login || "?"}: unreadable frame from the destination: ${end.reason}` })
+    : new TransferInterrupted({ login, message: `transfer of ${login || "?"}: destination gone: ${end.message}` })
+
+const openImage = (login: string, path: string) =>
+  Effect.acquireRelease(
+    Effect.async<{ fd: number; size: number; allocated: number }, SourceImageMissing | TransferIoError>((resume) => {
+      fs.open(path, "r", (err, fd) => {
+        if (err) {
+          return resume(
+            Effect.fail(
+              codeOf(err) === "ENOENT"
+                ? new SourceImageMissing({ login, message: `the image of ${login} is missing on the source (${path})` })
+                : new TransferIoError({ path, op: "open", code: codeOf(err), message: `cannot open ${path}: ${text(err)}` })
+            )
+          )
+        }
+        fs.fstat(fd, (err2, st) => {
+          if (err2 || !st.isFile()) {
+            fs.close(fd, () => {})
+            return resume(Effect.fail(new SourceImageMissing({ login, message: `the image of ${login} is not a regular file (${path})` })))
+          }
+          resume(Effect.succeed({ fd, size: st.size, allocated: st.blocks * 512 }))
+        })
+      })
+    }),
+    ({ fd }) => Effect.async<void>((resume) => fs.close(fd, () => resume(Effect.void)))
+  )
+
+// Windows in flight per transfer (memory: SLOTS × 4 MiB).
+const SLOTS = 4
+
+const stream = (socket: net.Socket, hello: Hello, path: string, options: SourceOptions) =>
+  Effect.gen(function* () {
+    const { login, from } = hello
+    const idle = Duration.decode(options.idleTimeout ?? "30 seconds")
+    const write = (buffers: ReadonlyArray<Buffer>, phase: string) =>
+      writeFrames(socket, buffers).pipe(
+        Effect.mapError(ended(login)),
+        Effect.timeoutFail({
+          duration: idle,
+          onTimeout: () =>
+            new TransferTimeout({ login, phase, seconds: Duration.toSeconds(idle), message: `transfer of ${login}: the destination took nothing for ${Duration.format(idle)}` })
+        })
+      )
+    const image = yield* openImage(login, path)
+    const ioError = (op: string) => (err: unknown) =>
+      new TransferIoError({ path, op, code: codeOf(err), message: `${op} of ${path}: ${text(err)}` })
+    yield* write([encodeStart(image.size, image.allocated, from)], "start")
+    const digest = makeImageDigest(image.size)
+    // SLOTS buffers: one is read and hashed while the others are on their way out.
+    const buffers = Array.from({ length: SLOTS }, () => Buffer.allocUnsafe(WINDOW))
+    const sending: Array<Fiber.Fiber<void, TransferError> | undefined> = buffers.map(() => undefined)
+    let slot = 0
+    let windows = 0
+    let payloadBytes = 0
+    let pos = nextData(image.fd, 0, image.size)
+    while (typeof pos === "number" && pos < image.size) {
+      const start = pos - (pos % WINDOW)
+      const runs = windowRuns(image.fd, start, image.size)
+      if (!Array.isArray(runs)) return yield* Effect.fail(ioError("lseek")(runs))
+      const inFlight = sending[slot]
+      if (inFlight !== undefined) yield* Fiber.join(inFlight)
+      const buf = buffers[slot]!
+      const n = yield* Effect.tryPromise({ try: () => readRuns(image.fd, runs, buf), catch: ioError("read") })
+      const hash = windowHash(runs, buf.subarray(0, n))
+      digest.add(start, hash)
+      // Windows before the resume offset are on the destination already: hashed for the
+      // digest (which covers the whole image), not sent.
+      if (start >= from) {
+        sending[slot] = yield* Effect.fork(write([encodeWindowHead(start, hash, runs, n), buf.subarray(0, n)], "window"))
+        slot = (slot + 1) % SLOTS
+        windows++
+        payloadBytes += n
+        options.onWindow?.(login, start)
+      }
+      pos = nextData(image.fd, start + WINDOW, image.size)
+    }
+    if (typeof pos !== "number") return yield* Effect.fail(ioError("lseek")(pos))
+    for (const f of sending) if (f !== undefined) yield* Fiber.join(f)
+    yield* write([encodeEnd(image.size, windows, digest.digest())], "end")
+    return { login, from, windows, payloadBytes } satisfies SentHome
+  }).pipe(Effect.scoped)
+
+/** Serves one accepted connection to its end; the socket is closed when this completes. */
+export const serveConnection = (socket: net.Socket, options: SourceOptions): Effect.Effect<SentHome, TransferError> => {
+  const idle = Duration.decode(options.idleTimeout ?? "30 seconds")
+  let login = ""
+  const session = Effect.gen(function* () {
+    const reader = frameReader(socket, ["hello"])
+    const first = yield* reader.next.pipe(
+      Effect.mapError(ended("")),
+      Effect.timeoutFail({
+        duration: idle,
+        onTimeout: () => new TransferTimeout({ login: "?", phase: "hello", seconds: Duration.toSeconds(idle), message: `no transfer request within ${Duration.format(idle)}` })
+      })
+    )
+    if (first.type !== "hello") return yield* Effect.fail(new BadFrame({ reason: `unexpected ${first.type} frame`, message: "a transfer starts with a hello frame" }))
+    const hello = first.hello
+    login = hello.login
+    const message = transferMessage(hello.login, hello.generation, socket.localAddress ?? "")
+    yield* timeauth.check(hello.token, options.secret, message).pipe(
+      Effect.mapError((r) => new TransferAuthRefused({ login: hello.login, reason: r.reason, message: `transfer of ${hello.login} refused: token ${r.reason}` }))
+    )
+    // The caller's resolve builds a path from it: nothing but a UDB login gets that far.
+    if (!LOGIN_PATTERN.test(hello.login)) {
+      return yield* Effect.fail(new BadFrame({ reason: "invalid login", message: `transfer request for an invalid login ${JSON.stringify(hello.login)}` }))
+    }
+    if (hello.from % WINDOW !== 0) {
+      return yield* Effect.fail(new BadFrame({ reason: `resume offset ${hello.from} is not a multiple of ${WINDOW}`, message: `transfer of ${hello.login}: bad resume offset ${hello.from}` }))
+    }
+    const path = yield* options.resolve({ login: hello.login, generation: hello.generation })
+    return yield* stream(socket, hello, path, options)
+  })
+  return session.pipe(
+    // The destination learns why (unless it is the one that went away); nothing else is said.
+    Effect.tapError((e) =>
+      e._tag === "TransferInterrupted"
+        ? Effect.void
+        : writeFrames(socket, [encodeFail({ tag: e._tag, message: e.message })]).pipe(Effect.ignore, Effect.timeout(idle), Effect.ignore)
+    ),
+    Effect.ensuring(Effect.sync(() => socket.end())),
+    Effect.annotateLogs({ transfer: "source", login })
+  )
+}
