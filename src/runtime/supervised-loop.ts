@@ -27,7 +27,7 @@
  */
 import { Cause, Clock, Effect, Exit, Scope } from "effect"
 import { ActorTree, type ActorInfo } from "./actor-tree.js"
-import { ActorSupervisor, childPath, decodeIntensity, defaultIntensity, makeRestartWindow, type Intensity } from "./supervisor.js"
+import { ActorSupervisor, childPath, decodeIntensity, makeRestartWindow, RestartIntensity, type Intensity } from "./supervisor.js"
 
 /** What a loop reports of its own work in `/__actors`; anything left out shows as 0 (or no children). */
 export interface LoopLoad {
@@ -62,7 +62,7 @@ export const supervisedLoop = <E, R>(
     const tree = yield* ActorTree
     const scope = yield* Effect.scope
     const path = childPath(parent.path, name)
-    const intensity = yield* decodeIntensity(path, options.intensity ?? defaultIntensity)
+    const intensity = yield* decodeIntensity(path, options.intensity ?? (yield* RestartIntensity))
     const window = makeRestartWindow(intensity)
     const startedAt = yield* Clock.currentTimeMillis
     const probe = options.probe ?? Effect.succeed<LoopLoad>({})

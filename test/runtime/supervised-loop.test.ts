@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Layer, Queue, Scope, TestClock } from "effect"
 import { ActorTree } from "../../src/runtime/actor-tree.js"
 import { supervisedLoop } from "../../src/runtime/supervised-loop.js"
-import { supervisorGroup } from "../../src/runtime/supervisor.js"
+import { RestartIntensity, supervisorGroup } from "../../src/runtime/supervisor.js"
 import { withRoot } from "./actor-fixtures.js"
 
 // A loop that takes orders from a queue: "die" kills the current run, "end" returns. Every run
@@ -111,6 +111,22 @@ describe("supervisedLoop", () => {
         yield* Queue.offer(strict.orders, "die")
         yield* strict.settle
         expect((yield* exits).map((e) => e.escalation.path)).toEqual(["/root/strict"])
+      })
+    )
+  )
+
+  it.scoped("without its own intensity a loop takes the node's (node.yml restarts / restartWindowSeconds)", () =>
+    withRoot((exits) =>
+      Effect.gen(function* () {
+        const loop = yield* scripted()
+        yield* supervisedLoop("configured", loop.body).pipe(Effect.provideService(RestartIntensity, { maxRestarts: 1, within: "1 minute" }))
+        yield* Queue.offer(loop.orders, "die")
+        yield* loop.settle
+        yield* TestClock.adjust("59 seconds")
+        expect(yield* exits).toEqual([])
+        yield* Queue.offer(loop.orders, "die")
+        yield* loop.settle
+        expect((yield* exits).map((e) => e.escalation.path)).toEqual(["/root/configured"])
       })
     )
   )
