@@ -1,11 +1,11 @@
-import { Context, Deferred, Duration, Effect, Layer, Option } from "effect"
+import { Context, type Duration, Effect, Layer, Option } from "effect"
 import { HfsUnavailable } from "../../protocols/hfs.js"
 import type { SyncRecord } from "../../protocols/sync.js"
 import type { Group } from "../../protocols/udb.js"
 import type { ActorTree } from "../../runtime/actor-tree.js"
-import { supervisedLoop } from "../../runtime/supervised-loop.js"
 import type { ActorSupervisor } from "../../runtime/supervisor.js"
 import type { NoSecret, SyncClientService } from "../sync/client.js"
+import { followIndex } from "../sync/followed-index.js"
 
 // The machine and user facts an HFS needs, from the mdb and udb topics it follows (the
 // approach of presence's directory): getHome never trusts an HFS id, a user type or an
@@ -51,32 +51,14 @@ export class HfsDirectory extends Context.Tag("prolo/hfs/HfsDirectory")<HfsDirec
       Effect.gen(function* () {
         const machines = new Map<string, HfsMachine>()
         const users = new Map<string, HfsUser>()
-        const machinesReady = yield* Deferred.make<void>()
-        const usersReady = yield* Deferred.make<void>()
-        // Each follower is a supervised loop (`follow-mdb`, `follow-udb`) of the current supervisor.
-        const mdb = yield* options.mdb.follower("mdb", (state) =>
-          Effect.zipRight(Effect.sync(() => indexMachines(state, machines)), Deferred.succeed(machinesReady, undefined))
-        )
-        const udb = yield* options.udb.follower("udb", (state) =>
-          Effect.zipRight(Effect.sync(() => indexUsers(state, users)), Deferred.succeed(usersReady, undefined))
-        )
-        yield* supervisedLoop("follow-mdb", mdb.run)
-        yield* supervisedLoop("follow-udb", udb.run)
-        const ready = (which: Deferred.Deferred<void>, topic: string) =>
-          Deferred.await(which).pipe(
-            Effect.timeoutFail({
-              duration: options.readyWait,
-              onTimeout: () =>
-                new HfsUnavailable({
-                  message: `the ${topic} topic has not been received yet (waited ${Duration.format(Duration.decode(options.readyWait))}); retry`
-                })
-            })
-          )
+        const mdb = yield* followIndex(options.mdb, "mdb", (state) => indexMachines(state, machines))
+        const udb = yield* followIndex(options.udb, "udb", (state) => indexUsers(state, users))
+        const unavailable = (message: string) => new HfsUnavailable({ message })
         const direct = fromIndexes(machines, users)
         return {
-          machine: (hostname) => Effect.zipRight(ready(machinesReady, "mdb"), direct.machine(hostname)),
-          user: (login) => Effect.zipRight(ready(usersReady, "udb"), direct.user(login)),
-          hfsAddress: (id) => Effect.zipRight(ready(machinesReady, "mdb"), direct.hfsAddress(id))
+          machine: (hostname) => Effect.zipRight(mdb.ready(options.readyWait, unavailable), direct.machine(hostname)),
+          user: (login) => Effect.zipRight(udb.ready(options.readyWait, unavailable), direct.user(login)),
+          hfsAddress: (id) => Effect.zipRight(mdb.ready(options.readyWait, unavailable), direct.hfsAddress(id))
         }
       })
     )

@@ -1,10 +1,10 @@
-import { Context, Deferred, Duration, Effect, Layer, Option } from "effect"
+import { Context, type Duration, Effect, Layer, Option } from "effect"
 import { PresenceUnavailable } from "../../protocols/presence.js"
 import type { SyncRecord } from "../../protocols/sync.js"
 import type { ActorTree } from "../../runtime/actor-tree.js"
-import { supervisedLoop } from "../../runtime/supervised-loop.js"
 import type { ActorSupervisor } from "../../runtime/supervisor.js"
 import { type NoSecret, SyncClient } from "../sync/client.js"
+import { followIndex } from "../sync/followed-index.js"
 import type { MachineFacts, UserFacts } from "./rules.js"
 
 // The machine and user facts the login rules need, answered from the mdb and udb topics this
@@ -42,38 +42,13 @@ export class Directory extends Context.Tag("prolo/presence/Directory")<Directory
         const sync = yield* SyncClient
         const machines = new Map<string, MachineFacts>()
         const users = new Map<string, UserFacts>()
-        const machinesReady = yield* Deferred.make<void>()
-        const usersReady = yield* Deferred.make<void>()
-
-        // Rebuilt from the whole followed state on each frame: a hostname change or a deleted
-        // machine leaves no stale entry behind. ~150 machines and a few hundred users: cheap.
-        // Each follower is a supervised loop (`follow-mdb`, `follow-udb`) of the current supervisor.
-        const mdb = yield* sync.follower("mdb", (state) =>
-          Effect.zipRight(
-            Effect.sync(() => indexMachines(state, machines)),
-            Deferred.succeed(machinesReady, undefined)
-          )
-        )
-        const udb = yield* sync.follower("udb", (state) =>
-          Effect.zipRight(Effect.sync(() => indexUsers(state, users)), Deferred.succeed(usersReady, undefined))
-        )
-        yield* supervisedLoop("follow-mdb", mdb.run)
-        yield* supervisedLoop("follow-udb", udb.run)
-
-        const ready = (which: Deferred.Deferred<void>, topic: string) =>
-          Deferred.await(which).pipe(
-            Effect.timeoutFail({
-              duration: options.readyWait,
-              onTimeout: () =>
-                new PresenceUnavailable({
-                  message: `the ${topic} topic has not been received yet (waited ${Duration.format(Duration.decode(options.readyWait))}); retry`
-                })
-            })
-          )
+        const mdb = yield* followIndex(sync, "mdb", (state) => indexMachines(state, machines))
+        const udb = yield* followIndex(sync, "udb", (state) => indexUsers(state, users))
+        const unavailable = (message: string) => new PresenceUnavailable({ message })
         return {
           // read the maps after waiting, not when the effect is built
-          machine: (hostname) => Effect.map(ready(machinesReady, "mdb"), () => Option.fromNullable(machines.get(hostname))),
-          user: (login) => Effect.map(ready(usersReady, "udb"), () => Option.fromNullable(users.get(login)))
+          machine: (hostname) => Effect.map(mdb.ready(options.readyWait, unavailable), () => Option.fromNullable(machines.get(hostname))),
+          user: (login) => Effect.map(udb.ready(options.readyWait, unavailable), () => Option.fromNullable(users.get(login)))
         }
       })
     )
