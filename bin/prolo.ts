@@ -12,7 +12,7 @@ import { udbCommand } from "../src/actors/udb/cli.js"
 import { nbdCommand } from "../src/nbd/cli.js"
 import { hfsCommand } from "../src/actors/hfs/cli.js"
 import { ActorInfo } from "../src/runtime/actor-tree.js"
-import { configOption, nodeOption } from "../src/runtime/cli-client-options.js"
+import { configOption, nodeOption, topLevelClientEnv } from "../src/runtime/cli-client-options.js"
 import { cliConfig, mistypedSubcommand, subcommandTree, withPlainConsole } from "../src/runtime/cli-console.js"
 
 const PROGRAM = "prolo"
@@ -102,6 +102,7 @@ const report = (exit: Exit.Exit<unknown, unknown>): string | undefined => {
 // Options that take a value, anywhere before a subcommand's name.
 const valueOptions = new Set(["--node", "--config", "--log-level", "--completions"])
 const tree = { status: {}, mdb: subcommandTree(mdbCommand), udb: subcommandTree(udbCommand), hfs: subcommandTree(hfsCommand), nbd: subcommandTree(nbdCommand) }
+Object.assign(process.env, topLevelClientEnv(process.argv.slice(2)))
 const mistyped = mistypedSubcommand(PROGRAM, tree, process.argv.slice(2), valueOptions)
 
 ;(mistyped === undefined ? Command.run(command, { name: PROGRAM, version: "0.1.0" })(process.argv) : new CliError({ message: mistyped })).pipe(

@@ -40,3 +40,25 @@ export const configOption = Options.text("config").pipe(
   Options.withFallbackConfig(Config.string("PROLO_CONFIG_DIR")),
   Options.withDefault(defaultConfigDir())
 )
+
+/**
+ * `prolo --node URL mdb …`: the subcommands (mdb, udb, hfs) have their own `--node` and
+ * `--config`, which @effect/cli does not fill from the top level, so a value given before the
+ * subcommand would be silently dropped. It reaches them through their environment fallback
+ * instead (a value given after the subcommand still wins). Returns the variables to set.
+ */
+export const topLevelClientEnv = (argv: ReadonlyArray<string>): Record<string, string> => {
+  const names: Record<string, string> = { "--node": "PROLO_NODE", "--config": "PROLO_CONFIG_DIR" }
+  const env: Record<string, string> = {}
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (!arg.startsWith("-")) break // the subcommand's name: what follows is its own
+    const eq = arg.indexOf("=")
+    const name = eq === -1 ? arg : arg.slice(0, eq)
+    const variable = names[name]
+    if (variable === undefined) continue
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1)
+    if (value !== undefined) env[variable] = value
+  }
+  return env
+}

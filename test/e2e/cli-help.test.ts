@@ -67,5 +67,11 @@ describe("prolo and prolo-node help and usage errors", () => {
     expect(lines(err)[0]).toMatch(
       new RegExp(`^prolo mdb: cannot reach the node at ${url}: .*ECONNREFUSED 127\\.0\\.0\\.1:\\d+ \\(is it running\\? --node or PROLO_NODE\\)$`)
     )
+    // Given before the subcommand, --node reaches it (it used to be dropped for the default).
+    for (const args of [["--node", url, "mdb", "list"], [`--node=${url}`, "mdb", "list"]]) {
+      const top = await run("prolo", args)
+      expect(top.code).toBe(2)
+      expect(lines(top.err)[0]).toMatch(new RegExp(`^prolo mdb: cannot reach the node at ${url}: `))
+    }
   }, 70_000)
 })
