@@ -71,15 +71,18 @@ const reapedChildrenCpu = (): number => {
   return f === undefined ? NaN : (Number(f[13]) + Number(f[14])) / HZ
 }
 
-const rssKiB = (pid: number): number =>
-  processTree(pid).reduce((sum, p) => {
-    try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${p}/status`, "utf8"))
-      return sum + (m ? Number(m[1]) : 0)
-    } catch {
-      return sum
-    }
-  }, 0)
+/** Resident memory of one process, KiB (0 once it is gone). */
+export const processRssKiB = (pid: number): number => {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))
+    return m ? Number(m[1]) : 0
+  } catch {
+    return 0
+  }
+}
+
+/** Resident memory of the server's process tree, KiB. */
+const treeRssKiB = (pid: number): number => processTree(pid).reduce((sum, p) => sum + processRssKiB(p), 0)
 
 /** Busy CPU seconds of the whole machine (user, nice, system, irq, softirq, steal). */
 const machineBusy = (): number => {
@@ -182,8 +185,8 @@ export const peerBench = async (label: string, command: string, port: number, ex
   const server = await startNbdServer(command, port, exportName)
   const rows = new Map<string, PeerRow>()
   let ok = true
-  let peak = rssKiB(server.pid)
-  const sampler = setInterval(() => (peak = Math.max(peak, rssKiB(server.pid))), 50)
+  let peak = treeRssKiB(server.pid)
+  const sampler = setInterval(() => (peak = Math.max(peak, treeRssKiB(server.pid))), 50)
   const measure = async (name: string, bytes: number, args: ReadonlyArray<string>) => {
     try {
       rows.set(name, await step(label, name, server.pid, bytes, args))
