@@ -10,7 +10,8 @@ import * as path from "node:path"
 import { Effect, Redacted } from "effect"
 import { MdbRpcs } from "../src/protocols/mdb.js"
 import { makeRpcClient } from "../src/runtime/cli-client.js"
-import { checkout, killAll, startNode, waitForOutput } from "../test/e2e/node-process.js"
+import { killAll, startNode, waitForOutput } from "../test/e2e/node-process.js"
+import { setUpDhcpd } from "../test/support/dhcpd.js"
 import { makeNetPair, sh, spawnIn } from "../test/support/netns.js"
 
 const N = Number(process.env.PROLO_BENCH_N ?? 100)
@@ -22,11 +23,9 @@ const main = async () => {
   const pair = await makeNetPair(["192.168.1.254/24", "192.168.250.254/24"], ["192.168.1.10/24"])
   const root = await fs.mkdtemp(path.join(os.tmpdir(), "prolo-bench-gw-"))
   try {
-    await fs.chmod(root, 0o755)
+    const { config, lastRestart } = await setUpDhcpd(pair, root)
     const zones = path.join(root, "named")
-    const config = path.join(root, "config")
     await fs.mkdir(zones)
-    await fs.cp(path.join(checkout, "etc/prologin"), config, { recursive: true })
     const secret = randomBytes(32).toString("base64")
     const key = `key "rndc-key" { algorithm hmac-sha256; secret "${secret}"; };`
     await fs.writeFile(
@@ -37,24 +36,11 @@ const main = async () => {
     )
     await fs.writeFile(path.join(root, "rndc.conf"), `${key}\noptions { default-key "rndc-key"; default-server 127.0.0.1; default-port 953; };\n`)
     const rndc = [...pair.exec(pair.server), "rndc", "-c", path.join(root, "rndc.conf")]
-    const conf = path.join(root, "dhcpd.conf")
-    const leases = path.join(root, "dhcpd.leases")
-    const pidFile = path.join(root, "dhcpd.pid")
-    const restarts = path.join(root, "restarts.log")
-    await fs.writeFile(leases, "")
-    const restart = [
-      "sh",
-      "-c",
-      `[ -f ${pidFile} ] && kill $(cat ${pidFile}) && while kill -0 $(cat ${pidFile}) 2>/dev/null; do :; done; ` +
-        `exec ip netns exec ${pair.server} sh -c "dhcpd -4 -q -cf ${conf} -lf ${leases} -pf ${pidFile} ${pair.serverIf} && grep -c '^host ' ${conf} >> ${restarts}"`
-    ]
     await fs.writeFile(path.join(config, "dns.yml"), `dir: ${zones}\nrndc: ${JSON.stringify(rndc)}\n`)
-    await fs.writeFile(path.join(config, "dhcp.yml"), `file: ${conf}\nrestart: ${JSON.stringify(restart)}\n`)
 
     const { url } = await startNode(["--layer", "all", "--config", config], { PROLO_DATA_DIR: path.join(root, "data") })
     const dig = async (name: string) =>
       (await sh([...pair.exec(pair.client), "dig", "+short", "+tries=1", "+time=1", "@192.168.1.254", name]).catch(() => "")).trim()
-    const lastRestart = async () => Number((await fs.readFile(restarts, "utf8").catch(() => "")).trim().split("\n").at(-1) ?? 0)
 
     const dnsMs: Array<number> = []
     const dhcpMs: Array<number> = []
@@ -78,7 +64,7 @@ const main = async () => {
               // Bounded: 4000 polls of at least 5 ms each (20 s and more) per add.
               for (let k = 0; k < 4000 && (dnsDone === 0 || dhcpDone === 0); k++) {
                 if (dnsDone === 0 && (await dig(`${host}.prolo`)) === m.ip) dnsDone = performance.now() - t0
-                if (dhcpDone === 0 && (await lastRestart()) >= i + 1) dhcpDone = performance.now() - t0
+                if (dhcpDone === 0 && Number((await lastRestart()) ?? 0) >= i + 1) dhcpDone = performance.now() - t0
                 await new Promise((r) => setTimeout(r, 5))
               }
             })

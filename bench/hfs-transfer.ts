@@ -12,36 +12,18 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
 import { performance } from "node:perf_hooks"
-import { fileURLToPath } from "node:url"
 import { imageDigestPromise } from "../src/actors/hfs/transfer/image-digest.js"
 import { receiveHome } from "../src/actors/hfs/transfer/receive.js"
 import { allocatedBytes, writeScatteredImage } from "../test/hfs/transfer/images.js"
+import { benchLog, freePort, root, run } from "./support.js"
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const work = process.env["HFS_BENCH_DIR"] ?? "/var/tmp/prolo-hfs-transfer-bench"
 const rounds = Number(process.env["ROUNDS"] ?? "3")
 const seed = Number(process.env["HFS_BENCH_SEED"] ?? "1")
 const MiB = 1 << 20
 const GiB = 1 << 30
 const secret = "hfs-transfer-bench-secret"
-const log = (msg: string) => process.stderr.write(`[bench:hfs-transfer] ${msg}\n`)
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once("error", reject)
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port
-      s.close(() => resolve(port))
-    })
-  })
-
-const run = (cmd: string, args: ReadonlyArray<string>): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "inherit", "inherit"] })
-    child.once("error", reject)
-    child.once("close", (code) => resolve(code ?? 1))
-  })
+const log = benchLog("hfs-transfer")
 
 /** Starts a long-running process; resolves once `ready` resolves, returns a stopper. */
 const startProcess = (cmd: string, args: ReadonlyArray<string>, env: Record<string, string> = {}) => {

@@ -8,47 +8,17 @@
 // NBD_BASELINE='CMD with @PORT@ and @IMG@' (e.g. an older build). ROUNDS [4];
 // NBD_BENCH_DIR as bench:nbd (its images); NBD_OURS_FLAGS extra `nbd serve` flags;
 // NBD_INTERLEAVE_ONLY=read-C1,write-default… picks workloads.
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import { nbdServeArgs } from "./nbd-bundle.js"
+import { cpuSeconds, startNbdServer, timedNbdcopy } from "./nbd-peer.js"
+import { benchLog, freePort, median } from "./support.js"
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const work = process.env["NBD_BENCH_DIR"] ?? "/var/tmp/prolo-nbd-bench"
 const rounds = Number(process.env["ROUNDS"] ?? "4")
-const PATH = `/usr/bin:/usr/sbin:/bin:/sbin:${process.env["PATH"] ?? ""}`
 const GiB = 2 ** 30
-const log = (msg: string) => process.stderr.write(`[bench:nbd-interleave] ${msg}\n`)
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once("error", reject)
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port
-      s.close(() => resolve(port))
-    })
-  })
-
-const run = (cmd: string, args: ReadonlyArray<string>): Promise<number> =>
-  new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: root, stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, PATH } })
-    child.once("close", (code) => resolve(code ?? 1))
-  })
-
-const cpuSeconds = (pid: number): number => {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    const f = s.slice(s.lastIndexOf(")") + 2).split(" ")
-    return (Number(f[11]) + Number(f[12])) / 100
-  } catch {
-    return NaN
-  }
-}
+const log = benchLog("nbd-interleave")
 
 interface Server {
   readonly name: string
@@ -85,34 +55,25 @@ const main = async () => {
     const order = servers.map((_, i) => servers[(i + round) % servers.length] as Server)
     for (const s of order) {
       const port = await freePort()
-      const child = spawn("sh", ["-c", `exec ${s.command(port, img)}`], { cwd: root, stdio: "ignore", env: { ...process.env, PATH } })
-      const closed = new Promise<void>((r) => child.once("close", () => r()))
-      const uri = `nbd://127.0.0.1:${port}/${s.exportName}`
+      const server = await startNbdServer(s.command(port, img), port, s.exportName).catch((err: unknown) => {
+        throw new Error(`${s.name} did not start: ${err instanceof Error ? err.message : String(err)}`)
+      })
       try {
-        for (let i = 0; (await run("sh", ["-c", `nbdinfo --size '${uri}' >/dev/null 2>&1`])) !== 0; i++) {
-          if (i > 150) throw new Error(`${s.name} did not start`)
-          await sleep(200)
-        }
         for (const w of chosen) {
-          const c0 = cpuSeconds(child.pid as number)
-          const t0 = process.hrtime.bigint()
-          if ((await run("nbdcopy", w.args(uri, src))) !== 0) throw new Error(`${s.name} ${w.name}: nbdcopy failed`)
-          const seconds = Number(process.hrtime.bigint() - t0) / 1e9
-          const used = cpuSeconds(child.pid as number) - c0
+          const c0 = cpuSeconds(server.pid)
+          const seconds = await timedNbdcopy(w.args(server.uri, src)).catch((err: unknown) => {
+            throw new Error(`${s.name} ${w.name}: ${err instanceof Error ? err.message : String(err)}`)
+          })
+          const used = cpuSeconds(server.pid) - c0
           const key = `${s.name}/${w.name}`
           wall.set(key, [...(wall.get(key) ?? []), seconds])
           cpu.set(key, [...(cpu.get(key) ?? []), used])
           log(`round ${round + 1} ${key}: ${seconds.toFixed(3)} s, server CPU ${used.toFixed(2)} s (load ${os.loadavg()[0]?.toFixed(1)})`)
         }
       } finally {
-        child.kill("SIGTERM")
-        await closed
+        await server.stop()
       }
     }
-  }
-  const median = (xs: ReadonlyArray<number>) => {
-    const s = [...xs].sort((a, b) => a - b)
-    return s.length % 2 === 1 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2
   }
   const names = servers.map((s) => s.name)
   const lines = [
@@ -136,6 +97,6 @@ const main = async () => {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`[bench:nbd-interleave] ${err instanceof Error ? err.message : String(err)}\n`)
+  log(err instanceof Error ? err.message : String(err))
   process.exitCode = 2
 })

@@ -9,13 +9,12 @@
 // idle: RSS 2 s after the server answers; peak: highest RSS sampled every 20 ms during the
 // workload; after: RSS AFTER_S seconds after the workload ended (our server gives memory
 // back after 10 s without traffic). RSS is the server process's VmRSS (both are one process).
-import { spawn, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { processRssKiB as rssKiB, startNbdServer } from "./nbd-peer.js"
+import { benchLog, median, run, sleep } from "./support.js"
 
-const log = (msg: string) => process.stderr.write(`[bench:nbd memory] ${msg}\n`)
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const PATH = `/usr/bin:/usr/sbin:/bin:/sbin:${process.env["PATH"] ?? ""}`
+const log = benchLog("nbd memory")
 
 export interface MemoryServer {
   readonly name: string
@@ -31,21 +30,7 @@ export interface MemoryFigures {
   readonly seconds: number
 }
 
-const rssKiB = (pid: number): number => {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))
-    return m ? Number(m[1]) : 0
-  } catch {
-    return 0
-  }
-}
-
-const exited = (child: ChildProcess) => new Promise<number>((resolve) => child.once("close", (code) => resolve(code ?? 1)))
-
-const runQuiet = async (cmd: string, args: ReadonlyArray<string>): Promise<number> => {
-  const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, PATH } })
-  return exited(child)
-}
+const runQuiet = (cmd: string, args: ReadonlyArray<string>) => run(cmd, args, "ignore")
 
 // Runs `work` while sampling the server's RSS; returns the peak in KiB and the seconds taken.
 const sampled = async (pid: number, work: () => Promise<void>): Promise<{ peak: number; seconds: number }> => {
@@ -96,21 +81,9 @@ const measure = async (
   workload: "copy" | "random"
 ): Promise<MemoryFigures> => {
   const port = await opts.port()
-  const child = spawn("sh", ["-c", `exec ${server.command(port, opts.image)}`], {
-    stdio: ["ignore", "ignore", "pipe"],
-    env: { ...process.env, PATH }
-  })
-  let stderr = ""
-  child.stderr?.setEncoding("utf8").on("data", (d: string) => (stderr = (stderr + d).slice(-4000)))
-  const done = exited(child)
-  const pid = child.pid as number
-  const uri = `nbd://127.0.0.1:${port}/${server.exportName}`
+  const running = await startNbdServer(server.command(port, opts.image), port, server.exportName)
+  const { pid, uri } = running
   try {
-    for (let i = 0; ; i++) {
-      if (i > 150) throw new Error(`${server.name} did not answer on ${uri}: ${stderr}`)
-      if ((await runQuiet("sh", ["-c", `nbdinfo --size '${uri}' >/dev/null 2>&1`])) === 0) break
-      await sleep(200)
-    }
     await sleep(2000)
     const idle = rssKiB(pid)
     const work = workload === "copy" ? copyWorkload(uri, opts.src) : randomWorkload(uri, opts.driver, 50, opts.seed)
@@ -120,10 +93,7 @@ const measure = async (
     log(`${server.name} ${workload}: idle ${(idle / 1024).toFixed(1)} / peak ${(peak / 1024).toFixed(1)} / after ${(after / 1024).toFixed(1)} MiB, ${seconds.toFixed(2)} s`)
     return { idleMiB: idle / 1024, peakMiB: peak / 1024, afterMiB: after / 1024, seconds }
   } finally {
-    child.kill("SIGTERM")
-    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000)
-    await done
-    clearTimeout(timer)
+    await running.stop()
   }
 }
 
@@ -141,11 +111,6 @@ export const runMemoryBench = async (servers: ReadonlyArray<MemoryServer>, opts:
         byWorkload.set(workload, [...(byWorkload.get(workload) ?? []), f])
       }
   return results
-}
-
-const median = (xs: ReadonlyArray<number>): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length === 0 ? NaN : s.length % 2 === 1 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2
 }
 
 // Markdown table (medians over rounds) and the verdict on the goal: our growth over idle

@@ -1,70 +1,39 @@
 // `npm run bench:nbd`: our NBD server against nbdkit's file plugin, back to back, with
-// the shared peer benchmark (shared/tools/nbd-bench-peer.sh: nbdcopy throughput via
-// hyperfine, peak RSS of the server's process tree).
+// the same measurement for both (bench/nbd-peer.ts: nbdcopy throughput, peak RSS of the
+// server's process tree).
 //
 // Per server: one run on a 1 GiB image full of data (read and write, 1 connection and
 // nbdcopy's default multi-conn) and one read-only run on a 2 GiB sparse image with
 // 100 × 1 MiB of data (how well holes are skipped: block status).
 //
 // Knobs (environment): NBD_BENCH_DIR [/var/tmp/prolo-nbd-bench] holds the images;
-// NBD_TOOLS [../shared/tools]; ROUNDS [1] alternates ours/nbdkit that many times and
+// ROUNDS [1] alternates ours/nbdkit that many times and
 // keeps each one's best; NBD_BENCH_PROFILE=1 runs our server under `node --cpu-prof`
 // and prints where its CPU time went; our server runs from the dist/ bundle (see nbd-bundle.ts);
 // NBD_BENCH_OURS='CMD with @PORT@ and @IMG@'
-// replaces our server command. RUNS/QUIET_*/TRIES pass through to the peer script.
+// replaces our server command. RUNS/QUIET_*/TRIES/BG_MAX: see nbd-peer.ts.
 // Then the memory run (bench/nbd-memory.ts): RSS idle / peak / after of both servers for a
 // 1 GiB copy and for 50 clients of random 4 KiB I/O. NBD_BENCH_ONLY=throughput|memory
 // runs one half; MEMORY_ROUNDS [ROUNDS]; MEMORY_AFTER_S [25] (our idle trim is 10 s).
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import { nbdServeArgs } from "./nbd-bundle.js"
 import { memoryReport, randomDriver, runMemoryBench } from "./nbd-memory.js"
+import { peerBench, type PeerResult } from "./nbd-peer.js"
 import { summarizeProfiles } from "./nbd-profile.js"
+import { benchLog, freePort, root, run } from "./support.js"
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
-const tools = process.env["NBD_TOOLS"] ?? path.resolve(root, "..", "shared", "tools")
-const peer = path.join(tools, "nbd-bench-peer.sh")
 const work = process.env["NBD_BENCH_DIR"] ?? "/var/tmp/prolo-nbd-bench"
 const rounds = Number(process.env["ROUNDS"] ?? "1")
 const profile = process.env["NBD_BENCH_PROFILE"] === "1"
 const MiB = 1 << 20
 const GiB = 1 << 30
 
-const log = (msg: string) => process.stderr.write(`[bench:nbd] ${msg}\n`)
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once("error", reject)
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port
-      s.close(() => resolve(port))
-    })
-  })
-
-// Runs a command, streaming its stderr to ours, and returns its stdout.
-const run = (cmd: string, args: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<{ code: number; stdout: string }> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      cwd: root,
-      env: { ...process.env, PATH: `/usr/bin:/usr/sbin:/bin:/sbin:${process.env["PATH"] ?? ""}`, ...env },
-      stdio: ["ignore", "pipe", "inherit"]
-    })
-    let stdout = ""
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d
-    })
-    child.once("error", reject)
-    child.once("close", (code) => resolve({ code: code ?? 1, stdout }))
-  })
+const log = benchLog("nbd")
 
 const requireTools = async () => {
-  for (const t of ["nbdkit", "nbdcopy", "nbdinfo", "hyperfine", "python3"]) {
-    const { code } = await run("sh", ["-c", `command -v ${t}`])
-    if (code !== 0) throw new Error(`missing tool ${t} (Debian: nbdkit, libnbd-bin, hyperfine)`)
+  for (const t of ["nbdkit", "nbdcopy", "nbdinfo", "python3"]) {
+    if ((await run("sh", ["-c", `command -v ${t}`], "ignore")) !== 0) throw new Error(`missing tool ${t} (Debian: nbdkit, libnbd-bin)`)
   }
 }
 
@@ -91,41 +60,6 @@ const prepareImages = () => {
   for (let i = 0; i < 100; i++) fs.writeSync(fd, block, 0, MiB, i * 20 * MiB)
   fs.closeSync(fd)
   return { src, data, sparse }
-}
-
-interface Row {
-  readonly mbs: number
-  readonly seconds: number
-}
-interface PeerResult {
-  readonly rows: ReadonlyMap<string, Row>
-  readonly peakRssMiB: number
-  readonly ok: boolean
-}
-
-// Reads the peer script's markdown summary: "| test | setup | median MB/s | best | median s | ...".
-const parseSummary = (out: string, ok: boolean): PeerResult => {
-  const rows = new Map<string, Row>()
-  for (const line of out.split("\n")) {
-    const cells = line.split("|").map((c) => c.trim())
-    const [, name, , mbs, , seconds] = cells
-    if (name === undefined || !/^(read|write)-/.test(name)) continue
-    rows.set(name, { mbs: Number(mbs), seconds: Number(seconds) })
-  }
-  const rss = /peak server RSS[^:]*: (\d+) MiB/.exec(out)
-  return { rows, peakRssMiB: rss ? Number(rss[1]) : NaN, ok }
-}
-
-const runPeer = async (label: string, cmd: string, port: number, exportName: string, env: Record<string, string>) => {
-  log(`${label}: ${cmd}`)
-  const { code, stdout } = await run("bash", [peer, cmd, String(port), exportName], {
-    LABEL: label,
-    OUTDIR: path.join(work, "out", label),
-    QUIET_TIMEOUT: process.env["QUIET_TIMEOUT"] ?? "30",
-    ...env
-  })
-  if (code !== 0) log(`${label}: peer benchmark exited ${code}`)
-  return parseSummary(stdout, code === 0)
 }
 
 interface ServerDef {
@@ -183,7 +117,6 @@ const memoryBench = async (imgs: { readonly src: string; readonly data: string }
 }
 
 const throughputBench = async (imgs: { readonly src: string; readonly data: string; readonly sparse: string }) => {
-  if (!fs.existsSync(peer)) throw new Error(`peer benchmark script not found: ${peer} (set NBD_TOOLS)`)
   if (profile) fs.rmSync(profDir, { recursive: true, force: true })
   const dataRes = new Map<string, PeerResult>()
   const sparseRes = new Map<string, PeerResult>()
@@ -191,10 +124,10 @@ const throughputBench = async (imgs: { readonly src: string; readonly data: stri
     for (const s of servers) {
       const tag = `${s.name}-r${round}`
       const port = await freePort()
-      const d = await runPeer(`${tag}-data`, s.command(port, imgs.data, `${tag}-data`), port, s.exportName, { SRC: imgs.src })
+      const d = await peerBench(`${tag}-data`, s.command(port, imgs.data, `${tag}-data`), port, s.exportName, imgs.src)
       dataRes.set(s.name, best(dataRes.get(s.name), d))
       const port2 = await freePort()
-      const sp = await runPeer(`${tag}-sparse`, s.command(port2, imgs.sparse, `${tag}-sparse`), port2, s.exportName, { DO_WRITE: "0" })
+      const sp = await peerBench(`${tag}-sparse`, s.command(port2, imgs.sparse, `${tag}-sparse`), port2, s.exportName)
       sparseRes.set(s.name, best(sparseRes.get(s.name), sp))
     }
   }
@@ -239,7 +172,7 @@ const report = (data: ReadonlyMap<string, PeerResult>, sparse: ReadonlyMap<strin
   const rss = (r: { d: PeerResult | undefined; s: PeerResult | undefined }) => Math.max(r.d?.peakRssMiB ?? NaN, r.s?.peakRssMiB ?? NaN)
   lines.push(`| peak server RSS (MiB) | ${fmt(rss(ours))} | ${fmt(rss(kit))} | ${fmt(rss(ours) / rss(kit), 1)}× |`)
   const failed = [...data.entries(), ...sparse.entries()].filter(([, r]) => !r.ok).map(([n]) => n)
-  if (failed.length > 0) verdicts.push(`peer benchmark reported a failure for: ${[...new Set(failed)].join(", ")} (see ${path.join(work, "out")})`)
+  if (failed.length > 0) verdicts.push(`peer benchmark reported a failure for: ${[...new Set(failed)].join(", ")} (see the log above)`)
   process.stdout.write(`\n## NBD benchmark: ours vs nbdkit (nbdcopy, ${rounds} round(s), best of rounds)\n\n${lines.join("\n")}\n\n`)
   process.stdout.write(verdicts.length === 0 ? "verdict: at or above nbdkit on every figure\n" : verdicts.map((v) => `- ${v}`).join("\n") + "\n")
   if (verdicts.some((v) => v.startsWith("NOT DONE") || v.startsWith("peer"))) process.exitCode = 1

@@ -6,11 +6,8 @@
 // statuses as bin/prolo.ts (failure: one line on stderr, status 2).
 import * as v8 from "node:v8"
 import * as Command from "@effect/cli/Command"
-import { isValidationError } from "@effect/cli/ValidationError"
-import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, Effect, Exit, Option } from "effect"
 import { nbdCommand } from "../src/nbd/cli.js"
+import { runCliMain } from "../src/runtime/cli-exit.js"
 
 const PROGRAM = "prolo"
 
@@ -27,24 +24,4 @@ const command = Command.make(PROGRAM).pipe(
   Command.withSubcommands([nbdCommand])
 )
 
-const report = (exit: Exit.Exit<unknown, unknown>): string | undefined => {
-  if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return undefined
-  const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
-  if (isValidationError(error)) return undefined // @effect/cli printed it
-  const message =
-    typeof error === "object" && error !== null && "message" in error && typeof error.message === "string" ? error.message : undefined
-  return `${PROGRAM}: ${message?.split("\n", 1)[0] ?? Cause.pretty(exit.cause)}`
-}
-
-Command.run(command, { name: PROGRAM, version: "0.1.0" })(process.argv).pipe(
-  Effect.onExit((exit) => {
-    const text = report(exit)
-    return text === undefined ? Effect.void : Effect.sync(() => process.stderr.write(`${text}\n`))
-  }),
-  Effect.provide(NodeContext.layer),
-  NodeRuntime.runMain({
-    disableErrorReporting: true,
-    disablePrettyLogger: true,
-    teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause) ? 0 : 2)
-  })
-)
+runCliMain(PROGRAM, Command.run(command, { name: PROGRAM, version: "0.1.0" })(process.argv))

@@ -2,10 +2,7 @@
 // from the configuration directory (`--config`, env PROLO_CONFIG_DIR). Any failure is one
 // line on stderr and exit status 2.
 import * as Command from "@effect/cli/Command"
-import { isValidationError } from "@effect/cli/ValidationError"
-import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, Console, Effect, Exit, Option, Schema } from "effect"
+import { Console, Effect, Schema } from "effect"
 import { mdbCommand } from "../src/actors/mdb/cli.js"
 import { table } from "../src/runtime/cli-table.js"
 import { udbCommand } from "../src/actors/udb/cli.js"
@@ -14,6 +11,7 @@ import { hfsCommand } from "../src/actors/hfs/cli.js"
 import { ActorInfo } from "../src/runtime/actor-tree.js"
 import { configOption, nodeOption, topLevelClientEnv } from "../src/runtime/cli-client-options.js"
 import { cliConfig, mistypedSubcommand, subcommandTree, withPlainConsole } from "../src/runtime/cli-console.js"
+import { runCliMain } from "../src/runtime/cli-exit.js"
 
 const PROGRAM = "prolo"
 
@@ -89,33 +87,17 @@ const command = root.pipe(
   Command.withSubcommands(subcommands)
 )
 
-const report = (exit: Exit.Exit<unknown, unknown>): string | undefined => {
-  if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return undefined
-  const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
-  if (isValidationError(error)) return undefined // @effect/cli printed it
-  const message =
-    typeof error === "object" && error !== null && "message" in error && typeof error.message === "string" ? error.message : undefined
-  if (error instanceof CliError && error.message.startsWith(`${PROGRAM}`)) return error.message
-  return `${PROGRAM}: ${message?.split("\n", 1)[0] ?? Cause.pretty(exit.cause)}`
-}
-
 // Options that take a value, anywhere before a subcommand's name.
 const valueOptions = new Set(["--node", "--config", "--log-level", "--completions"])
 const tree = { status: {}, mdb: subcommandTree(mdbCommand), udb: subcommandTree(udbCommand), hfs: subcommandTree(hfsCommand), nbd: subcommandTree(nbdCommand) }
 Object.assign(process.env, topLevelClientEnv(process.argv.slice(2)))
 const mistyped = mistypedSubcommand(PROGRAM, tree, process.argv.slice(2), valueOptions)
 
-;(mistyped === undefined ? Command.run(command, { name: PROGRAM, version: "0.1.0" })(process.argv) : new CliError({ message: mistyped })).pipe(
-  withPlainConsole,
-  Effect.provide(cliConfig),
-  Effect.onExit((exit) => {
-    const text = report(exit)
-    return text === undefined ? Effect.void : Effect.sync(() => process.stderr.write(`${text}\n`))
-  }),
-  Effect.provide(NodeContext.layer),
-  NodeRuntime.runMain({
-    disableErrorReporting: true,
-    disablePrettyLogger: true,
-    teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause) ? 0 : 2)
-  })
+runCliMain(
+  PROGRAM,
+  (mistyped === undefined ? Command.run(command, { name: PROGRAM, version: "0.1.0" })(process.argv) : new CliError({ message: mistyped })).pipe(
+    withPlainConsole,
+    Effect.provide(cliConfig)
+  ),
+  (error) => error instanceof CliError && error.message.startsWith(PROGRAM)
 )

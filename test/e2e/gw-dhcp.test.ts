@@ -2,10 +2,11 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
+import { setUpDhcpd } from "../support/dhcpd.js"
 import { makeNetPair, sh } from "../support/netns.js"
 import { until } from "../nbd/harness.js"
 import { gwMachine } from "../mdb/fixtures.js"
-import { checkout, exitWithin, killAll, spawnBin, startNode } from "./node-process.js"
+import { exitWithin, killAll, spawnBin, startNode } from "./node-process.js"
 
 // The gateway's DHCP end to end: a `--layer all` node writes dhcpd.conf (checked by dhcpd -t),
 // its restart command (re)starts a real ISC dhcpd in a network namespace, and busybox's udhcpc
@@ -21,24 +22,7 @@ describe("e2e: gateway DHCP with a real dhcpd", () => {
     const pair = await makeNetPair(["192.168.1.254/24", "192.168.250.254/24"], [])
     const root = await fs.mkdtemp(path.join(os.tmpdir(), "prolo-e2e-dhcp-"))
     try {
-      await fs.chmod(root, 0o755)
-      const config = path.join(root, "config")
-      await fs.cp(path.join(checkout, "etc/prologin"), config, { recursive: true })
-      const conf = path.join(root, "dhcpd.conf")
-      const leases = path.join(root, "dhcpd.leases")
-      const pidFile = path.join(root, "dhcpd.pid")
-      const restarts = path.join(root, "restarts.log")
-      await fs.writeFile(leases, "")
-      // What `systemctl restart` does, in the namespace: stop the running dhcpd, start a fresh one
-      // (it daemonizes; the namespace's removal ends it). Each restart logs how many hosts it saw.
-      const restart = [
-        "sh",
-        "-c",
-        `[ -f ${pidFile} ] && kill $(cat ${pidFile}) && while kill -0 $(cat ${pidFile}) 2>/dev/null; do :; done; ` +
-          `grep -c '^host ' ${conf} >> ${restarts}; ` +
-          `exec ip netns exec ${pair.server} dhcpd -4 -q -cf ${conf} -lf ${leases} -pf ${pidFile} ${pair.serverIf}`
-      ]
-      await fs.writeFile(path.join(config, "dhcp.yml"), `file: ${conf}\nrestart: ${JSON.stringify(restart)}\n`)
+      const { config, conf, pidFile, restarts, lastRestart } = await setUpDhcpd(pair, root)
       await sh([...pair.exec(pair.client), "ip", "link", "set", pair.clientIf, "address", CLIENT_MAC])
 
       const { node, url } = await startNode(["--layer", "all", "--config", config], { PROLO_DATA_DIR: path.join(root, "data") })
@@ -49,7 +33,6 @@ describe("e2e: gateway DHCP with a real dhcpd", () => {
       }
       await prolo(["add", "--hostname", "gw", "--mac", gwMachine.mac, "--ip", gwMachine.ip, "--mtype", "service", "--aliases", gwMachine.aliases])
       await prolo(["add", "--hostname", "pas-r01p01", "--mac", CLIENT_MAC, "--mtype", "user", "--room", "pasteur"])
-      const lastRestart = async () => (await fs.readFile(restarts, "utf8").catch(() => "")).trim().split("\n").at(-1)
       await until(async () => (await lastRestart()) === "2", "dhcpd restarted with both hosts", 4000).catch((e: Error) => {
         throw new Error(`${e.message}:\n${output()}`)
       })

@@ -1,15 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Either, Fiber, Layer, TestClock } from "effect"
-import * as fs from "node:fs/promises"
-import * as os from "node:os"
-import * as path from "node:path"
 import { Directory } from "../../src/actors/presence/directory.js"
 import { LeaseStore } from "../../src/actors/presence/lease-store.js"
 import type { MachineFacts, UserFacts } from "../../src/actors/presence/rules.js"
 import { Presence } from "../../src/actors/presence/service.js"
 import { connect } from "../../src/store/database.js"
-import { startEmbeddedPostgres } from "../../src/store/embedded-postgres.js"
-import { childrenOf } from "../support/processes.js"
+import { stoppablePostgres } from "../support/stoppable-pg.js"
 import { LEASE_MS, makeHarness, promptly } from "./support.js"
 
 // Issue 17 item 5 as reported, on a real PostgreSQL of its own (the run's shared cluster must
@@ -23,31 +19,12 @@ const user = (i: number) => `user${i}`
 const machines: Record<string, MachineFacts> = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [host(i), { mtype: "user" }]))
 const users: Record<string, UserFacts> = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [user(i), { group: "user" }]))
 
-const signalAll = (pids: ReadonlyArray<number>, signal: NodeJS.Signals) =>
-  Effect.sync(() => {
-    for (const pid of pids) {
-      try {
-        process.kill(pid, signal)
-      } catch {
-        // already gone
-      }
-    }
-  })
-
 describe("presence under a SIGSTOPped PostgreSQL", () => {
   it.scoped(
     "no user on two hosts, no delete/re-add on the topic, no accepted login deleted at once",
     () =>
       Effect.gen(function* () {
-        const root = yield* Effect.acquireRelease(
-          Effect.promise(async () => {
-            const dir = await fs.mkdtemp(path.join(os.tmpdir(), "prolo-stall-"))
-            await fs.chmod(dir, 0o755) // the postgres OS user must reach data/ inside
-            return dir
-          }),
-          (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
-        )
-        const pg = yield* startEmbeddedPostgres({ dataDir: path.join(root, "data"), settings: { fsync: "off" } })
+        const { pg, stop } = yield* stoppablePostgres("prolo-stall-")
         const storeCtx = yield* Layer.build(LeaseStore.sql.pipe(Layer.provideMerge(connect(pg.url("postgres")))))
         const h = yield* makeHarness({
           storeLayer: Layer.succeedContext(Context.pick(LeaseStore)(storeCtx)),
@@ -60,9 +37,7 @@ describe("presence under a SIGSTOPped PostgreSQL", () => {
           discard: true
         })
 
-        const pids = [pg.pid, ...(yield* Effect.promise(() => childrenOf(pg.pid)))]
-        // Resumed whatever happens, or the cluster could not stop.
-        yield* Effect.acquireRelease(signalAll(pids, "SIGSTOP"), () => signalAll(pids, "SIGCONT"))
+        const resume = yield* stop
         const blocked = yield* Effect.fork(Effect.either(presence.requestLogin(user(10), host(10))))
         yield* promptly("heartbeats at the start of the stall", beat)
         for (let t = 0; t < 8; t++) {
@@ -71,7 +46,7 @@ describe("presence under a SIGSTOPped PostgreSQL", () => {
         }
         const first = yield* Fiber.join(blocked)
         expect(Either.isLeft(first) && first.left._tag).toBe("PresenceUnavailable")
-        yield* signalAll(pids, "SIGCONT")
+        yield* resume
 
         // user9 still heartbeats from host9: a login elsewhere is refused
         expect(yield* Effect.flip(presence.requestLogin(user(9), host(19)))).toMatchObject({ _tag: "LoginRefused", reason: "already_logged" })

@@ -19,12 +19,12 @@ import {
   TransferAuthRefused,
   type TransferError,
   TransferInterrupted,
-  TransferIoError,
-  TransferTimeout
+  TransferIoError
 } from "./errors.js"
 import { encodeHello, type Fail, type Frame, windowProblem } from "./frames.js"
 import { encodeHeader, encodeRecords, JOURNAL_HEADER, readJournal, resumeOffset, type VerifiedWindow } from "./journal.js"
-import { frameReader, type ReadEnd, writeFrames } from "./socket-io.js"
+import { connectionEnded, errorCode, ioFailure, peerIdle } from "./peer-failures.js"
+import { frameReader, writeFrames } from "./socket-io.js"
 import { transferMessage } from "./token.js"
 
 // The destination side (HFS B): pull a home from the source into a partial sparse image
@@ -83,18 +83,14 @@ export const readProgress = async (dir: string, login: string, generation: numbe
   return j === undefined ? 0 : resumeOffset(j)
 }
 
-const codeOf = (err: unknown): string =>
-  typeof err === "object" && err !== null && typeof (err as { code?: unknown }).code === "string" ? (err as { code: string }).code : "EIO"
-const text = (err: unknown): string => (err instanceof Error ? err.message : String(err))
-
 const io = <A>(file: string, op: string, f: () => Promise<A>): Effect.Effect<A, TransferIoError | DiskFull> =>
   Effect.tryPromise({
     try: f,
     catch: (err) => {
-      const code = codeOf(err)
+      const code = errorCode(err)
       return code === "ENOSPC" || code === "EDQUOT"
         ? new DiskFull({ path: file, neededBytes: 0, availableBytes: 0, message: `${op} of ${file}: no space left (${code})` })
-        : new TransferIoError({ path: file, op, code, message: `${op} of ${file}: ${text(err)}` })
+        : ioFailure(file, op, err)
     }
   })
 
@@ -184,25 +180,17 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
     const socket = yield* connect(options.host, options.port, Duration.decode(options.connectTimeout ?? "10 seconds"))
     const reader = frameReader(socket, ["start", "window", "end", "fail"])
     let sentBytes = 0
-    const ended = (end: ReadEnd): TransferError =>
-      end._tag === "Bad"
-        ? new BadFrame({ reason: end.reason, message: `transfer of ${login}: unreadable frame from the source, connection closed: ${end.reason}` })
-        : new TransferInterrupted({ login, message: `transfer of ${login}: connection to the source lost: ${end.message}` })
     const next = (phase: string): Effect.Effect<Frame, TransferError> =>
       reader.next.pipe(
-        Effect.mapError(ended),
-        Effect.timeoutFail({
-          duration: idle,
-          onTimeout: () =>
-            new TransferTimeout({ login, phase, seconds: Duration.toSeconds(idle), message: `transfer of ${login}: nothing from the source for ${Duration.format(idle)} (${phase})` })
-        }),
+        Effect.mapError(connectionEnded(login, "source")),
+        peerIdle(login, "source", phase, idle),
         Effect.flatMap((f) => (f.type === "fail" ? Effect.fail(remoteFailure(login, f.fail)) : Effect.succeed(f)))
       )
 
     const token = yield* timeauth.generate(options.secret, transferMessage(login, generation, socket.remoteAddress ?? options.host))
     const hello = encodeHello({ login, generation, from, token })
     sentBytes += hello.length
-    yield* writeFrames(socket, [hello]).pipe(Effect.mapError(ended))
+    yield* writeFrames(socket, [hello]).pipe(Effect.mapError(connectionEnded(login, "source")))
 
     const start = yield* next("start")
     if (start.type !== "start") return yield* Effect.fail(new BadFrame({ reason: `unexpected ${start.type} frame`, message: `transfer of ${login}: the source did not start with a start frame` }))

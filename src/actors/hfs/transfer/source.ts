@@ -9,13 +9,13 @@ import {
   SourceImageMissing,
   TransferAuthRefused,
   type TransferError,
-  TransferInterrupted,
-  TransferIoError,
+  type TransferIoError,
   TransferTimeout
 } from "./errors.js"
 import { nextData, readRuns, windowRuns } from "./extents.js"
 import { encodeEnd, encodeFail, encodeStart, encodeWindowHead, type Hello } from "./frames.js"
-import { frameReader, type ReadEnd, writeFrames } from "./socket-io.js"
+import { connectionEnded, errorCode, ioFailure, peerIdle } from "./peer-failures.js"
+import { frameReader, writeFrames } from "./socket-io.js"
 import { transferMessage } from "./token.js"
 
 // The source side (HFS A) of one connection: check the request, then stream the allocated
@@ -40,15 +40,6 @@ export interface SentHome {
   readonly payloadBytes: number
 }
 
-const codeOf = (err: unknown): string =>
-  typeof err === "object" && err !== null && typeof (err as { code?: unknown }).code === "string" ? (err as { code: string }).code : "EIO"
-const text = (err: unknown): string => (err instanceof Error ? err.message : String(err))
-
-const ended = (login: string) => (end: ReadEnd) =>
-  end._tag === "Bad"
-    ? new BadFrame({ reason: end.reason, message: `transfer of ${login || "?"}: unreadable frame from the destination: ${end.reason}` })
-    : new TransferInterrupted({ login, message: `transfer of ${login || "?"}: destination gone: ${end.message}` })
-
 const openImage = (login: string, path: string) =>
   Effect.acquireRelease(
     Effect.async<{ fd: number; size: number; allocated: number }, SourceImageMissing | TransferIoError>((resume) => {
@@ -56,9 +47,9 @@ const openImage = (login: string, path: string) =>
         if (err) {
           return resume(
             Effect.fail(
-              codeOf(err) === "ENOENT"
+              errorCode(err) === "ENOENT"
                 ? new SourceImageMissing({ login, message: `the image of ${login} is missing on the source (${path})` })
-                : new TransferIoError({ path, op: "open", code: codeOf(err), message: `cannot open ${path}: ${text(err)}` })
+                : ioFailure(path, "open", err)
             )
           )
         }
@@ -82,17 +73,9 @@ const stream = (socket: net.Socket, hello: Hello, path: string, options: SourceO
     const { login, from } = hello
     const idle = Duration.decode(options.idleTimeout ?? "30 seconds")
     const write = (buffers: ReadonlyArray<Buffer>, phase: string) =>
-      writeFrames(socket, buffers).pipe(
-        Effect.mapError(ended(login)),
-        Effect.timeoutFail({
-          duration: idle,
-          onTimeout: () =>
-            new TransferTimeout({ login, phase, seconds: Duration.toSeconds(idle), message: `transfer of ${login}: the destination took nothing for ${Duration.format(idle)}` })
-        })
-      )
+      writeFrames(socket, buffers).pipe(Effect.mapError(connectionEnded(login, "destination")), peerIdle(login, "destination", phase, idle))
     const image = yield* openImage(login, path)
-    const ioError = (op: string) => (err: unknown) =>
-      new TransferIoError({ path, op, code: codeOf(err), message: `${op} of ${path}: ${text(err)}` })
+    const ioError = (op: string) => (err: unknown) => ioFailure(path, op, err)
     yield* write([encodeStart(image.size, image.allocated, from)], "start")
     const digest = makeImageDigest(image.size)
     // SLOTS buffers: one is read and hashed while the others are on their way out.
@@ -136,7 +119,7 @@ export const serveConnection = (socket: net.Socket, options: SourceOptions): Eff
   const session = Effect.gen(function* () {
     const reader = frameReader(socket, ["hello"])
     const first = yield* reader.next.pipe(
-      Effect.mapError(ended("")),
+      Effect.mapError(connectionEnded("", "destination")),
       Effect.timeoutFail({
         duration: idle,
         onTimeout: () => new TransferTimeout({ login: "?", phase: "hello", seconds: Duration.toSeconds(idle), message: `no transfer request within ${Duration.format(idle)}` })
