@@ -15,9 +15,11 @@ import { errnoOf, errorReply, execute, needsBuffer, precheck, type Request, succ
 // Memory bound per connection: `budgetBytes` of pooled data buffers (a READ holds its
 // buffer until the socket's write callback fires, so a client that stops reading stalls
 // admission instead of growing the socket queue) plus `maxInFlight` small reply headers,
-// plus at most `maxOptionLength` during the handshake. Across connections the pool's
-// budget (buffer-pool.ts) bounds the sum: a request that fits this connection's share but
-// not the pool waits in the pool's line, with the socket paused, as it would for its own.
+// plus at most `maxOptionLength` during the handshake, plus while paused the rest of the
+// read that paused it (one shared read, server.ts `sharedReadBytes`). Across connections
+// the pool's budget (buffer-pool.ts) bounds the sum: a request that fits this
+// connection's share but not the pool waits in the pool's line, with the socket paused,
+// as it would for its own.
 
 // The part of net.Socket the connection uses (a fake one drives the unit tests).
 export interface Transport {

@@ -39,10 +39,20 @@ export interface NbdServerOptions {
   readonly access?: ExportAccess
 }
 
-// 16 MiB: nbdcopy's 4 connections keep 4 MiB each in flight (16 of its 256 KiB requests
-// per connection) at no measured cost in copy throughput (bench:nbd), and 50 clients of
-// small random I/O never come near it; the growth over idle stays near nbdkit's peak.
-export const defaultMemoryBudget = 16 * 1024 * 1024
+// 4 MiB: nbdcopy's 4 connections keep 1 MiB each in flight (4 of its 256 KiB requests per
+// connection) at no measured cost in copy throughput or CPU per GiB (bench:nbd-interleave,
+// against 16 MiB in the same run), while 16 MiB let a 1 GiB copy grow RSS by 26 MiB over
+// idle, twice nbdkit's peak. 50 clients of random 4 KiB I/O, 16 in flight each, need
+// 3.2 MiB: they fit.
+export const defaultMemoryBudget = 4 * 1024 * 1024
+
+// Size of the read buffer all sockets share, hence of the most a paused connection keeps
+// outside the budget (connection.ts stashes the rest of the read that paused it). A read
+// lands there only for request headers and option data: WRITE payloads are received
+// straight into their pooled buffers, and the header after a WRITE alone (nextRead). So
+// it needs room for a burst of headers (64 in flight × 28 bytes) and a small payload
+// caught behind them; 256 KiB let 50 paused connections keep up to 12.5 MiB.
+export const sharedReadBytes = 16 * 1024
 
 export class NbdServer extends Context.Tag("prolo/NbdServer")<
   NbdServer,
@@ -81,7 +91,7 @@ export const make = (options: NbdServerOptions) =>
     const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? "10 seconds")
     const live = new Set<Connection>()
     // Every socket reads into this one buffer; connections copy what they keep.
-    const readBuffer = Buffer.allocUnsafeSlow(256 * 1024)
+    const readBuffer = Buffer.allocUnsafeSlow(sharedReadBytes)
     let shuttingDown = false
 
     const onConnection = (socket: net.Socket) => {

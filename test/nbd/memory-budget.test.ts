@@ -4,7 +4,7 @@ import { describe, expect } from "vitest"
 import { NbdExports } from "../../src/nbd/exports.js"
 import { makeMemoryBackend } from "../../src/nbd/memory-backend.js"
 import { Cmd } from "../../src/nbd/protocol.js"
-import { make as makeServer } from "../../src/nbd/server.js"
+import { make as makeServer, sharedReadBytes } from "../../src/nbd/server.js"
 import { openSession, readSimpleReply, request, type Session, startServer, until } from "./harness.js"
 
 const MiB = 1024 * 1024
@@ -59,6 +59,72 @@ describe("nbd memory budget across connections", () => {
         const after = await Effect.runPromise(srv.server.memory)
         expect(after).toMatchObject({ heldBytes: 0, waiting: 0 })
         expect(after.peakBytes).toBeLessThanOrEqual(budget)
+      } finally {
+        for (const s of sessions) s.client.close()
+        await srv.stop()
+      }
+    })
+  )
+
+  // A connection paused for the pool keeps the rest of the socket read that paused it
+  // (copied out of the shared read buffer): at most one shared read each, so many paused
+  // connections keep little outside the budget. Each client pauses its own reading, then
+  // sends READs the pool cannot all grant, followed in the same burst by WRITEs with
+  // their payloads: the connection pauses on a READ, with the WRITEs already read.
+  it.live("8 connections paused for the pool each keep at most one shared read (16 KiB) of unread requests; all complete", () =>
+    Effect.promise(async () => {
+      // Enough READ data per client (24 MiB) that the kernel's socket buffers fill up.
+      const clients = 8
+      const reads = 48
+      const writes = 8
+      const readSize = 512 * 1024
+      const writeSize = 32 * 1024
+      const srv = await startServer([{ name: "disk", backend: makeMemoryBackend({ size: 8 * MiB }) }], { memoryBudget: 4 * MiB })
+      const sessions: Array<Session> = []
+      try {
+        sessions.push(...(await Promise.all(Array.from({ length: clients }, () => openSession(srv.port, "disk")))))
+        const region = (k: number) => k * writes * writeSize
+        const payload = (k: number, j: number) => Buffer.alloc(writeSize, (k * writes + j) % 251)
+        sessions.forEach((s, k) => {
+          s.client.socket.pause()
+          const burst = [
+            ...Array.from({ length: reads }, (_, i) => request(Cmd.READ, i, (i % 8) * readSize, readSize)),
+            ...Array.from({ length: writes }, (_, j) => request(Cmd.WRITE, 100 + j, region(k) + j * writeSize, writeSize, 0, payload(k, j)))
+          ]
+          s.client.write(Buffer.concat(burst))
+        })
+        await until(async () => {
+          const conns = await Effect.runPromise(srv.server.stats)
+          return conns.length === clients && conns.every((c) => c.blocked) && (await Effect.runPromise(srv.server.memory)).waiting > 0
+        }, "every client to stall")
+        const conns = await Effect.runPromise(srv.server.stats)
+        // The scenario does stash (WRITEs read behind a paused READ)...
+        expect(conns.some((c) => c.stashedBytes > 0)).toBe(true)
+        // ...and no connection keeps more than one shared read of it.
+        for (const c of conns) expect(c.stashedBytes).toBeLessThanOrEqual(sharedReadBytes)
+
+        await Promise.all(
+          sessions.map(async (s) => {
+            s.client.socket.resume()
+            const cookies: Array<number> = []
+            for (let i = 0; i < reads + writes; i++) {
+              const h = await s.client.read(16)
+              expect(h.readUInt32BE(4)).toBe(0)
+              const cookie = Number(h.readBigUInt64BE(8))
+              if (cookie < 100) await s.client.read(readSize)
+              cookies.push(cookie)
+            }
+            expect(cookies.sort((a, b) => a - b)).toEqual([...Array.from({ length: reads }, (_, i) => i), ...Array.from({ length: writes }, (_, j) => 100 + j)])
+          })
+        )
+        // What was stashed was replayed intact: every client's WRITEs landed.
+        for (const [k, s] of sessions.entries()) {
+          s.client.write(request(Cmd.READ, 999, region(k), writes * writeSize))
+          const back = await readSimpleReply(s.client, writes * writeSize)
+          expect(back.errno).toBe(0)
+          expect(back.data.equals(Buffer.concat(Array.from({ length: writes }, (_, j) => payload(k, j))))).toBe(true)
+        }
+        expect(await Effect.runPromise(srv.server.memory)).toMatchObject({ heldBytes: 0, waiting: 0 })
       } finally {
         for (const s of sessions) s.client.close()
         await srv.stop()
