@@ -138,17 +138,10 @@ export type UdbAudience = "public" | "hashes"
 
 /** A user as the `hashes` audience of the udb topic sees it: what /etc/passwd and /etc/shadow need. */
 export const HashedUser = Schema.Struct({
-  id: Schema.Int,
-  login: Login,
-  firstname: bounded(64),
-  lastname: bounded(64),
-  uid: Schema.Int,
-  group: Group,
+  ...User.omit("password").fields,
   password_hash: Schema.String.pipe(
     Schema.pattern(/^\$6\$[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}$/, { message: () => "a SHA-512-crypt hash ($6$salt$hash)" })
-  ),
-  shell: bounded(64),
-  ssh_key: Schema.NullOr(bounded(4096))
+  )
 })
 export type HashedUser = typeof HashedUser.Type
 
