@@ -1,0 +1,159 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+import * as Prom from "prom-client"
+import ts from "typescript"
+
+// The metric names prolo exports, read from the code: every metric constructor in src/
+// (prom-client's `new Prom.Counter|Gauge|Histogram|Summary({ name })`, our `promCounter({ name })`,
+// Effect's `Metric.counter|gauge|histogram|summary|frequency(name)`), expanded to the sample
+// names each kind writes, plus prom-client's default process metrics as `Metrics.layer`
+// registers them.
+//
+// Why the code and not a running node's /metrics: a node lists an Effect metric only after
+// its first update and a labelled prom-client family only after its first labelled sample,
+// and a `--layer all` node does not run every role's code paths (no RHFS migration, no worker).
+// Failure counters — the ones alerts and dashboards are about — are exactly those that stay
+// absent on a healthy node. A constructor whose name is not a string literal (or a const
+// holding one) is reported in `unreadable`, so a metric cannot slip past the scan.
+
+export type MetricKind = "counter" | "gauge" | "histogram" | "summary"
+
+export interface ExportedMetric {
+  readonly name: string
+  readonly kind: MetricKind
+  /** Effect metrics are rendered by src/runtime/metrics-effect.ts, prom-client's by prom-client. */
+  readonly library: "effect" | "prom-client"
+  readonly file: string
+}
+
+export interface Scan {
+  readonly metrics: ReadonlyArray<ExportedMetric>
+  /** `file:line` of constructors whose name the scan could not read. */
+  readonly unreadable: ReadonlyArray<string>
+}
+
+const promKinds: Record<string, MetricKind> = { Counter: "counter", Gauge: "gauge", Histogram: "histogram", Summary: "summary" }
+const effectKinds: Record<string, MetricKind> = {
+  counter: "counter",
+  frequency: "counter",
+  gauge: "gauge",
+  histogram: "histogram",
+  summary: "summary"
+}
+
+const sourceFiles = (dir: string): ReadonlyArray<string> =>
+  fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const full = path.join(dir, entry.name)
+    if (entry.isDirectory()) return sourceFiles(full)
+    return entry.name.endsWith(".ts") && !entry.name.endsWith(".d.ts") ? [full] : []
+  })
+
+/** `const NAME = "literal"` declarations of one file. */
+const stringConsts = (file: ts.SourceFile): ReadonlyMap<string, string> => {
+  const consts = new Map<string, string>()
+  const visit = (node: ts.Node): void => {
+    if (ts.isVariableDeclaration(node) && ts.isIdentifier(node.name) && node.initializer !== undefined && ts.isStringLiteralLike(node.initializer)) {
+      consts.set(node.name.text, node.initializer.text)
+    }
+    ts.forEachChild(node, visit)
+  }
+  visit(file)
+  return consts
+}
+
+const literal = (node: ts.Expression | undefined, consts: ReadonlyMap<string, string>): string | undefined => {
+  if (node === undefined) return undefined
+  if (ts.isStringLiteralLike(node)) return node.text
+  if (ts.isIdentifier(node)) return consts.get(node.text)
+  return undefined
+}
+
+const nameProperty = (node: ts.Expression | undefined, consts: ReadonlyMap<string, string>): string | undefined => {
+  if (node === undefined || !ts.isObjectLiteralExpression(node)) return undefined
+  for (const prop of node.properties) {
+    if (ts.isPropertyAssignment(prop) && ts.isIdentifier(prop.name) && prop.name.text === "name") return literal(prop.initializer, consts)
+  }
+  return undefined
+}
+
+/** `Prom.Counter` or `Counter` (named import from prom-client) → its kind. */
+const promKind = (callee: ts.Expression): MetricKind | undefined => {
+  const name = ts.isPropertyAccessExpression(callee) && ts.isIdentifier(callee.expression) && callee.expression.text === "Prom"
+    ? callee.name.text
+    : undefined
+  return name === undefined ? undefined : promKinds[name]
+}
+
+export const scanMetrics = (srcDir: string): Scan => {
+  const metrics: Array<ExportedMetric> = []
+  const unreadable: Array<string> = []
+  for (const fileName of sourceFiles(srcDir)) {
+    const text = fs.readFileSync(fileName, "utf8")
+    const file = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, true)
+    const consts = stringConsts(file)
+    const rel = path.relative(srcDir, fileName)
+    const where = (node: ts.Node) => `${rel}:${file.getLineAndCharacterOfPosition(node.getStart()).line + 1}`
+    const add = (node: ts.Node, name: string | undefined, kind: MetricKind, library: ExportedMetric["library"]) => {
+      if (name === undefined) unreadable.push(where(node))
+      else metrics.push({ name, kind, library, file: rel })
+    }
+    const visit = (node: ts.Node): void => {
+      // `promCounter` itself: its call sites are the constructors that carry the names.
+      if (ts.isVariableDeclaration(node) && ts.isIdentifier(node.name) && node.name.text === "promCounter") return
+      if (ts.isNewExpression(node)) {
+        const kind = promKind(node.expression)
+        if (kind !== undefined) add(node, nameProperty(node.arguments?.[0], consts), kind, "prom-client")
+      } else if (ts.isCallExpression(node)) {
+        const callee = node.expression
+        if (ts.isIdentifier(callee) && callee.text === "promCounter") {
+          add(node, nameProperty(node.arguments[0], consts), "counter", "prom-client")
+        } else if (ts.isPropertyAccessExpression(callee) && ts.isIdentifier(callee.expression) && callee.expression.text === "Metric") {
+          const kind = effectKinds[callee.name.text]
+          const first = node.arguments[0]
+          if (kind !== undefined) add(node, kind === "summary" ? nameProperty(first, consts) : literal(first, consts), kind, "effect")
+        }
+      }
+      ts.forEachChild(node, visit)
+    }
+    visit(file)
+  }
+  return { metrics, unreadable }
+}
+
+/**
+ * The sample names one metric writes on /metrics. Effect counters get `_total` appended when
+ * missing (src/runtime/metrics-effect.ts); prom-client keeps the name as given.
+ */
+export const samplesOf = (metric: ExportedMetric): ReadonlyArray<string> => {
+  const base = metric.library === "effect" && metric.kind === "counter" && !metric.name.endsWith("_total") ? `${metric.name}_total` : metric.name
+  switch (metric.kind) {
+    case "counter":
+    case "gauge":
+      return [base]
+    case "histogram":
+      return [base, `${base}_bucket`, `${base}_sum`, `${base}_count`]
+    case "summary":
+      return [base, `${base}_sum`, `${base}_count`]
+  }
+}
+
+/** Sample names of prom-client's default metrics, as a fresh registry collects them. */
+export const defaultProcessSamples = async (): Promise<ReadonlyArray<string>> => {
+  const registry = new Prom.Registry()
+  Prom.collectDefaultMetrics({ register: registry })
+  const json = await registry.getMetricsAsJSON()
+  registry.clear()
+  return json.flatMap((m) => {
+    const kind = m.type as unknown as string
+    const asKind: MetricKind = kind === "histogram" ? "histogram" : kind === "summary" ? "summary" : "gauge"
+    return samplesOf({ name: m.name, kind: asKind, library: "prom-client", file: "prom-client" })
+  })
+}
+
+/** Every sample name a prolo node may write on /metrics. */
+export const exportedSamples = async (srcDir: string): Promise<{ readonly names: ReadonlySet<string>; readonly scan: Scan }> => {
+  const scan = scanMetrics(srcDir)
+  const names = new Set<string>(await defaultProcessSamples())
+  for (const metric of scan.metrics) for (const sample of samplesOf(metric)) names.add(sample)
+  return { names, scan }
+}
