@@ -1,13 +1,16 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { Effect, Metric } from "effect"
 import * as Prom from "prom-client"
 import ts from "typescript"
+import { renderEffectMetrics } from "../../src/runtime/metrics-effect.js"
 
 // The metric names prolo exports, read from the code: every metric constructor in src/
 // (prom-client's `new Prom.Counter|Gauge|Histogram|Summary({ name })`, our `promCounter({ name })`,
 // Effect's `Metric.counter|gauge|histogram|summary|frequency(name)`), expanded to the sample
-// names each kind writes, plus prom-client's default process metrics as `Metrics.layer`
-// registers them.
+// names each kind writes, plus the libraries' own: prom-client's default process metrics as
+// `Metrics.layer` registers them, and Effect's runtime metrics (`Metric.fiber*`, which a node's
+// runtime counts), rendered by our own renderer.
 //
 // Why the code and not a running node's /metrics: a node lists an Effect metric only after
 // its first update and a labelled prom-client family only after its first labelled sample,
@@ -15,6 +18,8 @@ import ts from "typescript"
 // Failure counters — the ones alerts and dashboards are about — are exactly those that stay
 // absent on a healthy node. A constructor whose name is not a string literal (or a const
 // holding one) is reported in `unreadable`, so a metric cannot slip past the scan.
+// live-metrics.test.ts checks the scan against a real `--layer all` node: everything it serves
+// is known here.
 
 export type MetricKind = "counter" | "gauge" | "histogram" | "summary"
 
@@ -150,10 +155,28 @@ export const defaultProcessSamples = async (): Promise<ReadonlyArray<string>> =>
   })
 }
 
+/** Sample names of Effect's runtime metrics (`Metric.fiberStarted`, ...), as /metrics renders them. */
+export const effectRuntimeSamples = (): ReadonlyArray<string> => {
+  const builtIns = Object.entries(Metric).flatMap(([key, value]) =>
+    key.startsWith("fiber") && typeof value === "function" && Metric.MetricTypeId in value
+      ? [value as unknown as Metric.Metric<unknown, never, unknown>]
+      : []
+  )
+  // Reading a metric registers it in the snapshot; its pairs are those of its key type (one
+  // object per metric, shared by its tagged variants).
+  for (const metric of builtIns) Effect.runSync(Metric.value(metric))
+  const pairs = Effect.runSync(Metric.snapshot).filter((p) => builtIns.some((m) => m.keyType === p.metricKey.keyType))
+  return [...new Set(sampleNamesOf(renderEffectMetrics(pairs, new Set()).text))]
+}
+
+/** The sample names of a Prometheus text exposition. */
+export const sampleNamesOf = (text: string): ReadonlyArray<string> =>
+  text.split("\n").flatMap((line) => (line === "" || line.startsWith("#") ? [] : [/^[A-Za-z_:][A-Za-z0-9_:]*/.exec(line)?.[0] ?? line]))
+
 /** Every sample name a prolo node may write on /metrics. */
 export const exportedSamples = async (srcDir: string): Promise<{ readonly names: ReadonlySet<string>; readonly scan: Scan }> => {
   const scan = scanMetrics(srcDir)
-  const names = new Set<string>(await defaultProcessSamples())
+  const names = new Set<string>([...(await defaultProcessSamples()), ...effectRuntimeSamples()])
   for (const metric of scan.metrics) for (const sample of samplesOf(metric)) names.add(sample)
   return { names, scan }
 }
