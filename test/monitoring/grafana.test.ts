@@ -1,9 +1,10 @@
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import { parse } from "yaml"
 import { beforeAll, describe, expect, it } from "vitest"
 import { knownMetrics, pendingNames, unknownNames, type Known } from "./metric-check.js"
-import { dashboardFiles, dashboardQueries, grafanaDir, type PanelQuery } from "./monitoring-files.js"
+import { dashboardFiles, dashboardQueries, grafanaDir, promtool, type PanelQuery } from "./monitoring-files.js"
 import { pendingMetrics } from "./pending-metrics.js"
 import { metricNames } from "./promql-names.js"
 
@@ -83,6 +84,23 @@ describe("etc/grafana", () => {
     const queries = allQueries()
     expect(queries.length).toBeGreaterThan(40)
     expect(unknownNames(known, located(queries))).toEqual([])
+  })
+
+  it("every panel query is valid PromQL (promtool check rules, as recording rules)", async () => {
+    // Grafana's interval variables become a plain range; the query is then a rule expression.
+    const rules = allQueries().map((q, k) => ({ record: `panel_${k}`, expr: q.expr.replace(/\$__rate_interval|\$__interval/g, "1m") }))
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "prolo-panels-"))
+    try {
+      const file = path.join(dir, "panels.rules.yml")
+      fs.writeFileSync(file, JSON.stringify({ groups: [{ name: "panels", rules }] }))
+      const ok = await promtool("check", "rules", file)
+      expect(ok.output).toContain(`SUCCESS: ${rules.length} rules found`)
+      // The check can fail: one unbalanced parenthesis.
+      fs.writeFileSync(file, JSON.stringify({ groups: [{ name: "panels", rules: [{ record: "bad", expr: "sum(rate(up[1m])" }] }] }))
+      expect((await promtool("check", "rules", file)).code).not.toBe(0)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it("a typo in a panel query is reported, with its dashboard and panel", () => {

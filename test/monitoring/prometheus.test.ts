@@ -1,7 +1,12 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { parse } from "yaml"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { DEFAULT_LEASE_SECONDS } from "../../src/actors/presence/service.js"
+import { roleNames } from "../../src/roles.js"
+import { unitSettings } from "../install/install-files.js"
+import { checkout } from "../e2e/node-process.js"
 import { knownMetrics, unknownNames, type Known } from "./metric-check.js"
 import { alertCases, alertRules, prometheusDir, promtool, ruleFiles, ruleTestFiles } from "./monitoring-files.js"
 
@@ -74,5 +79,29 @@ describe("etc/prometheus", () => {
   it("every metric the rules read is exported by prolo (or pending), node_* by the node exporter", () => {
     const exprs = alertRules().map((r) => ({ expr: r.expr, where: `${r.file} ${r.alert}` }))
     expect(unknownNames(known, exprs, (name) => name.startsWith("node_"))).toEqual([])
+  })
+
+  it("scrapes every machine role as its own job, on the port the unit listens on", () => {
+    const config = parse(fs.readFileSync(path.join(prometheusDir, "prometheus.yml"), "utf8")) as {
+      scrape_configs: ReadonlyArray<{ job_name: string; static_configs?: ReadonlyArray<{ targets: ReadonlyArray<string> }>; file_sd_configs?: ReadonlyArray<{ files: ReadonlyArray<string> }> }>
+    }
+    const exec = unitSettings(path.join(checkout, "etc/systemd/prolo-node@.service")).find(([k]) => k === "ExecStart")?.[1] ?? ""
+    const port = /--listen \S+:(\d+)/.exec(exec)?.[1]
+    expect(port).toBe("20000")
+    for (const role of roleNames) {
+      const job = config.scrape_configs.find((j) => j.job_name === `prolo-${role}`)
+      expect(job, role).toBeDefined()
+      const fromFiles = (job?.file_sd_configs ?? []).flatMap((sd) =>
+        sd.files.flatMap((f) => (parse(fs.readFileSync(path.join(prometheusDir, f), "utf8")) as ReadonlyArray<{ targets: ReadonlyArray<string> }>).flatMap((g) => g.targets))
+      )
+      const targets = [...(job?.static_configs ?? []).flatMap((c) => c.targets), ...fromFiles]
+      expect(targets.length, role).toBeGreaterThan(0)
+      for (const t of targets) expect(t, role).toMatch(new RegExp(`:${port}$`))
+    }
+  })
+
+  it("PresenceHeartbeatsLate's threshold is 0.6 of presence's default lease", () => {
+    const rule = alertRules().find((r) => r.alert === "PresenceHeartbeatsLate")
+    expect(Number(/\) > ([0-9.]+)$/.exec(rule?.expr ?? "")?.[1])).toBe(0.6 * DEFAULT_LEASE_SECONDS)
   })
 })
