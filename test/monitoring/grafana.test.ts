@@ -80,6 +80,11 @@ describe("etc/grafana", () => {
     expect(uids.size).toBe(dashboardFiles().length)
   })
 
+  it("etc/grafana/README.md describes every dashboard", () => {
+    const readme = fs.readFileSync(path.join(grafanaDir, "README.md"), "utf8")
+    expect(dashboardFiles().map((f) => path.basename(f, ".json")).filter((d) => !readme.includes(`\`${d}\``))).toEqual([])
+  })
+
   it("every panel query reads only metrics prolo exports (or pending ones)", () => {
     const queries = allQueries()
     expect(queries.length).toBeGreaterThan(40)

@@ -104,4 +104,9 @@ describe("etc/prometheus", () => {
     const rule = alertRules().find((r) => r.alert === "PresenceHeartbeatsLate")
     expect(Number(/\) > ([0-9.]+)$/.exec(rule?.expr ?? "")?.[1])).toBe(0.6 * DEFAULT_LEASE_SECONDS)
   })
+
+  it("etc/prometheus/README.md describes every alert", () => {
+    const readme = fs.readFileSync(path.join(prometheusDir, "README.md"), "utf8")
+    expect(alertRules().filter((r) => !new RegExp(`\\b${r.alert}\\b`).test(readme)).map((r) => r.alert)).toEqual([])
+  })
 })
