@@ -16,9 +16,10 @@ import { renderEffectMetrics } from "../../src/runtime/metrics-effect.js"
 // its first update and a labelled prom-client family only after its first labelled sample,
 // and a `--layer all` node does not run every role's code paths (no RHFS migration, no worker).
 // Failure counters — the ones alerts and dashboards are about — are exactly those that stay
-// absent on a healthy node. A constructor whose name is not a string literal (or a const
-// holding one) is reported in `unreadable`, so a metric cannot slip past the scan.
-// live-metrics.test.ts checks the scan against a real `--layer all` node: everything it serves
+// absent on a healthy node. Constructors are found through each file's imports (any alias of
+// prom-client, of Effect's `Metric`, of `promCounter`); one whose name is not a string literal (or
+// a const holding one) is reported in `unreadable`, so a metric cannot slip past the scan.
+// live-node.test.ts checks the scan against a real `--layer all` node: everything it serves
 // is known here.
 
 export type MetricKind = "counter" | "gauge" | "histogram" | "summary"
@@ -81,12 +82,72 @@ const nameProperty = (node: ts.Expression | undefined, consts: ReadonlyMap<strin
   return undefined
 }
 
-/** `Prom.Counter` or `Counter` (named import from prom-client) → its kind. */
-const promKind = (callee: ts.Expression): MetricKind | undefined => {
-  const name = ts.isPropertyAccessExpression(callee) && ts.isIdentifier(callee.expression) && callee.expression.text === "Prom"
-    ? callee.name.text
-    : undefined
-  return name === undefined ? undefined : promKinds[name]
+/** What one file's imports call the metric constructors. */
+interface Bindings {
+  /** `import * as X from "prom-client"` or its default import: `new X.Counter(...)`. */
+  readonly promModules: ReadonlySet<string>
+  /** `import { Counter as C } from "prom-client"`: `new C(...)`. */
+  readonly promClasses: ReadonlyMap<string, MetricKind>
+  /** `import { Metric as M } from "effect"`, `import * as M from "effect/Metric"`: `M.counter(...)`. */
+  readonly effectModules: ReadonlySet<string>
+  /** `import { counter as c } from "effect/Metric"`: `c(...)`. */
+  readonly effectFunctions: ReadonlyMap<string, MetricKind>
+  /** `promCounter` (src/runtime/metrics.ts) under its local name, in every other file. */
+  readonly promCounters: ReadonlySet<string>
+}
+
+const bindingsOf = (file: ts.SourceFile): Bindings => {
+  const promModules = new Set<string>()
+  const promClasses = new Map<string, MetricKind>()
+  const effectModules = new Set<string>()
+  const effectFunctions = new Map<string, MetricKind>()
+  const promCounters = new Set<string>()
+  for (const statement of file.statements) {
+    if (!ts.isImportDeclaration(statement) || !ts.isStringLiteral(statement.moduleSpecifier)) continue
+    const from = statement.moduleSpecifier.text
+    const clause = statement.importClause
+    if (clause === undefined) continue
+    const named = clause.namedBindings !== undefined && ts.isNamedImports(clause.namedBindings) ? clause.namedBindings.elements : []
+    const namespace = clause.namedBindings !== undefined && ts.isNamespaceImport(clause.namedBindings) ? clause.namedBindings.name.text : undefined
+    const imported = (e: ts.ImportSpecifier) => (e.propertyName ?? e.name).text
+    if (from === "prom-client") {
+      if (namespace !== undefined) promModules.add(namespace)
+      if (clause.name !== undefined) promModules.add(clause.name.text)
+      for (const e of named) {
+        const kind = promKinds[imported(e)]
+        if (kind !== undefined) promClasses.set(e.name.text, kind)
+      }
+    } else if (from === "effect") {
+      for (const e of named) if (imported(e) === "Metric") effectModules.add(e.name.text)
+    } else if (from === "effect/Metric") {
+      if (namespace !== undefined) effectModules.add(namespace)
+      for (const e of named) {
+        const kind = effectKinds[imported(e)]
+        if (kind !== undefined) effectFunctions.set(e.name.text, kind)
+      }
+    } else if (path.resolve(path.dirname(file.fileName), from).endsWith(path.join(path.sep, "runtime", "metrics.js"))) {
+      for (const e of named) if (imported(e) === "promCounter") promCounters.add(e.name.text)
+    }
+  }
+  return { promModules, promClasses, effectModules, effectFunctions, promCounters }
+}
+
+/** The kind `new <callee>(...)` constructs, when it is a prom-client metric class. */
+const promKind = (callee: ts.Expression, b: Bindings): MetricKind | undefined => {
+  if (ts.isIdentifier(callee)) return b.promClasses.get(callee.text)
+  if (ts.isPropertyAccessExpression(callee) && ts.isIdentifier(callee.expression) && b.promModules.has(callee.expression.text)) {
+    return promKinds[callee.name.text]
+  }
+  return undefined
+}
+
+/** The kind `<callee>(...)` creates, when it is one of Effect's metric constructors. */
+const effectKind = (callee: ts.Expression, b: Bindings): MetricKind | undefined => {
+  if (ts.isIdentifier(callee)) return b.effectFunctions.get(callee.text)
+  if (ts.isPropertyAccessExpression(callee) && ts.isIdentifier(callee.expression) && b.effectModules.has(callee.expression.text)) {
+    return effectKinds[callee.name.text]
+  }
+  return undefined
 }
 
 export const scanMetrics = (srcDir: string): Scan => {
@@ -102,20 +163,21 @@ export const scanMetrics = (srcDir: string): Scan => {
       if (name === undefined) unreadable.push(where(node))
       else metrics.push({ name, kind, library, file: rel })
     }
+    const bindings = bindingsOf(file)
     const visit = (node: ts.Node): void => {
       // `promCounter` itself: its call sites are the constructors that carry the names.
       if (ts.isVariableDeclaration(node) && ts.isIdentifier(node.name) && node.name.text === "promCounter") return
       if (ts.isNewExpression(node)) {
-        const kind = promKind(node.expression)
+        const kind = promKind(node.expression, bindings)
         if (kind !== undefined) add(node, nameProperty(node.arguments?.[0], consts), kind, "prom-client")
       } else if (ts.isCallExpression(node)) {
         const callee = node.expression
-        if (ts.isIdentifier(callee) && callee.text === "promCounter") {
+        const kind = effectKind(callee, bindings)
+        if (ts.isIdentifier(callee) && bindings.promCounters.has(callee.text)) {
           add(node, nameProperty(node.arguments[0], consts), "counter", "prom-client")
-        } else if (ts.isPropertyAccessExpression(callee) && ts.isIdentifier(callee.expression) && callee.expression.text === "Metric") {
-          const kind = effectKinds[callee.name.text]
+        } else if (kind !== undefined) {
           const first = node.arguments[0]
-          if (kind !== undefined) add(node, kind === "summary" ? nameProperty(first, consts) : literal(first, consts), kind, "effect")
+          add(node, kind === "summary" ? nameProperty(first, consts) : literal(first, consts), kind, "effect")
         }
       }
       ts.forEachChild(node, visit)

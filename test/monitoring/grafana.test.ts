@@ -1,6 +1,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { scanMetrics } from "./exported-metrics.js"
 import { parse } from "yaml"
 import { beforeAll, describe, expect, it } from "vitest"
 import { knownMetrics, pendingNames, unknownNames, type Known } from "./metric-check.js"
@@ -42,6 +43,44 @@ describe("the scan of src/ for exported metrics", () => {
     // Sample names: a histogram's buckets, a summary's sum, prom-client's process metrics.
     for (const name of ["prolo_presence_lease_age_seconds_bucket", "hfs_get_hfs_summary_sum", "process_resident_memory_bytes", "nodejs_eventloop_lag_p99_seconds"]) {
       expect(known.exported.has(name), name).toBe(true)
+    }
+  })
+
+  it("finds constructors under any import alias, and reports a name it cannot read", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "prolo-scan-"))
+    try {
+      fs.writeFileSync(
+        path.join(dir, "aliases.ts"),
+        [
+          'import client, * as P from "prom-client"',
+          'import { Gauge as G } from "prom-client"',
+          'import { Metric as M } from "effect"',
+          'import * as EM from "effect/Metric"',
+          'import { histogram as h } from "effect/Metric"',
+          'import { promCounter as pc } from "../runtime/metrics.js"',
+          'const NAME = "x_const_total"',
+          'new P.Counter({ name: "x_namespace_total", help: "" })',
+          'new client.Summary({ name: "x_default", help: "" })',
+          'new G({ name: NAME.length > 0 ? "x_a" : "x_b", help: "" })',
+          'M.gauge("x_effect_gauge")',
+          'EM.frequency("x_frequency")',
+          'h("x_histogram", boundaries)',
+          'pc({ name: NAME, help: "", labelNames: [] })',
+          'new Counter({ name: "x_not_prom_client" })'
+        ].join("\n")
+      )
+      const scan = scanMetrics(dir)
+      expect(scan.metrics.map((m) => `${m.library} ${m.kind} ${m.name}`)).toEqual([
+        "prom-client counter x_namespace_total",
+        "prom-client summary x_default",
+        "effect gauge x_effect_gauge",
+        "effect counter x_frequency",
+        "effect histogram x_histogram",
+        "prom-client counter x_const_total"
+      ])
+      expect(scan.unreadable).toEqual(["aliases.ts:10"])
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
     }
   })
 
