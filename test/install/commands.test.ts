@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from "vitest"
 import { roleNames } from "../../src/roles.js"
 import { runTool, type ToolResult } from "../../src/runtime/run-tool.js"
 import { checkout } from "../e2e/node-process.js"
-import { invocations, type Invocation } from "./install-files.js"
+import { deploySection, invocations, type Invocation } from "./install-files.js"
 
 // Every command and flag the units, etc/default and the README's "Deploying on a LAN" name
 // exists: prolo-node's flags are in its --help and the unit's command lines (with each role, and
@@ -121,5 +121,20 @@ describe("commands named by the install", () => {
     expect(problems).toEqual([])
     expect(commands.has("hfs status")).toBe(true)
     expect(commands.has("hfs stats")).toBe(false)
+  })
+
+  it("every shell block of the README's deployment section is valid bash (bash -n)", async () => {
+    const blocks = [...deploySection().matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] ?? "")
+    expect(blocks.length).toBeGreaterThanOrEqual(5)
+    for (const [k, block] of blocks.entries()) {
+      const file = path.join(scratch, `block-${k}.sh`)
+      fs.writeFileSync(file, block)
+      const result = await Effect.runPromise(runTool(["bash", "-n", file]))
+      expect(result.output, block).toBe("")
+      expect(result.code).toBe(0)
+    }
+    // The check can fail.
+    fs.writeFileSync(path.join(scratch, "bad.sh"), "for f in *.yml; do\n")
+    expect((await Effect.runPromise(runTool(["bash", "-n", path.join(scratch, "bad.sh")]))).code).not.toBe(0)
   })
 })
