@@ -17,8 +17,10 @@ import { renderEffectMetrics } from "../../src/runtime/metrics-effect.js"
 // and a `--layer all` node does not run every role's code paths (no RHFS migration, no worker).
 // Failure counters — the ones alerts and dashboards are about — are exactly those that stay
 // absent on a healthy node. Constructors are found through each file's imports (any alias of
-// prom-client, of Effect's `Metric`, of `promCounter`); one whose name is not a string literal (or
-// a const holding one) is reported in `unreadable`, so a metric cannot slip past the scan.
+// prom-client, of Effect's `Metric`, of `promCounter`); a name passed through a function of the
+// same file (`counter(registry, "x_total", help)`) is read at that function's call sites; any
+// other name that is not a string literal (or a const holding one) is reported in `unreadable`,
+// so a metric cannot slip past the scan.
 // live-node.test.ts checks the scan against a real `--layer all` node: everything it serves
 // is known here.
 
@@ -67,17 +69,54 @@ const stringConsts = (file: ts.SourceFile): ReadonlyMap<string, string> => {
   return consts
 }
 
-const literal = (node: ts.Expression | undefined, consts: ReadonlyMap<string, string>): string | undefined => {
-  if (node === undefined) return undefined
-  if (ts.isStringLiteralLike(node)) return node.text
-  if (ts.isIdentifier(node)) return consts.get(node.text)
+/** A function whose parameter (or its `.name`) becomes a metric's name: its call sites carry the names. */
+interface Wrapper {
+  readonly fn: string
+  readonly index: number
+  readonly property: "name" | undefined
+}
+
+type NameSource = { readonly literal: string } | { readonly wrapper: Wrapper } | undefined
+
+/** The named function (`const f = (...) =>` or `function f`) of which `ident` is the parameter at `index`. */
+const parameterOf = (node: ts.Node, ident: string): { readonly fn: string; readonly index: number } | undefined => {
+  for (let n: ts.Node | undefined = node.parent; n !== undefined; n = n.parent) {
+    if (!ts.isArrowFunction(n) && !ts.isFunctionExpression(n) && !ts.isFunctionDeclaration(n)) continue
+    const index = n.parameters.findIndex((p) => ts.isIdentifier(p.name) && p.name.text === ident)
+    if (index < 0) continue
+    const fn = ts.isFunctionDeclaration(n)
+      ? n.name?.text
+      : ts.isVariableDeclaration(n.parent) && ts.isIdentifier(n.parent.name)
+        ? n.parent.name.text
+        : undefined
+    return fn === undefined ? undefined : { fn, index }
+  }
   return undefined
 }
 
-const nameProperty = (node: ts.Expression | undefined, consts: ReadonlyMap<string, string>): string | undefined => {
+/** Where a metric's name comes from: a literal, a const holding one, or a wrapper's parameter. */
+const sourceOf = (expr: ts.Expression | undefined, consts: ReadonlyMap<string, string>): NameSource => {
+  if (expr === undefined) return undefined
+  if (ts.isStringLiteralLike(expr)) return { literal: expr.text }
+  if (ts.isIdentifier(expr)) {
+    const value = consts.get(expr.text)
+    if (value !== undefined) return { literal: value }
+    const param = parameterOf(expr, expr.text)
+    return param === undefined ? undefined : { wrapper: { ...param, property: undefined } }
+  }
+  if (ts.isPropertyAccessExpression(expr) && ts.isIdentifier(expr.expression) && expr.name.text === "name") {
+    const param = parameterOf(expr, expr.expression.text)
+    return param === undefined ? undefined : { wrapper: { ...param, property: "name" } }
+  }
+  return undefined
+}
+
+/** The expression of the `name` property of an options object (`{ name: x }` or `{ name }`). */
+const nameOf = (node: ts.Expression | undefined): ts.Expression | undefined => {
   if (node === undefined || !ts.isObjectLiteralExpression(node)) return undefined
   for (const prop of node.properties) {
-    if (ts.isPropertyAssignment(prop) && ts.isIdentifier(prop.name) && prop.name.text === "name") return literal(prop.initializer, consts)
+    if (ts.isPropertyAssignment(prop) && ts.isIdentifier(prop.name) && prop.name.text === "name") return prop.initializer
+    if (ts.isShorthandPropertyAssignment(prop) && prop.name.text === "name") return prop.name
   }
   return undefined
 }
@@ -159,30 +198,46 @@ export const scanMetrics = (srcDir: string): Scan => {
     const consts = stringConsts(file)
     const rel = path.relative(srcDir, fileName)
     const where = (node: ts.Node) => `${rel}:${file.getLineAndCharacterOfPosition(node.getStart()).line + 1}`
-    const add = (node: ts.Node, name: string | undefined, kind: MetricKind, library: ExportedMetric["library"]) => {
-      if (name === undefined) unreadable.push(where(node))
-      else metrics.push({ name, kind, library, file: rel })
+    // Wrappers of this file (e.g. `const counter = (registry, name, help) => new Prom.Counter({ name, ... })`).
+    const wrappers = new Map<string, Wrapper & { readonly kind: MetricKind; readonly library: ExportedMetric["library"] }>()
+    const add = (node: ts.Node, source: NameSource, kind: MetricKind, library: ExportedMetric["library"]): void => {
+      if (source === undefined) unreadable.push(where(node))
+      else if ("literal" in source) metrics.push({ name: source.literal, kind, library, file: rel })
+      else wrappers.set(source.wrapper.fn, { ...source.wrapper, kind, library })
     }
     const bindings = bindingsOf(file)
     const visit = (node: ts.Node): void => {
-      // `promCounter` itself: its call sites are the constructors that carry the names.
-      if (ts.isVariableDeclaration(node) && ts.isIdentifier(node.name) && node.name.text === "promCounter") return
       if (ts.isNewExpression(node)) {
         const kind = promKind(node.expression, bindings)
-        if (kind !== undefined) add(node, nameProperty(node.arguments?.[0], consts), kind, "prom-client")
+        if (kind !== undefined) add(node, sourceOf(nameOf(node.arguments?.[0]), consts), kind, "prom-client")
       } else if (ts.isCallExpression(node)) {
         const callee = node.expression
         const kind = effectKind(callee, bindings)
         if (ts.isIdentifier(callee) && bindings.promCounters.has(callee.text)) {
-          add(node, nameProperty(node.arguments[0], consts), "counter", "prom-client")
+          add(node, sourceOf(nameOf(node.arguments[0]), consts), "counter", "prom-client")
         } else if (kind !== undefined) {
           const first = node.arguments[0]
-          add(node, kind === "summary" ? nameProperty(first, consts) : literal(first, consts), kind, "effect")
+          add(node, sourceOf(kind === "summary" ? nameOf(first) : first, consts), kind, "effect")
         }
       }
       ts.forEachChild(node, visit)
     }
     visit(file)
+    // The wrappers' call sites, until no new wrapper (one that passes its own parameter on) appears.
+    const done = new Set<string>()
+    for (let round = 0; round <= wrappers.size && done.size < wrappers.size; round++) {
+      for (const wrapper of [...wrappers.values()].filter((w) => !done.has(w.fn))) {
+        done.add(wrapper.fn)
+        const calls = (node: ts.Node): void => {
+          if (ts.isCallExpression(node) && ts.isIdentifier(node.expression) && node.expression.text === wrapper.fn) {
+            const arg = node.arguments[wrapper.index]
+            add(node, sourceOf(wrapper.property === "name" ? nameOf(arg) : arg, consts), wrapper.kind, wrapper.library)
+          }
+          ts.forEachChild(node, calls)
+        }
+        calls(file)
+      }
+    }
   }
   return { metrics, unreadable }
 }

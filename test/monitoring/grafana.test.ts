@@ -46,7 +46,7 @@ describe("the scan of src/ for exported metrics", () => {
     }
   })
 
-  it("finds constructors under any import alias, and reports a name it cannot read", () => {
+  it("finds constructors under any import alias and through local wrappers, and reports a name it cannot read", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "prolo-scan-"))
     try {
       fs.writeFileSync(
@@ -66,7 +66,12 @@ describe("the scan of src/ for exported metrics", () => {
           'EM.frequency("x_frequency")',
           'h("x_histogram", boundaries)',
           'pc({ name: NAME, help: "", labelNames: [] })',
-          'new Counter({ name: "x_not_prom_client" })'
+          'new Counter({ name: "x_not_prom_client" })',
+          'const wrap = (registry: unknown, name: string) => new P.Gauge({ name, help: "" })',
+          'const wrapOptions = (o: { name: string }) => M.counter(o.name)',
+          'wrap(r, "x_wrapped")',
+          'wrapOptions({ name: "x_wrapped_options_total" })',
+          'wrap(r, someVariable)'
         ].join("\n")
       )
       const scan = scanMetrics(dir)
@@ -76,9 +81,11 @@ describe("the scan of src/ for exported metrics", () => {
         "effect gauge x_effect_gauge",
         "effect counter x_frequency",
         "effect histogram x_histogram",
-        "prom-client counter x_const_total"
+        "prom-client counter x_const_total",
+        "prom-client gauge x_wrapped",
+        "effect counter x_wrapped_options_total"
       ])
-      expect(scan.unreadable).toEqual(["aliases.ts:10"])
+      expect(scan.unreadable).toEqual(["aliases.ts:10", "aliases.ts:20"])
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }

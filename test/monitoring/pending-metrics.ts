@@ -14,9 +14,9 @@ export const pendingMetrics: Readonly<Record<string, ReadonlyArray<string>>> = {
     "prolo_cluster_queue_depth",
     "prolo_cluster_lease_expiries_total",
     "prolo_cluster_late_results_dropped_total",
-    "prolo_cluster_redispatches_total"
+    "prolo_cluster_redispatches_total",
+    "prolo_cluster_sandbox_kills_total"
   ],
-  "cluster-worker": ["prolo_cluster_sandbox_kills_total"],
   "sso-fw": [
     "prolo_sso_staleness_seconds",
     "prolo_sso_requests_total",
