@@ -15,7 +15,10 @@ export const pendingMetrics: Readonly<Record<string, ReadonlyArray<string>>> = {
     "prolo_cluster_lease_expiries_total",
     "prolo_cluster_late_results_dropped_total",
     "prolo_cluster_redispatches_total",
-    "prolo_cluster_sandbox_kills_total"
+    "prolo_cluster_sandbox_kills_total",
+    // The original masternode's gauges, same names (spec monitoring.md §1).
+    "masternode_workers",
+    "masternode_tasks"
   ],
   "sso-fw": [
     "prolo_sso_staleness_seconds",
