@@ -1,0 +1,27 @@
+import { Effect, Layer } from "effect"
+import { makeSyncClient, SyncClient } from "../../src/actors/sync/client.js"
+import { Metrics } from "../../src/runtime/metrics.js"
+import type { Update } from "../../src/protocols/sync.js"
+import { memoryTopic, PUB, restartableHub, SUB } from "../sync/harness.js"
+
+// The gateway's three followed topics (mdb, udb, presence) on a real in-memory hub that a test
+// can stop and restart, and a `SyncClient` on it: what the sso and firewall subsystems follow,
+// without a database. Publishing goes through the client (memory topics have no single writer).
+
+export const gwTopics = Effect.gen(function* () {
+  const metrics = yield* Layer.build(Metrics.layer)
+  const topics = [yield* memoryTopic("mdb", 5000, "mac"), yield* memoryTopic("udb", 5000), yield* memoryTopic("presence", 5000)]
+  const hub = yield* restartableHub({ topics, options: { progressInterval: "10 seconds" } }, metrics)
+  yield* hub.start()
+  const client = makeSyncClient({ connect: hub.connector, credentials: () => ({ subscribe: SUB, publish: PUB }) })
+  const publish = (topic: string, updates: ReadonlyArray<Update>) => client.publish(topic, updates).pipe(Effect.orDie)
+  const machine = (hostname: string, ip: string, mtype = "user") =>
+    ({ type: "update", data: { mac: `02:00:${ip.split(".").map((n) => Number(n).toString(16).padStart(2, "0")).join(":")}`, hostname, ip, mtype } }) as const
+  const user = (login: string, group = "user") => ({ type: "update", data: { login, group } }) as const
+  const login = (who: string, hostname: string) => ({ type: "update", data: { login: who, hostname } }) as const
+  const logout = (who: string) => ({ type: "delete", data: { login: who, hostname: null } }) as const
+  return { hub, client, clientLayer: Layer.succeed(SyncClient, client), metrics, publish, machine, user, login, logout }
+})
+
+/** Lets the hub's and followers' fibers run (no clock involved). */
+export const settle = Effect.repeatN(Effect.yieldNow(), 100)
