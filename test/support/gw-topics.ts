@@ -12,7 +12,7 @@ export const gwTopics = Effect.gen(function* () {
   const metrics = yield* Layer.build(Metrics.layer)
   const topics = [yield* memoryTopic("mdb", 5000, "mac"), yield* memoryTopic("udb", 5000), yield* memoryTopic("presence", 5000)]
   const hub = yield* restartableHub({ topics, options: { progressInterval: "10 seconds" } }, metrics)
-  yield* hub.start()
+  const service = yield* hub.start()
   const client = makeSyncClient({ connect: hub.connector, credentials: () => ({ subscribe: SUB, publish: PUB }) })
   const publish = (topic: string, updates: ReadonlyArray<Update>) => client.publish(topic, updates).pipe(Effect.orDie)
   const machine = (hostname: string, ip: string, mtype = "user") =>
@@ -20,7 +20,7 @@ export const gwTopics = Effect.gen(function* () {
   const user = (login: string, group = "user") => ({ type: "update", data: { login, group } }) as const
   const login = (who: string, hostname: string) => ({ type: "update", data: { login: who, hostname } }) as const
   const logout = (who: string) => ({ type: "delete", data: { login: who, hostname: null } }) as const
-  return { hub, client, clientLayer: Layer.succeed(SyncClient, client), metrics, publish, machine, user, login, logout }
+  return { hub, service, client, clientLayer: Layer.succeed(SyncClient, client), metrics, publish, machine, user, login, logout }
 })
 
 /** Lets the hub's and followers' fibers run (no clock involved). */
