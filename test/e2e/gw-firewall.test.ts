@@ -2,19 +2,14 @@ import { spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Context, Effect, Layer, Metric, Schema } from "effect"
+import { Effect, Layer, Metric, Schema } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import { FirewallProfile } from "../../src/actors/firewall/config.js"
 import { listSet } from "../../src/actors/firewall/ipset.js"
 import { firewallSubsystem } from "../../src/actors/firewall/layer.js"
 import { swaps } from "../../src/actors/firewall/metrics.js"
-import { Directory } from "../../src/actors/presence/directory.js"
-import { LeaseStore } from "../../src/actors/presence/lease-store.js"
-import { PresencePublisher } from "../../src/actors/presence/publisher.js"
-import { Presence } from "../../src/actors/presence/service.js"
-import { SyncHub } from "../../src/actors/sync/hub.js"
 import { supervisorGroup } from "../../src/runtime/supervisor.js"
-import { gwTopics } from "../support/gw-topics.js"
+import { gwTopics, realPresence } from "../support/gw-topics.js"
 import { sh } from "../support/netns.js"
 import { makeRouted, OUTSIDE, type Routed } from "../support/netns-router.js"
 import { mulberry32 } from "../support/random.js"
@@ -109,12 +104,8 @@ describe("e2e: gateway firewall in network namespaces", () => {
         Effect.scoped(
           Effect.gen(function* () {
             const t = yield* gwTopics
+            const presence = yield* realPresence(t)
             const base = yield* Layer.build(testSupervision)
-            const presenceLayer = Presence.layer({ leaseMillis: 600_000 }).pipe(
-              Layer.provide(Directory.following({ readyWait: "5 seconds" })),
-              Layer.provide(Layer.mergeAll(t.clientLayer, LeaseStore.memory().layer, PresencePublisher.hub.pipe(Layer.provide(Layer.succeed(SyncHub, t.service)))))
-            )
-            const presence = Context.get(yield* Layer.build(presenceLayer).pipe(Effect.provide(base), Effect.provide(t.metrics)), Presence)
             const group = yield* Layer.build(supervisorGroup("firewall")).pipe(Effect.provide(base))
             const firewall = yield* firewallSubsystem(profile, Effect.sync(() => profile), "20 millis").pipe(
               Effect.provide(group),

@@ -1,8 +1,14 @@
-import { Effect, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
+import { Directory } from "../../src/actors/presence/directory.js"
+import { LeaseStore } from "../../src/actors/presence/lease-store.js"
+import { PresencePublisher } from "../../src/actors/presence/publisher.js"
+import { Presence } from "../../src/actors/presence/service.js"
+import { SyncHub } from "../../src/actors/sync/hub.js"
 import { makeSyncClient, SyncClient } from "../../src/actors/sync/client.js"
 import { Metrics } from "../../src/runtime/metrics.js"
 import type { Update } from "../../src/protocols/sync.js"
 import { memoryTopic, PUB, restartableHub, SUB } from "../sync/harness.js"
+import { testSupervision } from "./supervision.js"
 
 // The gateway's three followed topics (mdb, udb, presence) on a real in-memory hub that a test
 // can stop and restart, and a `SyncClient` on it: what the sso and firewall subsystems follow,
@@ -25,3 +31,20 @@ export const gwTopics = Effect.gen(function* () {
 
 /** Lets the hub's and followers' fibers run (no clock involved). */
 export const settle = Effect.repeatN(Effect.yieldNow(), 100)
+
+/**
+ * The real Presence service (memory lease store, 10 min leases) publishing to the topics' hub
+ * and checking logins against their mdb and udb: what logs users in and out in gateway tests.
+ */
+export const realPresence = (t: Effect.Effect.Success<typeof gwTopics>) =>
+  Effect.gen(function* () {
+    const supervision = yield* Layer.build(testSupervision)
+    const layer = Presence.layer({ leaseMillis: 600_000 }).pipe(
+      Layer.provide(Directory.following({ readyWait: "5 seconds" })),
+      Layer.provide(
+        Layer.mergeAll(t.clientLayer, LeaseStore.memory().layer, PresencePublisher.hub.pipe(Layer.provide(Layer.succeed(SyncHub, t.service))))
+      )
+    )
+    const ctx = yield* Layer.build(layer).pipe(Effect.provide(supervision), Effect.provide(t.metrics))
+    return Context.get(ctx, Presence)
+  })
