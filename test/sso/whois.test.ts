@@ -158,3 +158,17 @@ describe("sso subsystem following the topics (TestClock)", () => {
     })
   )
 })
+
+describe("sso.yml", () => {
+  it("refuses a bad listen address, a misspelt key, an empty override and a zero threshold; defaults otherwise", () => {
+    const decode = Schema.decodeUnknownEither(SsoProfile)
+    expect(decode({ listen: "localhost" })._tag).toBe("Left")
+    expect(decode({ stale_after: 10 })._tag).toBe("Left")
+    expect(decode({ overrides: { "pas-r01p01": "" } })._tag).toBe("Left")
+    expect(decode({ stale_after_seconds: 0 })._tag).toBe("Left")
+    expect(decode({})).toMatchObject({
+      _tag: "Right",
+      right: { listen: { host: "127.0.0.1", port: 20131 }, allow: ["127.0.0.1", "::1"], overrides: {}, stale_after_seconds: 30 }
+    })
+  })
+})
