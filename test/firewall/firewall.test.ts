@@ -1,7 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Metric, Schema, TestClock } from "effect"
+import { Effect, Fiber, Layer, Metric, Schema, TestClock } from "effect"
 import { allowedHosts } from "../../src/actors/firewall/allowed.js"
-import { effectiveGroups, FirewallProfile } from "../../src/actors/firewall/config.js"
+import { NodeFileSystem } from "@effect/platform-node"
+import { effectiveGroups, FirewallProfile, loadFirewallProfile } from "../../src/actors/firewall/config.js"
+import { ConfigDir } from "../../src/runtime/config.js"
 import { makeFirewall } from "../../src/actors/firewall/firewall.js"
 import { swapScript, SwapFailed, swapAllowed } from "../../src/actors/firewall/ipset.js"
 import { swapFailures } from "../../src/actors/firewall/metrics.js"
@@ -142,4 +144,15 @@ describe("ipset batch and profile", () => {
     expect(decode({ debounce_ms: 0 })._tag).toBe("Left")
     expect(decode({})).toMatchObject({ _tag: "Right", right: { allowed_groups: ["root", "orga", "user"], contest_enabled: false, set: "allowed-internet-access" } })
   })
+})
+
+describe("etc/prologin/firewall.yml", () => {
+  it.effect("the shipped example loads and applies nothing (no ipset command): the dev loop leaves the host's firewall alone", () =>
+    Effect.gen(function* () {
+      const profile = yield* loadFirewallProfile
+      expect(profile.ipset).toBeUndefined()
+      expect(profile.rules).toBeUndefined()
+      expect([...effectiveGroups(profile)]).toEqual(["root", "orga", "user"])
+    }).pipe(Effect.provide(Layer.merge(ConfigDir.layer("etc/prologin"), NodeFileSystem.layer)))
+  )
 })

@@ -1,7 +1,9 @@
 import { request } from "node:http"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Metric, Schema, TestClock } from "effect"
-import { SsoProfile } from "../../src/actors/sso/config.js"
+import { NodeFileSystem } from "@effect/platform-node"
+import { loadSsoProfile, SsoProfile } from "../../src/actors/sso/config.js"
+import { ConfigDir } from "../../src/runtime/config.js"
 import { ssoWhois } from "../../src/actors/sso/layer.js"
 import { ssoStaleness } from "../../src/actors/sso/metrics.js"
 import { listenWhois, whoisHandler } from "../../src/actors/sso/server.js"
@@ -171,4 +173,14 @@ describe("sso.yml", () => {
       right: { listen: { host: "127.0.0.1", port: 20131 }, allow: ["127.0.0.1", "::1"], overrides: {}, stale_after_seconds: 30 }
     })
   })
+})
+
+describe("etc/prologin/sso.yml", () => {
+  it.effect("the shipped example loads: loopback, port 0 (the dev loop), local peers only", () =>
+    Effect.gen(function* () {
+      const profile = yield* loadSsoProfile
+      expect(profile.listen).toEqual({ host: "127.0.0.1", port: 0 })
+      expect(profile.allow).toEqual(["127.0.0.1", "::1"])
+    }).pipe(Effect.provide(Layer.merge(ConfigDir.layer("etc/prologin"), NodeFileSystem.layer)))
+  )
 })
