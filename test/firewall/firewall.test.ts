@@ -6,7 +6,7 @@ import { effectiveGroups, FirewallProfile, loadFirewallProfile } from "../../src
 import { ConfigDir } from "../../src/runtime/config.js"
 import { makeFirewall } from "../../src/actors/firewall/firewall.js"
 import { swapScript, SwapFailed, swapAllowed } from "../../src/actors/firewall/ipset.js"
-import { swapFailures } from "../../src/actors/firewall/metrics.js"
+import { swapFailures, swaps } from "../../src/actors/firewall/metrics.js"
 import type { SyncRecord } from "../../src/protocols/sync.js"
 
 // The allowed set as the original computed it (minus its crash on an unknown login), the
@@ -65,7 +65,7 @@ describe("the debounced rebuild (TestClock)", () => {
               return Effect.fail(new SwapFailed({ command: "ipset restore", code: 1, output: "boom" }))
             }
             applied.push(ips)
-            return Effect.void
+            return Effect.succeed("swapped" as const)
           }),
         groups: new Set(["root", "orga", "user"]),
         window: "200 millis",
@@ -98,11 +98,12 @@ describe("the debounced rebuild (TestClock)", () => {
     })
   )
 
-  it.scoped("a contest flip rebuilds without any topic change", () =>
+  it.scoped("a contest flip rebuilds without any topic change; computed-only rebuilds are not counted as swaps", () =>
     Effect.gen(function* () {
+      const swapsBefore = (yield* Metric.value(swaps)).count
       const applied: Array<ReadonlyArray<string>> = []
       const fw = yield* makeFirewall({
-        apply: (ips) => Effect.sync(() => void applied.push(ips)),
+        apply: (ips) => Effect.sync(() => (applied.push(ips), "computed" as const)),
         groups: new Set(["root", "orga", "user"]),
         window: "10 millis",
         retry: "1 second"
@@ -115,6 +116,7 @@ describe("the debounced rebuild (TestClock)", () => {
       yield* fw.setGroups(new Set(["root", "orga"]))
       yield* TestClock.adjust("10 millis")
       expect(applied.map((s) => s.includes("192.168.0.1"))).toEqual([true, false])
+      expect((yield* Metric.value(swaps)).count).toBe(swapsBefore)
       yield* Fiber.interrupt(loop)
     })
   )

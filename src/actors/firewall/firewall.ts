@@ -29,7 +29,8 @@ export interface Firewall {
 }
 
 export const makeFirewall = (options: {
-  readonly apply: (ips: ReadonlyArray<string>) => Effect.Effect<void, SwapFailed>
+  /** "swapped" when the kernel's set was replaced, "computed" when nothing is applied (no ipset configured). */
+  readonly apply: (ips: ReadonlyArray<string>) => Effect.Effect<"swapped" | "computed", SwapFailed>
   readonly groups: ReadonlySet<string>
   readonly window: Duration.DurationInput
   readonly retry: Duration.DurationInput
@@ -58,7 +59,7 @@ export const makeFirewall = (options: {
       const exit = yield* Effect.exit(options.apply(allowed.ips))
       if (exit._tag === "Success") {
         applied = allowed.ips
-        yield* Metric.increment(swaps)
+        if (exit.value === "swapped") yield* Metric.increment(swaps)
         yield* Metric.set(allowedHostsGauge, allowed.ips.length)
         return
       }

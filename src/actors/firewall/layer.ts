@@ -36,8 +36,8 @@ export const firewallSubsystem = <E, R>(
     const firewall = yield* makeFirewall({
       apply: (ips) =>
         ipset === undefined
-          ? Effect.logDebug(`firewall: ${ips.length} allowed host(s) (no ipset configured: nothing applied)`)
-          : swapAllowed(ipset, ips),
+          ? Effect.as(Effect.logDebug(`firewall: ${ips.length} allowed host(s) (no ipset configured: nothing applied)`), "computed" as const)
+          : Effect.as(swapAllowed(ipset, ips), "swapped" as const),
       groups,
       window: Duration.millis(profile.debounce_ms),
       retry: Duration.millis(profile.retry_ms)
