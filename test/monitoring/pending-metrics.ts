@@ -16,12 +16,5 @@ export const pendingMetrics: Readonly<Record<string, ReadonlyArray<string>>> = {
     "prolo_cluster_late_results_dropped_total",
     "prolo_cluster_redispatches_total"
   ],
-  "cluster-worker": ["prolo_cluster_sandbox_kills_total"],
-  "sso-fw": [
-    "prolo_sso_staleness_seconds",
-    "prolo_sso_requests_total",
-    "prolo_firewall_allowed_hosts",
-    "prolo_firewall_swaps_total",
-    "prolo_firewall_swap_failures_total"
-  ]
+  "cluster-worker": ["prolo_cluster_sandbox_kills_total"]
 }
