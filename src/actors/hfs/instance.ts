@@ -30,6 +30,8 @@ export interface HfsInstance {
   readonly id: number
   readonly host: string
   readonly nbdPort: number
+  /** The transfer listener's port (the source side of migrations). */
+  readonly transferPort: number
   readonly serve: (
     machine: HfsMachine,
     user: HfsUser,
@@ -183,6 +185,7 @@ export const makeInstance = (
       id,
       host,
       nbdPort: server.address.port,
+      transferPort: listening.port,
       serve: (machine, user, home) => asked(registry.ask(user.login, new Serve({ machine, user, quotaBytes: home.quotaBytes, gid: home.gid }))),
       handOver: (login, to) => asked(registry.ask(login, new HandOver({ to }))),
       pull: (login) => asked(registry.ask(login, new Pull())),
