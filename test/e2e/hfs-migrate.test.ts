@@ -33,8 +33,9 @@ const configFor = async (root: string) => {
     .replace(/^bind: .*$/m, `bind: { "0": 127.0.10.1, "1": 127.0.10.2 }`)
     .replace(/^quota: .*$/m, "quota: { user: 64M, orga: 64M, root: 64M }")
     .replace(/^free_reserve: .*$/m, "free_reserve: 0")
-  // no grace after a getHome: the test logs out by closing its NBD session
-  await fs.writeFile(path.join(dir, "hfs-server.yml"), `${server}\ntransfer_port: 0\nlive_grant_seconds: 0\n`)
+    // no grace after a getHome: the test has no NBD session open when it moves the home
+    .replace(/^live_grant_seconds: .*$/m, "live_grant_seconds: 0")
+  await fs.writeFile(path.join(dir, "hfs-server.yml"), server)
   return dir
 }
 

@@ -190,7 +190,8 @@ describe("HFS migration: bad input and failures", () => {
                 expect((await run("mount", ["-o", "loop", file, dir])).code).toBe(0)
                 return dir
               }),
-              (dir) => Effect.promise(() => run("umount", [dir]))
+              // lazy: never blocks the teardown, the loop device goes once nothing uses it
+              (dir) => Effect.promise(() => run("umount", ["-l", dir]))
             )
         })
         const grant = yield* hfs.getHome("alice", "pas-a")
