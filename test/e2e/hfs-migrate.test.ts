@@ -3,6 +3,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
+import { createTestDatabase } from "../support/pg.js"
 import { HfsRpcs } from "../../src/protocols/hfs.js"
 import { makeRpcTcpClient } from "../../src/runtime/rpc-tcp.js"
 import { fsck } from "../hfs/support/images.js"
@@ -13,7 +14,8 @@ import { checkout, exitWithin, killAll, spawnBin, startNode, waitForOutput } fro
 // 127.0.10.2, lane hfs-migrate's loopback range) on the embedded database. A home made on
 // hfs0 moves to hfs1 when the user logs on a machine of hfs1 (getHome over hfs1's own rpc
 // port, the hand-over over hfs0's, the data over hfs0's transfer listener), then back with
-// `prolo hfs migrate`. MDB only takes machine addresses of its pools (192.168.0.0/24), which
+// `prolo hfs migrate`. Then the same across processes: a gateway (mdb, udb, hubs) and two
+// `prolo-node --layer rhfs` (hfs0, hfs1) on a test database, rpc_port fixed. MDB only takes machine addresses of its pools (192.168.0.0/24), which
 // this host does not have: the data is marked in the image file itself before the move (an
 // unused sector), and the NBD gate's refusals are read from the metrics.
 
@@ -22,7 +24,7 @@ afterEach(killAll)
 const START_MS = 180_000
 const MARK_AT = 512
 
-const configFor = async (root: string) => {
+const configFor = async (root: string, extra: (server: string) => string = (s) => s) => {
   const dir = path.join(root, "config")
   await fs.mkdir(dir, { recursive: true })
   const source = path.join(checkout, "etc/prologin")
@@ -35,7 +37,7 @@ const configFor = async (root: string) => {
     .replace(/^free_reserve: .*$/m, "free_reserve: 0")
     // no grace after a getHome: the test has no NBD session open when it moves the home
     .replace(/^live_grant_seconds: .*$/m, "live_grant_seconds: 0")
-  await fs.writeFile(path.join(dir, "hfs-server.yml"), server)
+  await fs.writeFile(path.join(dir, "hfs-server.yml"), extra(server))
   return dir
 }
 
@@ -58,7 +60,7 @@ const markOf = (image: string) =>
     return b.toString()
   })
 
-describe("prolo-node --layer all --hfs 0,1: migration", () => {
+describe("prolo-node: migration between HFS (one process --hfs 0,1, and two rhfs processes)", () => {
   it(
     "a home made on hfs0 moves to hfs1 on the next login there, intact and fenced; `prolo hfs migrate` moves it back",
     async () => {
@@ -137,6 +139,74 @@ describe("prolo-node --layer all --hfs 0,1: migration", () => {
 
         node.child.kill("SIGTERM")
         expect(await exitWithin(node, 60_000), node.stderr).toBe(0)
+      } finally {
+        await fs.rm(root, { recursive: true, force: true })
+      }
+    },
+    START_MS + 300_000
+  )
+
+  it(
+    "two `prolo-node --layer rhfs` processes (hfs0, hfs1) beside a gateway: the home moves between processes over their fixed rpc ports",
+    async () => {
+      const root = await fs.mkdtemp(path.join(os.tmpdir(), "hfs-rhfs-e2e-"))
+      try {
+        const url = await Effect.runPromise(createTestDatabase)
+        // HFS in different processes find each other at bind/MDB address + the fixed rpc_port
+        const config = await configFor(root, (s) => s.replace(/^rpc_port: .*$/m, "rpc_port: 20110"))
+        await fs.writeFile(path.join(config, "node.yml"), `database:\n  url: ${JSON.stringify(Redacted.value(url))}\n  max_connections: 4\n`)
+        const gw = await startNode(["--layer", "gw", "--config", config], {}, START_MS)
+        for (const sub of ["mdbsync-sub", "udbsync-sub"]) {
+          const file = path.join(config, `${sub}.yml`)
+          await fs.writeFile(file, (await fs.readFile(file, "utf8")).replace(/^url: .*$/m, `url: ${gw.url}/`))
+        }
+        const env = { PROLO_NODE: gw.url, PROLO_CONFIG_DIR: config }
+        expect((await cli(env, "mdb", "add", "--hostname", "pas-r01p01", "--mac", "11:22:33:44:55:01", "--ip", "192.168.0.10", "--mtype", "user", "--room", "pasteur", "--hfs", "0")).code).toBe(0)
+        expect((await cli(env, "mdb", "add", "--hostname", "alt-r01p01", "--mac", "11:22:33:44:55:02", "--ip", "192.168.0.11", "--mtype", "user", "--room", "alt", "--hfs", "1")).code).toBe(0)
+        await fs.writeFile(path.join(root, "users.txt"), "Jean\tDupont\n")
+        expect((await cli(env, "udb", "import", "--file", path.join(root, "users.txt"))).code).toBe(0)
+        const rhfs0 = await startNode(["--layer", "rhfs", "--hfs", "0", "--config", config], {}, START_MS)
+        const rhfs1 = await startNode(["--layer", "rhfs", "--hfs", "1", "--config", config], {}, START_MS)
+        await waitForOutput(rhfs0.node, /hfs0: rpc over tcp\+msgpack on 127\.0\.10\.1:20110/, 60_000)
+        await waitForOutput(rhfs1.node, /hfs1: rpc over tcp\+msgpack on 127\.0\.10\.2:20110/, 60_000)
+
+        const getHome = (id: number, hostname: string) =>
+          Effect.runPromise(
+            Effect.scoped(
+              Effect.flatMap(makeRpcTcpClient(HfsRpcs, { host: `127.0.10.${id + 1}`, port: 20110, secret: Redacted.make("dev-hfs-secret") }), (c) =>
+                Effect.either(c.getHome({ login: "jdupont", hostname }))
+              )
+            )
+          )
+        const until = async (id: number, hostname: string) => {
+          let r = await getHome(id, hostname)
+          for (let i = 0; i < 100 && r._tag === "Left" && ["UnknownMachine", "UnknownUser", "HfsUnavailable"].includes(r.left._tag); i++) {
+            await new Promise((res) => setTimeout(res, 200))
+            r = await getHome(id, hostname)
+          }
+          if (r._tag === "Left") throw new Error(`getHome on hfs${id} failed: ${JSON.stringify(r.left)}`)
+          return r.right
+        }
+        const first = await until(0, "pas-r01p01")
+        expect(first).toMatchObject({ host: "127.0.10.1", generation: 1 })
+        const image0 = path.join(root, "export", "hfs0", "jdupont.nbd")
+        const image1 = path.join(root, "export", "hfs1", "jdupont.nbd")
+        await mark(image0, "made-by-rhfs0")
+        const moved = await until(1, "alt-r01p01")
+        expect(moved).toMatchObject({ host: "127.0.10.2", generation: 4 })
+        expect(await markOf(image1)).toBe("made-by-rhfs0...")
+        expect((await fsck(image1)).code).toBe(0)
+        const where = await cli({ PROLO_NODE: rhfs1.url, PROLO_CONFIG_DIR: config }, "hfs", "where", "jdupont")
+        expect(where.out.trim(), where.err).toBe("jdupont: hfs1, generation 4, ready")
+        // and back with the operator command, on the node running hfs0
+        const back = await cli({ PROLO_NODE: rhfs0.url, PROLO_CONFIG_DIR: config }, "hfs", "migrate", "jdupont", "--to", "0")
+        expect(back.out.trim(), back.err).toBe("jdupont: hfs0, generation 6, ready")
+        expect(await markOf(image0)).toBe("made-by-rhfs0...")
+
+        for (const n of [rhfs0.node, rhfs1.node, gw.node]) {
+          n.child.kill("SIGTERM")
+          expect(await exitWithin(n, 60_000), n.stderr).toBe(0)
+        }
       } finally {
         await fs.rm(root, { recursive: true, force: true })
       }
