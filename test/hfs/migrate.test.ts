@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, TestClock } from "effect"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
@@ -64,6 +64,7 @@ describe("HFS migration", () => {
         expect(wire / allocated).toBeLessThan(1.05)
         expect(yield* Effect.promise(() => metricValue(metrics, "prolo_hfs_migrations_in_flight", 'hfs="1"'))).toBe(0)
         expect(yield* Effect.promise(() => metricValue(metrics, "hfs_migrate_remote_user_summary_count", 'hfs="0"'))).toBe(1)
+        expect(yield* Effect.promise(() => metricValue(metrics, "hfs_migrate_user_summary_count", 'hfs="0"'))).toBe(1)
         // hfs0 retired its copy (told in the background right after the commit)
         for (let i = 0; i < 200 && (yield* exists(source)); i++) yield* Effect.promise(() => new Promise((r) => setTimeout(r, 10)))
         expect(yield* exists(source)).toBe(false)
@@ -82,6 +83,32 @@ describe("HFS migration", () => {
           ["alice", 1, "ready"],
           ["bob", 0, "ready"]
         ])
+      })
+    )
+
+    it.scoped("a copy whose row names another HFS (a lost moved-away notice) is retired by the sweep; retired copies are pruned by age", () =>
+      Effect.gen(function* () {
+        yield* TestClock.setTime(1_700_000_000_000)
+        const { hfs, work } = yield* startPair({ profile: { live_grant_seconds: 0, retention: { count: 1, seconds: 120, sweep_seconds: 60 } } })
+        yield* hfs.getHome("alice", "pas-a")
+        yield* hfs.getHome("alice", "alt-b")
+        const dir0 = path.join(work.exportBase, "hfs0")
+        const stale = path.join(dir0, "alice.nbd")
+        for (let i = 0; i < 200 && (yield* exists(stale)); i++) yield* Effect.promise(() => new Promise((r) => setTimeout(r, 10)))
+        // as if hfs0 had been down when told: its copy is back in the served set
+        yield* Effect.promise(() => fs.copyFile(path.join(work.exportBase, "hfs1", "alice.nbd"), stale))
+        yield* TestClock.adjust("61 seconds")
+        for (let i = 0; i < 200 && (yield* exists(stale)); i++) yield* Effect.promise(() => new Promise((r) => setTimeout(r, 10)))
+        expect(yield* exists(stale)).toBe(false)
+        const retired = () => Effect.promise(() => fs.readdir(path.join(dir0, ".retired")))
+        expect((yield* retired()).length).toBe(1) // count 1: the newest copy only
+        // two sweeps later every copy is older than 120 s: pruned
+        yield* TestClock.adjust("61 seconds")
+        yield* TestClock.adjust("61 seconds")
+        for (let i = 0; i < 200 && (yield* retired()).length > 0; i++) yield* Effect.promise(() => new Promise((r) => setTimeout(r, 10)))
+        expect(yield* retired()).toEqual([])
+        // hfs1's home was never touched
+        expect(yield* hfs.where("alice")).toMatchObject({ hfs: 1, state: "ready" })
       })
     )
   })

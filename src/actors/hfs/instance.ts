@@ -144,7 +144,9 @@ export const makeInstance = (
         if (!("ok" in outcome)) return
         const since = sending.get(outcome.ok.login)
         sending.delete(outcome.ok.login)
-        if (since !== undefined) metrics.migrateSend.observe({ hfs }, (Date.now() - since) / 1000)
+        if (since !== undefined) {
+          runBackground(Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => metrics.migrateSend.observe({ hfs }, (now - since) / 1000))))
+        }
       }
     })
     transfer.port = listening.port
