@@ -51,15 +51,15 @@ export const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
 }
 
 /**
- * A TCP relay to `port` that flips one byte of the source→destination stream at `at`: a
+ * A TCP relay to `host:port` (listening on `host` too) that flips one byte of the source→destination stream at `at`: a
  * link that damages data in flight. Closed with the scope.
  */
-export const corruptingRelay = (port: number, at: number) =>
+export const corruptingRelay = (port: number, at: number, host = "127.0.0.1") =>
   Effect.acquireRelease(
     Effect.async<{ port: number; server: net.Server; sockets: Set<net.Socket> }>((resume) => {
       const sockets = new Set<net.Socket>()
       const server = net.createServer((down) => {
-        const up = net.createConnection({ host: "127.0.0.1", port })
+        const up = net.createConnection({ host, port })
         sockets.add(down).add(up)
         let seen = 0
         up.on("data", (chunk: Buffer) => {
@@ -80,7 +80,7 @@ export const corruptingRelay = (port: number, at: number) =>
           })
         }
       })
-      server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ port: (server.address() as net.AddressInfo).port, server, sockets })))
+      server.listen(0, host, () => resume(Effect.succeed({ port: (server.address() as net.AddressInfo).port, server, sockets })))
     }),
     ({ server, sockets }) =>
       Effect.async<void>((resume) => {
