@@ -1,4 +1,6 @@
+import { createRequire } from "node:module"
 import * as os from "node:os"
+import { pathToFileURL } from "node:url"
 import { Worker } from "node:worker_threads"
 import { type Run, windowHash } from "./digest.js"
 
@@ -32,10 +34,22 @@ const THREADS = Math.max(1, Math.min(2, os.availableParallelism()))
 // In the bundle the worker is dist/hfs-hash-worker.mjs, beside the chunk holding this module.
 // From the sources (tsx, vitest) it is the .ts file, which a thread can load only once tsx's
 // hooks are registered in it (node 20 does not pass `--import` on to threads).
+// tsx's ESM API (its CommonJS one registers hooks that cannot find their files); resolved
+// here, since a thread's eval code resolves from the working directory.
+const tsxApi = (): string => {
+  try {
+    const r = import.meta.resolve("tsx/esm/api")
+    if (r.endsWith(".mjs")) return r
+  } catch {
+    // not available (vitest's module runner): below
+  }
+  return pathToFileURL(createRequire(import.meta.url).resolve("tsx/esm/api").replace(/\.cjs$/, ".mjs")).href
+}
+
 const newWorker = (): Worker =>
   import.meta.url.endsWith(".ts")
     ? new Worker(
-        `import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL("./hash-worker.ts", import.meta.url).href)}) })`,
+        `import(${JSON.stringify(tsxApi())}).then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL("./hash-worker.ts", import.meta.url).href)}) })`,
         { eval: true }
       )
     : new Worker(new URL("./hfs-hash-worker.mjs", import.meta.url))
