@@ -18,7 +18,8 @@ import { seedFrom } from "./transfer/images.js"
 // Migration fault suite: two HFS as real processes (faults/hfs-child.ts: the node's HFS
 // subsystem on 127.0.11.1 and .2, a real PostgreSQL), one home of 256 MiB with scattered data
 // moving from one to the other and back; each run SIGKILLs the source or the destination at a
-// seeded point of a migration (a delay drawn against the measured migration time), starts the
+// seeded point of a migration (a delay drawn against the measured migration time, the moment
+// the row turns migrating, or once the destination journaled verified windows), starts the
 // killed one again and logs in again until the home is served. After every run: the location
 // row names the destination, ready; the other side has no copy left; the image digest is the
 // one of the source's fenced image (no writes happen, so it never changes); e2fsck -fn clean
@@ -134,7 +135,7 @@ it(
     const skeleton = await makeSkeleton(root)
     const exportBase = path.join(root, "export")
     const imageOf = (hfs: number) => path.join(exportBase, `hfs${hfs}`, `${LOGIN}.nbd`)
-    const counts = { runs: 0, killsOfSource: 0, killsOfDestination: 0, killsOfA: 0, killsOfB: 0, retriesWithJournal: 0, retriesFromScratch: 0, finishedBeforeKill: 0, homesLost: 0 }
+    const counts = { runs: 0, killsOfSource: 0, killsOfDestination: 0, killsOfA: 0, killsOfB: 0, retriesWithJournal: 0, retriesFromScratch: 0, finishedBeforeKill: 0, homesLost: 0, killPoints: { delay: 0, handOver: 0, journaled: 0 } }
     try {
       // the first HFS migrates the database; the second starts after it
       const hfs: Array<Hfs> = []
@@ -167,10 +168,25 @@ it(
         const to = 1 - at
         const killSource = rand() < 0.5
         const victim = killSource ? at : to
-        const delay = rand() * migrationMs * 1.2
-        const call = getHome(to)
+        // where to kill: after a random delay, at the hand-over (the row turns migrating), or
+        // once the destination journaled verified windows (then a random part of a window)
+        const point = rand()
+        const delay = rand() * migrationMs * (point < 0.4 ? 1.2 : 0.05)
+        const incoming = path.join(exportBase, `hfs${to}`, ".incoming")
+        let finished = false
+        const call = getHome(to).finally(() => (finished = true))
+        const started = performance.now()
+        const reached = async (): Promise<boolean> => {
+          if (point < 0.4) return true
+          if (point < 0.7) return (await row())?.state === "migrating"
+          const names = await fs.readdir(incoming).catch(() => [] as Array<string>)
+          for (const n of names) if (n.endsWith(".journal") && (await fs.stat(path.join(incoming, n)).then((st) => st.size, () => 0)) > 64) return true
+          return false
+        }
+        while (!finished && !(await reached()) && performance.now() - started < migrationMs * 4) await sleep(2)
+        counts.killPoints[point < 0.4 ? "delay" : point < 0.7 ? "handOver" : "journaled"]++
         await sleep(delay)
-        const done = (await Promise.race([call.then(() => true), sleep(0).then(() => false)])) as boolean
+        const done = finished
         if (done) counts.finishedBeforeKill++
         hfs[victim]!.child.kill("SIGKILL")
         await hfs[victim]!.exited
@@ -179,7 +195,6 @@ it(
         await call
         hfs[victim] = await startHfs(script, victim, dbUrl, exportBase, skeleton)
         // what the next login finds on the destination: a journal to resume from, or nothing
-        const incoming = path.join(exportBase, `hfs${to}`, ".incoming")
         const journals = (await fs.readdir(incoming).catch(() => [] as Array<string>)).filter((n) => n.startsWith(`${LOGIN}.`) && n.endsWith(".journal"))
         let resumable = false
         for (const j of journals) if ((await fs.stat(path.join(incoming, j))).size > 64) resumable = true
