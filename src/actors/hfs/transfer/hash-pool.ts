@@ -96,6 +96,15 @@ const pick = (): Thread => {
   return best!
 }
 
+/**
+ * Starts the hash threads now if they are not running, so that a transfer does not wait for
+ * them at its first window (a thread takes ~50 ms to start from the bundle, up to a second
+ * from the sources under tsx). Called when a transfer listener opens and when a receive starts.
+ */
+export const warmHashPool = (): void => {
+  pick()
+}
+
 /** W of a window whose payload is `payload` (see digest.ts `windowHash`), on a hash thread when it can. */
 export const windowHashAsync = (runs: ReadonlyArray<Run>, payload: Buffer): Promise<Buffer> => {
   if (!(payload.buffer instanceof SharedArrayBuffer)) {

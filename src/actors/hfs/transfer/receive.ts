@@ -22,7 +22,7 @@ import {
   TransferIoError
 } from "./errors.js"
 import { encodeHello, type Fail, type Frame, windowProblem } from "./frames.js"
-import { windowHashAsync } from "./hash-pool.js"
+import { warmHashPool, windowHashAsync } from "./hash-pool.js"
 import { encodeHeader, encodeRecords, JOURNAL_HEADER, readJournal, resumeOffset, type VerifiedWindow } from "./journal.js"
 import { connectionEnded, errorCode, ioFailure, peerIdle } from "./peer-failures.js"
 import { frameReader, readInto, writeFrames } from "./socket-io.js"
@@ -172,6 +172,7 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
     if (!Number.isSafeInteger(generation) || generation < 0) {
       return yield* Effect.fail(new InvalidTransfer({ field: "generation", message: `invalid generation ${generation}` }))
     }
+    yield* Effect.sync(warmHashPool)
     const idle = Duration.decode(options.idleTimeout ?? "30 seconds")
     const checkpointBytes = options.checkpointBytes ?? 32 * 1024 * 1024
     const paths = incomingPaths(options.dir, login, generation)
