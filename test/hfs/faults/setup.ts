@@ -28,5 +28,7 @@ export const faultProfile = Schema.decodeUnknownSync(HfsServerProfile)({
   free_reserve: 0,
   live_grant_seconds: 0,
   quota: { user: "256M" },
-  retention: { count: 0 }
+  // no old copies kept; the sweep (which retires a copy whose row names the other HFS, e.g.
+  // when the source was killed before it heard of the commit) every half second
+  retention: { count: 0, sweep_seconds: 0.5 }
 })

@@ -31,9 +31,6 @@ export const sharedBuffer = (size: number): Buffer => Buffer.from(new SharedArra
 // windows in flight; more threads only compete with the event loop.
 const THREADS = Math.max(1, Math.min(2, os.availableParallelism()))
 
-// In the bundle the worker is dist/hfs-hash-worker.mjs, beside the chunk holding this module.
-// From the sources (tsx, vitest) it is the .ts file, which a thread can load only once tsx's
-// hooks are registered in it (node 20 does not pass `--import` on to threads).
 // tsx's ESM API (its CommonJS one registers hooks that cannot find their files); resolved
 // here, since a thread's eval code resolves from the working directory.
 const tsxApi = (): string => {
@@ -46,6 +43,9 @@ const tsxApi = (): string => {
   return pathToFileURL(createRequire(import.meta.url).resolve("tsx/esm/api").replace(/\.cjs$/, ".mjs")).href
 }
 
+// In the bundle the worker is dist/hfs-hash-worker.mjs, beside the chunk holding this module.
+// From the sources (tsx, vitest) it is the .ts file, which a thread can load only once tsx's
+// hooks are registered in it (node 20 does not pass `--import` on to threads).
 const newWorker = (): Worker =>
   import.meta.url.endsWith(".ts")
     ? new Worker(
