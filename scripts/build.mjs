@@ -36,6 +36,9 @@ export const buildDist = async () => {
   // `prolo nbd` on its own, not split: chunks shared with the other binaries would carry
   // every part of Effect any of them uses (idle RSS 74 MiB instead of 59).
   await build({ ...common, entryPoints: { "prolo-nbd": "bin/prolo-nbd.ts" }, splitting: false })
+  // The HFS transfer's hash threads (src/actors/hfs/transfer/hash-pool.ts) load this file,
+  // found beside the chunk that starts them.
+  await build({ ...common, entryPoints: { "hfs-hash-worker": "src/actors/hfs/transfer/hash-worker.ts" }, splitting: false })
   const dist = path.join(root, "dist")
   if (fs.existsSync(dist)) fs.renameSync(dist, old)
   fs.renameSync(fresh, dist)

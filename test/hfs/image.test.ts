@@ -128,4 +128,41 @@ describe("createHomeImage", () => {
       expect((yield* Effect.promise(() => fs.readdir(imageDir))).sort()).toEqual(["erin.nbd"])
     })
   )
+
+  it.scoped("homes copied from one template each get their own UUID, label and owner; a changed skeleton gets a new template", () =>
+    Effect.gen(function* () {
+      const { skeleton, imageDir } = yield* Effect.acquireRelease(setup, (s) => cleanup(s.root))
+      // a deeper tree, a symlink and an empty directory: every entry must change owner
+      yield* Effect.promise(async () => {
+        await fs.mkdir(path.join(skeleton, ".local", "share", "empty"), { recursive: true })
+        await fs.writeFile(path.join(skeleton, ".local", "share", "x"), "x\n")
+        await fs.symlink(".bashrc", path.join(skeleton, ".profile"))
+      })
+      const made = [
+        { login: "hana", uid: 20001, gid: 10000 },
+        { login: "ivan", uid: 20002, gid: 10001 },
+        { login: "abcdefghijklmnop", uid: 20003, gid: 10000 }
+      ]
+      const uuids = new Set<string>()
+      for (const u of made) {
+        const { path: image } = yield* createHomeImage({ imageDir, skeleton, reserveBytes: 0 }, home(u.login, { uid: u.uid, gid: u.gid }))
+        expect((yield* Effect.promise(() => fsck(image))).code).toBe(0)
+        const sb = (yield* Effect.promise(() => run("dumpe2fs", ["-h", image]))).stdout
+        uuids.add(/^Filesystem UUID:\s+(\S+)/m.exec(sb)![1]!)
+        expect(/^Filesystem volume name:\s+(\S+)/m.exec(sb)![1]).toBe(labelOf(u.login))
+        const owner = new RegExp(`User:\\s+${u.uid}\\s+Group:\\s+${u.gid}\\b`)
+        for (const p of ["/", "/.bashrc", "/.config", "/.config/i3", "/.local", "/.local/share", "/.local/share/empty", "/.local/share/x", "/.profile"]) {
+          expect(yield* Effect.promise(() => debugfs(image, `stat ${p}`)), p).toMatch(owner)
+        }
+        expect(yield* Effect.promise(() => debugfs(image, "stat /lost+found"))).toMatch(/User:\s+0\s+Group:\s+0\b/)
+        expect(yield* Effect.promise(() => debugfs(image, "cat /.local/share/x"))).toBe("x\n")
+      }
+      expect(uuids.size).toBe(made.length)
+      // the skeleton changes: the next home has the new file
+      yield* Effect.promise(() => fs.writeFile(path.join(skeleton, ".bashrc"), "# changed\n"))
+      const { path: image } = yield* createHomeImage({ imageDir, skeleton, reserveBytes: 0 }, home("jade"))
+      expect(yield* Effect.promise(() => debugfs(image, "cat /.bashrc"))).toBe("# changed\n")
+      expect((yield* Effect.promise(() => fsck(image))).code).toBe(0)
+    })
+  )
 })

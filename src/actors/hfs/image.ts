@@ -4,6 +4,7 @@ import { Effect } from "effect"
 import { HomeCreationFailed, OutOfSpace } from "../../protocols/hfs.js"
 import { type Group, GROUPS } from "../../protocols/udb.js"
 import { imagePathOf, labelOf } from "./names.js"
+import { boundedTool, DEBUGFS_LABEL_BYTES, identityCommands, skeletonFacts, templateFor } from "./template.js"
 import { runTool } from "./tools.js"
 
 // A new home: a sparse ext4 image of the user's quota, pre-filled from the skeleton of the
@@ -70,21 +71,11 @@ export const skeletonFor = (
 
 /** Bytes free for unprivileged writers: f_bavail × f_frsize (the original used f_bsize). */
 export const availableBytes = (dir: string): Effect.Effect<number, string> =>
-  Effect.flatMap(runTool("stat", ["-f", "-c", "%S %a", dir]), (out) => {
-    const [frsize, bavail] = out.trim().split(" ").map(Number)
-    return frsize !== undefined && bavail !== undefined && Number.isFinite(frsize) && Number.isFinite(bavail)
-      ? Effect.succeed(frsize * bavail)
-      : Effect.fail(`stat -f ${dir}: unexpected output ${JSON.stringify(out)}`)
+  Effect.tryPromise({
+    // node's statfs gives f_bsize only; on Linux (ext4, xfs, tmpfs) it equals f_frsize.
+    try: () => fs.statfs(dir).then((s) => s.bavail * s.bsize),
+    catch: (e) => `statfs ${dir}: ${errorText(e)}`
   })
-
-/** Bytes the files under `paths` occupy. */
-const usedBytes = (paths: ReadonlyArray<string>): Effect.Effect<number, string> =>
-  paths.length === 0
-    ? Effect.succeed(0)
-    : Effect.map(runTool("du", ["-s", "-c", "-B1", "--", ...paths]), (out) => {
-        const total = out.trim().split("\n").pop() ?? ""
-        return Number(total.split(/\s/, 1)[0]) || 0
-      })
 
 /**
  * Creates `<imageDir>/<login>.nbd`. An image already there has no location row (the caller
@@ -102,50 +93,45 @@ export const createHomeImage = (
     })
     const skeleton = yield* skeletonFor(settings.skeleton, home.group)
     if (skeleton === undefined) return yield* failed(home, "skeleton")(`${settings.skeleton} is not a directory`)
+    const facts = yield* Effect.mapError(skeletonFacts(skeleton.entries), failed(home, "skeleton"))
 
     // Sparse images: what a new home takes now is its skeleton plus a little metadata, not
     // its quota (the original asked for the whole quota free). The reserve keeps room for
     // the homes already there to grow.
-    const skeletonBytes = yield* Effect.mapError(usedBytes(skeleton.entries), failed(home, "skeleton"))
     const available = yield* Effect.mapError(availableBytes(settings.imageDir), failed(home, "free space"))
-    const needed = skeletonBytes + METADATA_ALLOWANCE + settings.reserveBytes
+    const needed = facts.bytes + METADATA_ALLOWANCE + settings.reserveBytes
     if (available < needed) {
       return yield* new OutOfSpace({
         hfs: home.hfs,
         neededBytes: needed,
         availableBytes: available,
-        message: `out of disk space on hfs${home.hfs} (${settings.imageDir}): a new home needs ${mib(skeletonBytes + METADATA_ALLOWANCE)} MiB with ${mib(settings.reserveBytes)} MiB kept free, ${mib(available)} MiB available`
+        message: `out of disk space on hfs${home.hfs} (${settings.imageDir}): a new home needs ${mib(facts.bytes + METADATA_ALLOWANCE)} MiB with ${mib(settings.reserveBytes)} MiB kept free, ${mib(available)} MiB available`
       })
     }
 
-    const stem = path.join(settings.imageDir, `.new-${home.login}-${process.pid}-${Date.now().toString(36)}`)
-    const staging = `${stem}.d`
-    const temporary = `${stem}.nbd`
-    const cleanup = Effect.promise(() =>
-      Promise.all([fs.rm(staging, { recursive: true, force: true }), fs.rm(temporary, { force: true })])
-    )
+    const temporary = path.join(settings.imageDir, `.new-${home.login}-${process.pid}-${Date.now().toString(36)}.nbd`)
     const build = Effect.gen(function* () {
-      yield* Effect.tryPromise({ try: () => fs.mkdir(staging, { mode: 0o700 }), catch: (e) => errorText(e) })
-      if (skeleton.entries.length > 0) yield* runTool("cp", ["-a", "--", ...skeleton.entries, staging])
-      yield* runTool("chown", ["-R", "-h", `${home.uid}:${home.gid}`, "--", staging])
+      const template = yield* templateFor(facts, home.quotaBytes, (staging) =>
+        skeleton.entries.length > 0 ? Effect.asVoid(runTool("cp", ["-a", "--", ...skeleton.entries, staging])) : Effect.void
+      )
       yield* Effect.tryPromise({
         try: async () => {
           const file = await fs.open(temporary, "wx", 0o600)
           try {
-            await file.truncate(home.quotaBytes)
+            await file.truncate(template.size)
+            for (const e of template.extents) await file.write(e.bytes, 0, e.bytes.length, e.offset)
           } finally {
             await file.close()
           }
         },
         catch: (e) => errorText(e)
       })
-      yield* runTool("mke2fs", [
-        "-q", "-F", "-t", "ext4", "-m", "0",
-        "-L", labelOf(home.login),
-        "-d", staging,
-        "-E", `root_owner=${home.uid}:${home.gid},lazy_itable_init=1,lazy_journal_init=1`,
-        temporary
-      ])
+      const label = labelOf(home.login)
+      yield* boundedTool("debugfs", ["-w", "-f", "-", temporary], {
+        input: identityCommands(template, label, home.uid, home.gid),
+        stderrAllowed: /^debugfs [0-9.]+ \(/
+      })
+      if (Buffer.byteLength(label) > DEBUGFS_LABEL_BYTES) yield* boundedTool("e2label", [temporary, label])
       yield* Effect.tryPromise({
         try: async () => {
           const file = await fs.open(temporary, "r+")
@@ -167,8 +153,7 @@ export const createHomeImage = (
     })
     yield* build.pipe(
       Effect.mapError(failed(home, "creating the image")),
-      Effect.onError(() => cleanup),
-      Effect.ensuring(Effect.promise(() => fs.rm(staging, { recursive: true, force: true })))
+      Effect.onError(() => Effect.promise(() => fs.rm(temporary, { force: true })))
     )
     return { path: target }
   })

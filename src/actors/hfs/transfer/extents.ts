@@ -60,11 +60,22 @@ const readAt = (fd: number, buf: Buffer, at: number, length: number, position: n
     step(0)
   })
 
-/** Reads the runs' bytes into `buf`, one after the other; resolves with the byte count. */
+/**
+ * Reads the runs' bytes into `buf`, one after the other; resolves with the byte count. What
+ * the page cache holds is copied synchronously (preadv2 RWF_NOWAIT, as the NBD file backend's
+ * reads: a home just fenced is usually cached), the rest is read on the threadpool, so a
+ * cold image never blocks the event loop on the disk.
+ */
 export const readRuns = async (fd: number, runs: ReadonlyArray<Run>, buf: Buffer): Promise<number> => {
   let at = 0
   for (const run of runs) {
-    await readAt(fd, buf, at, run.length, run.offset)
+    let done = 0
+    while (done < run.length) {
+      const r = libc.preadNoWait(fd, buf, at + done, at + run.length, run.offset + done)
+      if (typeof r !== "number" || r === 0) break
+      done += r
+    }
+    if (done < run.length) await readAt(fd, buf, at + done, run.length - done, run.offset + done)
     at += run.length
   }
   return at

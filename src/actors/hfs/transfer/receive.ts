@@ -6,7 +6,7 @@ import * as path from "node:path"
 import * as libc from "../../../nbd/libc.js"
 import { LOGIN_PATTERN } from "../../../protocols/udb.js"
 import * as timeauth from "../../../runtime/timeauth.js"
-import { makeImageDigest, WINDOW, windowHash } from "./digest.js"
+import { makeImageDigest, WINDOW } from "./digest.js"
 import {
   BadFrame,
   ChecksumMismatch,
@@ -22,9 +22,10 @@ import {
   TransferIoError
 } from "./errors.js"
 import { encodeHello, type Fail, type Frame, windowProblem } from "./frames.js"
+import { warmHashPool, windowHashAsync } from "./hash-pool.js"
 import { encodeHeader, encodeRecords, JOURNAL_HEADER, readJournal, resumeOffset, type VerifiedWindow } from "./journal.js"
 import { connectionEnded, errorCode, ioFailure, peerIdle } from "./peer-failures.js"
-import { frameReader, writeFrames } from "./socket-io.js"
+import { frameReader, readInto, writeFrames } from "./socket-io.js"
 import { transferMessage } from "./token.js"
 
 // The destination side (HFS B): pull a home from the source into a partial sparse image
@@ -129,10 +130,10 @@ const remoteFailure = (login: string, fail: Fail): TransferError => {
   }
 }
 
-const connect = (host: string, port: number, timeout: Duration.Duration) =>
+const connect = (host: string, port: number, timeout: Duration.Duration, onread: ReturnType<typeof readInto>["onread"]) =>
   Effect.acquireRelease(
     Effect.async<net.Socket, PeerUnreachable>((resume) => {
-      const socket = net.createConnection({ host, port, noDelay: true })
+      const socket = net.createConnection({ host, port, noDelay: true, onread })
       const refused = (e: Error) => {
         socket.destroy()
         resume(Effect.fail(new PeerUnreachable({ host, port, message: `cannot reach the source HFS at ${host}:${port}: ${e.message}` })))
@@ -153,6 +154,13 @@ const connect = (host: string, port: number, timeout: Duration.Duration) =>
     (socket) => Effect.sync(() => socket.destroy())
   )
 
+// Window frames decoded ahead (socket-io's READ_AHEAD) plus those being hashed and written:
+// the reader's reused buffers, about 4 MiB each.
+const HASHING = 2
+const WINDOW_BUFFERS = 7
+// Bytes per read call (node's default is 64 KiB, freshly allocated each time).
+const READ_BYTES = 1024 * 1024
+
 const openFile = (file: string, flags: string) =>
   Effect.acquireRelease(io(file, "open", () => fsp.open(file, flags, 0o600)), (h) => Effect.promise(() => h.close().catch(() => undefined)))
 
@@ -164,6 +172,7 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
     if (!Number.isSafeInteger(generation) || generation < 0) {
       return yield* Effect.fail(new InvalidTransfer({ field: "generation", message: `invalid generation ${generation}` }))
     }
+    yield* Effect.sync(warmHashPool)
     const idle = Duration.decode(options.idleTimeout ?? "30 seconds")
     const checkpointBytes = options.checkpointBytes ?? 32 * 1024 * 1024
     const paths = incomingPaths(options.dir, login, generation)
@@ -177,8 +186,9 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
     if (journal === undefined) yield* removeQuietly(paths.image, paths.journal)
     const from = journal === undefined ? 0 : resumeOffset(journal)
 
-    const socket = yield* connect(options.host, options.port, Duration.decode(options.connectTimeout ?? "10 seconds"))
-    const reader = frameReader(socket, ["start", "window", "end", "fail"])
+    const input = readInto(READ_BYTES)
+    const socket = yield* connect(options.host, options.port, Duration.decode(options.connectTimeout ?? "10 seconds"), input.onread)
+    const reader = frameReader(socket, ["start", "window", "end", "fail"], { windowBuffers: WINDOW_BUFFERS, input: input.attach })
     let sentBytes = 0
     const next = (phase: string): Effect.Effect<Frame, TransferError> =>
       reader.next.pipe(
@@ -259,6 +269,39 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
         else flushing = yield* Effect.fork(flush)
       })
 
+    // A window is hashed on a hash thread (hash-pool.ts) while the loop writes the window
+    // before it and decodes the one after: at most HASHING windows wait for their hash.
+    type WindowFrame = Extract<Frame, { type: "window" }>
+    const hashing: Array<{ readonly frame: WindowFrame; readonly hash: Effect.Effect<Buffer, TransferError> }> = []
+    const land = (frame: WindowFrame, hash: Buffer) =>
+      Effect.gen(function* () {
+        if (!hash.equals(frame.hash)) {
+          return yield* Effect.fail(
+            new ChecksumMismatch({ login, offset: frame.offset, message: `transfer of ${login}: checksum mismatch in the window at offset ${frame.offset}: refused, nothing of it written` })
+          )
+        }
+        // Synchronous pwrite into the page cache (as the NBD file backend does for its
+        // writes): a threadpool round trip per run cost more than the copy.
+        yield* io(paths.image, "write", async () => {
+          let at = 0
+          for (const run of frame.runs) {
+            for (let done = 0; done < run.length; ) done += fs.writeSync(image.fd, frame.payload, at + done, run.length - done, run.offset + done)
+            at += run.length
+          }
+        })
+        const w = { offset: frame.offset, hash }
+        verified.push(w)
+        pending.push(w)
+        pendingBytes += frame.payload.length
+        reader.release(frame)
+        if (pendingBytes >= checkpointBytes) yield* checkpoint(false)
+        options.onWindow?.(frame.offset)
+      })
+    const landOldest = Effect.suspend(() => {
+      const oldest = hashing.shift()!
+      return Effect.flatMap(oldest.hash, (hash) => land(oldest.frame, hash))
+    })
+
     const stream = Effect.gen(function* () {
       let after = from
       let windows = 0
@@ -267,31 +310,19 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
         if (frame.type === "window") {
           const problem = windowProblem(frame, size, after)
           if (problem !== undefined) return yield* Effect.fail(new BadFrame({ reason: problem, message: `transfer of ${login}: bad window frame: ${problem}` }))
-          const hash = windowHash(frame.runs, frame.payload)
-          if (!hash.equals(frame.hash)) {
-            return yield* Effect.fail(
-              new ChecksumMismatch({ login, offset: frame.offset, message: `transfer of ${login}: checksum mismatch in the window at offset ${frame.offset}: refused, nothing of it written` })
-            )
-          }
-          // Synchronous pwrite into the page cache (as the NBD file backend does for its
-          // writes): a threadpool round trip per run cost more than the copy.
-          yield* io(paths.image, "write", async () => {
-            let at = 0
-            for (const run of frame.runs) {
-              for (let done = 0; done < run.length; ) done += fs.writeSync(image.fd, frame.payload, at + done, run.length - done, run.offset + done)
-              at += run.length
-            }
-          })
-          const w = { offset: frame.offset, hash: Buffer.from(hash) }
-          verified.push(w)
-          pending.push(w)
-          pendingBytes += frame.payload.length
           after = frame.offset + WINDOW
           windows++
-          if (pendingBytes >= checkpointBytes) yield* checkpoint(false)
-          options.onWindow?.(frame.offset)
+          // Started now (the promise never rejects: a dead hash thread is an error value).
+          const started = windowHashAsync(frame.runs, frame.payload).then(
+            (h) => ({ h }),
+            (e: unknown) => ({ e })
+          )
+          const hash = Effect.flatMap(Effect.promise(() => started), (r) => ("h" in r ? Effect.succeed(r.h) : Effect.fail(ioFailure(paths.image, "hash", r.e))))
+          hashing.push({ frame, hash })
+          if (hashing.length >= HASHING) yield* landOldest
           continue
         }
+        while (hashing.length > 0) yield* landOldest
         if (frame.type !== "end") return yield* Effect.fail(new BadFrame({ reason: `unexpected ${frame.type} frame`, message: `transfer of ${login}: ${frame.type} frame in the middle of the stream` }))
         if (frame.size !== size || frame.windows !== windows) {
           return yield* Effect.fail(

@@ -1,5 +1,6 @@
 import { Effect, FiberSet, Schema, type Scope } from "effect"
 import * as net from "node:net"
+import { warmHashPool } from "./hash-pool.js"
 import { serveConnection, type SentHome, type SourceOptions } from "./source.js"
 import type { TransferError } from "./errors.js"
 
@@ -59,6 +60,7 @@ export const transferServer = (options: TransferServerOptions): Effect.Effect<Tr
         server.listen(options.port, options.host, () => {
           server.off("error", failed)
           const a = server.address() as net.AddressInfo
+          warmHashPool()
           resume(Effect.succeed({ host: a.address, port: a.port }))
         })
       }),

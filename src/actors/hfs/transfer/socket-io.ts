@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import type * as net from "node:net"
-import { type Frame, type FrameName, makeDecoder } from "./frames.js"
+import { type Frame, type FrameName, makeDecoder, WINDOW_MAX_BODY } from "./frames.js"
+import { sharedBuffer } from "./hash-pool.js"
 
 // Frames in and out of one node:net socket, with bounded memory both ways: the reader stops
 // reading (socket.pause) while READ_AHEAD decoded frames wait for the consumer, and a write
@@ -18,10 +19,52 @@ export interface FrameReader {
   readonly next: Effect.Effect<Frame, ReadEnd>
   /** Bytes received so far on this socket. */
   readonly bytes: () => number
+  /** Gives a window frame's buffer back to the reader: the frame must not be used after. */
+  readonly release: (frame: Frame) => void
 }
 
-export const frameReader = (socket: net.Socket, accept: ReadonlyArray<FrameName>): FrameReader => {
-  const decoder = makeDecoder(accept)
+export interface FrameReaderOptions {
+  /**
+   * Window frames are decoded into this many reused shared buffers (hash-pool.ts) that the
+   * consumer gives back with `release`; the socket pauses while none is free, so a slow
+   * consumer bounds memory to them. 0 (default): a fresh buffer per frame, nothing to release.
+   */
+  readonly windowBuffers?: number
+  /**
+   * How the socket's bytes reach the reader: by default its "data" events; a socket made
+   * with `onread` (readInto below) hands them over itself.
+   */
+  readonly input?: (onChunk: (chunk: Buffer) => void) => void
+}
+
+/**
+ * A socket option reading into one reused buffer (node's `onread`) instead of a fresh 64 KiB
+ * allocation per read, and up to `size` bytes per read call; pass `attach` as the reader's
+ * `input`. The reader's decoder copies every chunk out before the next read.
+ */
+export const readInto = (size: number) => {
+  let sink: ((chunk: Buffer) => void) | undefined
+  return {
+    onread: {
+      buffer: Buffer.allocUnsafe(size),
+      callback: (n: number, buf: Uint8Array): boolean => {
+        sink?.(Buffer.from(buf.buffer, buf.byteOffset, n))
+        return true
+      }
+    },
+    attach: (onChunk: (chunk: Buffer) => void) => {
+      sink = onChunk
+    }
+  }
+}
+
+export const frameReader = (socket: net.Socket, accept: ReadonlyArray<FrameName>, options: FrameReaderOptions = {}): FrameReader => {
+  const pool = Array.from({ length: options.windowBuffers ?? 0 }, () => sharedBuffer(WINDOW_MAX_BODY))
+  const owned = new Set(pool.map((b) => b.buffer))
+  const free = [...pool]
+  const decoder = makeDecoder(accept, { windowBuffer: () => free.pop() })
+  // Paused for want of room: too many decoded frames waiting, or no free window buffer.
+  const full = () => queue.length >= READ_AHEAD || (pool.length > 0 && free.length === 0)
   const queue: Array<Frame> = []
   let end: ReadEnd | undefined
   let closeReason = "closed by the peer"
@@ -32,7 +75,8 @@ export const frameReader = (socket: net.Socket, accept: ReadonlyArray<FrameName>
     wake = undefined
     w?.()
   }
-  socket.on("data", (chunk: Buffer) => {
+  const input = options.input ?? ((onChunk) => socket.on("data", onChunk))
+  input((chunk: Buffer) => {
     if (end !== undefined) return
     bytes += chunk.length
     const r = decoder.push(chunk)
@@ -41,7 +85,7 @@ export const frameReader = (socket: net.Socket, accept: ReadonlyArray<FrameName>
       socket.pause()
     } else {
       for (const f of r.right) queue.push(f)
-      if (queue.length >= READ_AHEAD) socket.pause()
+      if (full()) socket.pause()
     }
     poke()
   })
@@ -56,7 +100,7 @@ export const frameReader = (socket: net.Socket, accept: ReadonlyArray<FrameName>
     const attempt = (): boolean => {
       const f = queue.shift()
       if (f !== undefined) {
-        if (queue.length < READ_AHEAD && end === undefined) socket.resume()
+        if (!full() && end === undefined) socket.resume()
         resume(Effect.succeed(f))
         return true
       }
@@ -67,6 +111,8 @@ export const frameReader = (socket: net.Socket, accept: ReadonlyArray<FrameName>
       return false
     }
     if (attempt()) return
+    // Nothing queued: read on even if every window buffer is held (the decoder then
+    // allocates one), since the consumer waits for this frame.
     socket.resume()
     wake = () => {
       if (!attempt()) wake = wakeAgain
@@ -76,7 +122,12 @@ export const frameReader = (socket: net.Socket, accept: ReadonlyArray<FrameName>
       wake = undefined
     })
   })
-  return { next, bytes: () => bytes }
+  const release = (frame: Frame) => {
+    if (frame.type !== "window" || !owned.has(frame.payload.buffer)) return
+    free.push(Buffer.from(frame.payload.buffer, 0, WINDOW_MAX_BODY))
+    if (!full() && end === undefined) socket.resume()
+  }
+  return { next, bytes: () => bytes, release }
 }
 
 /** Writes `buffers` as one batch; succeeds once node handed them to the kernel. */

@@ -3,7 +3,7 @@ import * as fs from "node:fs"
 import type * as net from "node:net"
 import { LOGIN_PATTERN } from "../../../protocols/udb.js"
 import * as timeauth from "../../../runtime/timeauth.js"
-import { makeImageDigest, WINDOW, windowHash } from "./digest.js"
+import { makeImageDigest, WINDOW } from "./digest.js"
 import {
   BadFrame,
   SourceImageMissing,
@@ -15,6 +15,7 @@ import {
 import { nextData, readRuns, windowRuns } from "./extents.js"
 import { encodeEnd, encodeFail, encodeStart, encodeWindowHead, type Hello } from "./frames.js"
 import { connectionEnded, errorCode, ioFailure, peerIdle } from "./peer-failures.js"
+import { sharedBuffer, windowHashAsync } from "./hash-pool.js"
 import { frameReader, writeFrames } from "./socket-io.js"
 import { transferMessage } from "./token.js"
 
@@ -78,9 +79,12 @@ const stream = (socket: net.Socket, hello: Hello, path: string, options: SourceO
     const ioError = (op: string) => (err: unknown) => ioFailure(path, op, err)
     yield* write([encodeStart(image.size, image.allocated, from)], "start")
     const digest = makeImageDigest(image.size)
-    // SLOTS buffers: one is read and hashed while the others are on their way out.
-    const buffers = Array.from({ length: SLOTS }, () => Buffer.allocUnsafe(WINDOW))
-    const sending: Array<Fiber.Fiber<void, TransferError> | undefined> = buffers.map(() => undefined)
+    // SLOTS shared buffers: the loop reads window k+1 while a hash thread hashes window k and
+    // the kernel takes window k-1. Each window's step (wait for its hash, add it to D, send)
+    // runs after the previous window's, so frames and D stay in window order.
+    const buffers = Array.from({ length: SLOTS }, () => sharedBuffer(WINDOW))
+    const steps: Array<Fiber.Fiber<void, TransferError> | undefined> = buffers.map(() => undefined)
+    let previous: Fiber.Fiber<void, TransferError> | undefined
     let slot = 0
     let windows = 0
     let payloadBytes = 0
@@ -89,25 +93,35 @@ const stream = (socket: net.Socket, hello: Hello, path: string, options: SourceO
       const start = pos - (pos % WINDOW)
       const runs = windowRuns(image.fd, start, image.size)
       if (!Array.isArray(runs)) return yield* Effect.fail(ioError("lseek")(runs))
-      const inFlight = sending[slot]
+      const inFlight = steps[slot]
       if (inFlight !== undefined) yield* Fiber.join(inFlight)
       const buf = buffers[slot]!
       const n = yield* Effect.tryPromise({ try: () => readRuns(image.fd, runs, buf), catch: ioError("read") })
-      const hash = windowHash(runs, buf.subarray(0, n))
-      digest.add(start, hash)
+      const payload = buf.subarray(0, n)
+      const hashed = Effect.tryPromise({ try: () => windowHashAsync(runs, payload), catch: ioError("hash") })
       // Windows before the resume offset are on the destination already: hashed for the
       // digest (which covers the whole image), not sent.
-      if (start >= from) {
-        sending[slot] = yield* Effect.fork(write([encodeWindowHead(start, hash, runs, n), buf.subarray(0, n)], "window"))
-        slot = (slot + 1) % SLOTS
+      const send = start >= from
+      const after = previous
+      const step: Effect.Effect<void, TransferError> = Effect.gen(function* () {
+        const hash = yield* hashed
+        if (after !== undefined) yield* Fiber.join(after)
+        digest.add(start, hash)
+        if (send) {
+          yield* write([encodeWindowHead(start, hash, runs, n), payload], "window")
+          options.onWindow?.(login, start)
+        }
+      })
+      steps[slot] = previous = yield* Effect.fork(step)
+      slot = (slot + 1) % SLOTS
+      if (send) {
         windows++
         payloadBytes += n
-        options.onWindow?.(login, start)
       }
       pos = nextData(image.fd, start + WINDOW, image.size)
     }
     if (typeof pos !== "number") return yield* Effect.fail(ioError("lseek")(pos))
-    for (const f of sending) if (f !== undefined) yield* Fiber.join(f)
+    if (previous !== undefined) yield* Fiber.join(previous)
     yield* write([encodeEnd(image.size, windows, digest.digest())], "end")
     return { login, from, windows, payloadBytes } satisfies SentHome
   }).pipe(Effect.scoped)

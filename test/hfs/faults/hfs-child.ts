@@ -1,0 +1,44 @@
+// One HFS as a real process, for the migration fault suite (migration-faults.test.ts): the
+// node's HFS subsystem (Hfs.layer, its rpc port, transfer listener and NBD listener on the
+// HFS's own address, locations in the real PostgreSQL), with machines and users given as
+// records instead of followed from a hub. The test SIGKILLs it and starts it again.
+//   hfs-child.ts <id> <database url> <export base> <skeleton>
+// Prints `ready` once its rpc port is open.
+import { Effect, Layer, Redacted } from "effect"
+import { rpcPorts } from "../../../src/actors/hfs/layer.js"
+import { Hfs } from "../../../src/actors/hfs/service.js"
+import { connect } from "../../../src/store/database.js"
+import { faultMachines, faultProfile, faultUsers, statusSecret } from "./setup.js"
+import { HfsDirectory } from "../../../src/actors/hfs/directory.js"
+import { Locations } from "../../../src/actors/hfs/locations.js"
+import { ActorTree } from "../../../src/runtime/actor-tree.js"
+import { Metrics } from "../../../src/runtime/metrics.js"
+import { RootSupervisor } from "../../../src/runtime/supervisor.js"
+import { hfsSecret } from "./setup.js"
+
+const [idArg, url, exportBase, skeleton] = process.argv.slice(2) as [string, string, string, string]
+const id = Number(idArg)
+
+const layer = rpcPorts({ ids: [id], port: faultProfile.rpc_port, client: hfsSecret, status: statusSecret }).pipe(
+  Layer.provideMerge(Hfs.layer({ ids: [id], profile: { ...faultProfile, export_base: exportBase, skeleton }, secret: hfsSecret })),
+  Layer.provideMerge(RootSupervisor.layerWithExit(() => Effect.void).pipe(Layer.provideMerge(Layer.mergeAll(ActorTree.layer, Metrics.layer)))),
+  Layer.provide(HfsDirectory.fromRecords(faultMachines, faultUsers)),
+  Layer.provide(Locations.sql({ contest: false })),
+  Layer.provide(connect(Redacted.make(url)))
+)
+
+const program = Effect.gen(function* () {
+  const hfs = yield* Hfs
+  for (;;) {
+    const s = yield* hfs.status
+    if (s.every((x) => x.rpcPort !== null)) break
+    yield* Effect.sleep("10 millis")
+  }
+  process.stderr.write("ready\n")
+  return yield* Effect.never
+}).pipe(Effect.provide(layer), Effect.scoped)
+
+Effect.runPromise(program).catch((e: unknown) => {
+  process.stderr.write(`failed ${String(e)}\n`)
+  process.exit(1)
+})
