@@ -4,6 +4,7 @@ import { loadProfile } from "../../runtime/config.js"
 import { HostPort } from "../../runtime/host-port.js"
 import { Secret } from "../../runtime/secret.js"
 import { dataPath } from "../dns/config.js"
+import { ExecutorConfig } from "../worker/config.js"
 
 // `cluster.yml`: read by the master (role web) and by every worker (role user). The original's
 // masternode.yml + workernode.yml in one file, since both sides share the secret and the
@@ -34,7 +35,9 @@ export const ClusterProfile = Schema.Struct({
   /** Worker: the slots it offers. */
   slots: Schema.optionalWith(count(10_000), { default: () => 20 }),
   /** Worker: its name on the master (default: the host name). */
-  worker_name: Schema.optional(Schema.NonEmptyString)
+  worker_name: Schema.optional(Schema.NonEmptyString),
+  /** Worker: the sandbox and the game (src/actors/worker/config.ts); required where a worker runs. */
+  executor: Schema.optional(ExecutorConfig)
 }).annotations({ parseOptions: { onExcessProperty: "error" } })
 export type ClusterProfile = typeof ClusterProfile.Type
 

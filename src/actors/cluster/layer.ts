@@ -1,6 +1,7 @@
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Schema } from "effect"
+import * as path from "node:path"
 import { CLUSTER_ADMIN_SERVICE, CLUSTER_SERVICE, CLUSTER_STATUS_SERVICE, ClusterAdminRpcs, ClusterRpcs, ClusterStatusRpcs } from "../../protocols/cluster.js"
-import { loadProfile } from "../../runtime/config.js"
+import { ConfigDir, configError, loadProfile, profilePath } from "../../runtime/config.js"
 import type { NodeServices } from "../../runtime/http-host-node.js"
 import { SharedSecretProfile } from "../../runtime/profiles.js"
 import { rpcRoute } from "../../runtime/rpc-route.js"
@@ -9,7 +10,9 @@ import { supervisedLoop } from "../../runtime/supervised-loop.js"
 import { supervisorGroup } from "../../runtime/supervisor.js"
 import { DatabaseLive } from "../../store/database.js"
 import { FileStore } from "../concours/files.js"
+import { ExecutorConfig, type ExecutorConfigInput } from "../worker/config.js"
 import type { Executor } from "../worker/executor.js"
+import { ExecutorLive } from "../worker/executor-live.js"
 import { filesDirOf, loadClusterProfile, masterSettingsOf, type ClusterProfile, workerNameOf } from "./config.js"
 import { ClusterAdminHandlers, ClusterHandlers, ClusterStatusHandlers } from "./handlers.js"
 import { ClusterMaster } from "./master.js"
@@ -69,3 +72,35 @@ export const clusterWorkerLayer = <E, R>(executor: Layer.Layer<Executor, E, R>) 
       )
     })
   ).pipe(Layer.provide(executor), Layer.provide(supervisorGroup("cluster-worker")))
+
+// The jails bind paths, so they must be absolute: relative ones in cluster.yml are taken from
+// the node's working directory (the checkout for `npm start`). In a command line, an argument
+// with a '/' that is not absolute is a relative path; a bare word (`python3`, `-u`) is left alone.
+const absolutePaths = (c: ExecutorConfigInput): ExecutorConfigInput => {
+  const arg = (a: string) => (a.includes("/") && !path.isAbsolute(a) ? path.resolve(a) : a)
+  return {
+    ...c,
+    ...(c.work_dir === undefined ? {} : { work_dir: path.resolve(c.work_dir) }),
+    game: {
+      ...c.game,
+      server: [arg(c.game.server[0]), ...c.game.server.slice(1).map(arg)],
+      client: [arg(c.game.client[0]), ...c.game.client.slice(1).map(arg)],
+      rules: path.resolve(c.game.rules),
+      ...(c.game.binds === undefined ? {} : { binds: c.game.binds.map((b) => path.resolve(b)) })
+    }
+  }
+}
+
+/** The executor of `cluster.yml`'s `executor` key: the sandbox and the game, as configured. */
+const executorOfProfile = Layer.unwrapEffect(
+  Effect.gen(function* () {
+    const profile = yield* loadClusterProfile
+    if (profile.executor === undefined) {
+      return yield* configError(profilePath(yield* ConfigDir, "cluster"), "executor", "the worker's sandbox and game settings (see etc/prologin/cluster.yml)", "nothing")
+    }
+    return ExecutorLive(absolutePaths(Schema.encodeSync(ExecutorConfig)(profile.executor)))
+  })
+)
+
+/** `prolo-node` subsystem (role user): the worker, with the live executor. */
+export const ClusterWorkerLayer: Layer.Layer<never, unknown, NodeServices> = clusterWorkerLayer(executorOfProfile)
