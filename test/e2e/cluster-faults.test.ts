@@ -150,7 +150,7 @@ describe("match cluster under chaos", () => {
           }
         }
         for (const a of attempts.values()) if (a.end === Infinity && killedAt.has(a.pid)) a.end = killedAt.get(a.pid)!
-        const byMatch = new Map<number, Array<{ attempt: number; start: number; end: number; worker: string }>>()
+        const byMatch = new Map<number, Array<{ attempt: number; start: number; end: number; worker: string; pid: number }>>()
         for (const a of attempts.values()) byMatch.set(a.match, [...(byMatch.get(a.match) ?? []), a])
         let redispatches = 0
         let worstAfterWorkerKill = 0
