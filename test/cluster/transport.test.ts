@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import type { Rpc } from "@effect/rpc"
 import { SqlClient } from "@effect/sql"
 import { Clock, Context, Deferred, Effect, Either, Exit, Layer, Redacted, Stream } from "effect"
 import { Executor } from "../../src/actors/worker/executor.js"
@@ -111,7 +112,7 @@ describe("cluster over the TCP transport", () => {
     it.effect("a replayed worker token is refused", () =>
       Effect.gen(function* () {
         const auth = yield* Effect.map(Layer.build(timeAuthServer(CLUSTER_SERVICE, secret)), Context.get(TimeAuth)).pipe(Effect.provide(Metrics.layer))
-        const rpc = ClusterRpcs.requests.get("heartbeat")!
+        const rpc = ClusterRpcs.requests.get("heartbeat")! as unknown as Rpc.AnyWithProps
         const payload = { worker: "w1", session: "s", running: [] }
         const token = yield* generate(secret, Either.getOrThrow(signedMessage(rpc, payload)))
         const call = auth({ rpc, payload, headers: { [AUTH_HEADER]: token } as never, clientId: 0 })
