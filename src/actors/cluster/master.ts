@@ -1,4 +1,4 @@
-import { Clock, Context, Duration, Effect, Layer, Mailbox, Option, Queue, Schedule, type Scope, Stream } from "effect"
+import { Clock, Context, Duration, Effect, FiberSet, Layer, Mailbox, Option, Queue, Schedule, type Scope, Stream } from "effect"
 import {
   ClusterUnavailable,
   NotRequeueable,
@@ -19,7 +19,7 @@ import type { ActorSupervisor } from "../../runtime/supervisor.js"
 import { FileStore } from "../concours/files.js"
 import type { MasterSettings } from "./config.js"
 import { masterMetrics } from "./metrics.js"
-import { type Queued, TaskQueue, type TaskKind } from "./queue.js"
+import { type Queued, TaskQueue, type TaskKind, taskKey } from "./queue.js"
 import {
   Assign,
   CheckHeartbeat,
@@ -118,23 +118,36 @@ const makeMaster = (settings: MasterSettings): Effect.Effect<ClusterMasterServic
     )
     yield* resume.pipe(Effect.orDie)
 
-    // One round: plan the queue's head onto the connected workers, least loaded first, then ask
-    // each worker's actor to claim and send its share (workers in parallel, each in order).
+    // One round: plan the queue's head onto the connected workers, least loaded first, and hand
+    // each worker's share to its actor (claim, then send), without waiting: the asks run in the
+    // background, each worker's in order, and the slots and tasks they hold are reserved here
+    // until they answer, so the next round (a result arrived meanwhile) plans around them. A
+    // round is a query and a plan; it never waits for a slow worker's actor or the database
+    // behind another worker's claims.
     // Compilations first (one slot, and matches wait for them); within matches, priority order:
     // when no worker fits the next match, no later match jumps ahead of it this round.
+    const reserved = new Map<string, number>()
+    const inFlight = new Set<string>()
+    const asks = yield* FiberSet.make()
     const dispatchRound = Effect.gen(function* () {
+      // Only as many rows as the free slots can take: a round after one result reads one match.
       const plan = new Map<string, { free: number; slots: number }>()
-      let totalFree = 0
+      const fits = { compile: 0, match: 0 }
       for (const [host, w] of view) {
-        if (w.free <= 0) continue
-        plan.set(host, { free: w.free, slots: w.slots })
-        totalFree += w.free
+        const free = w.free - (reserved.get(host) ?? 0)
+        if (free <= 0) continue
+        plan.set(host, { free, slots: w.slots })
+        fits.compile += Math.floor(free / settings.cost.compile)
+        fits.match += Math.floor(free / settings.cost.match)
       }
-      if (totalFree === 0) return 0
-      const queued = yield* queue.queued(Math.max(8, Math.ceil(totalFree / Math.min(settings.cost.compile, settings.cost.match))))
+      if (fits.compile + fits.match === 0) return 0
+      const limit = (n: number) => (n === 0 ? 0 : Math.min(n + inFlight.size, 2000))
+      const queued = yield* queue.queued({ compile: limit(fits.compile), match: limit(fits.match) })
       const byWorker = new Map<string, Array<Queued>>()
       let matchesBlocked = false
+      let planned = 0
       for (const task of queued) {
+        if (inFlight.has(taskKey(task))) continue
         if (task.kind === "match" && matchesBlocked) continue
         const cost = settings.cost[task.kind]
         const host = pickWorker(plan, cost, task.lastWorker)
@@ -143,22 +156,29 @@ const makeMaster = (settings: MasterSettings): Effect.Effect<ClusterMasterServic
           continue
         }
         plan.get(host)!.free -= cost
+        reserved.set(host, (reserved.get(host) ?? 0) + cost)
+        inFlight.add(taskKey(task))
+        planned++
         const list = byWorker.get(host) ?? []
         list.push(task)
         byWorker.set(host, list)
       }
-      const sent = yield* Effect.forEach(
-        byWorker,
-        ([host, tasks]) =>
-          Effect.reduce(tasks, 0, (n, task) =>
-            workers.ask(host, new Assign({ task })).pipe(
-              Effect.map((ok) => (ok ? n + 1 : n)),
-              Effect.catchAll((e) => Effect.as(Effect.logWarning(`cluster master: dispatch of ${task.kind} ${task.id} to ${host}: ${e.message}`), n))
+      for (const [host, tasks] of byWorker) {
+        const one = (task: Queued) =>
+          workers.ask(host, new Assign({ task })).pipe(
+            Effect.catchAll((e) => Effect.logWarning(`cluster master: dispatch of ${task.kind} ${task.id} to ${host}: ${e.message}`)),
+            Effect.ensuring(
+              Effect.sync(() => {
+                const left = (reserved.get(host) ?? 0) - settings.cost[task.kind]
+                if (left > 0) reserved.set(host, left)
+                else reserved.delete(host)
+                inFlight.delete(taskKey(task))
+              })
             )
-          ),
-        { concurrency: "unbounded" }
-      )
-      return sent.reduce((a, b) => a + b, 0)
+          )
+        yield* FiberSet.run(asks, Effect.zipRight(Effect.forEach(tasks, one, { discard: true }), wake))
+      }
+      return planned
     })
 
     // Waits for a wake-up or one second (Clock), whichever first.
@@ -168,11 +188,13 @@ const makeMaster = (settings: MasterSettings): Effect.Effect<ClusterMasterServic
       "matchmaker",
       Effect.forever(
         Effect.gen(function* () {
-          const sent = yield* dispatchRound.pipe(
-            Effect.catchAll((e) => Effect.as(Effect.zipRight(Effect.sync(() => metrics.exceptions.inc()), Effect.logWarning(`cluster master: dispatch round: ${e.message}`)), 0))
+          const [took, planned] = yield* dispatchRound.pipe(
+            Effect.catchAll((e) => Effect.as(Effect.zipRight(Effect.sync(() => metrics.exceptions.inc()), Effect.logWarning(`cluster master: dispatch round: ${e.message}`)), 0)),
+            Effect.timed
           )
-          // Something was sent: the queue may hold more that fits now. Else wait for news.
-          if (sent === 0) yield* nextRound
+          if (planned > 0) metrics.dispatchRound.observe(Duration.toMillis(took) / 1000)
+          // The asks wake the loop as they answer; results and joins wake it too.
+          yield* nextRound
         })
       )
     )

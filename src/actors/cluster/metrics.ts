@@ -32,6 +32,7 @@ export interface MasterMetrics {
   readonly lateResults: Prom.Counter
   readonly redispatches: Prom.Counter
   readonly redispatchDelay: Prom.Histogram
+  readonly dispatchRound: Prom.Summary
 }
 
 export const masterMetrics: Effect.Effect<MasterMetrics, never, Metrics> = Effect.map(Metrics, ({ registry }) => ({
@@ -57,6 +58,9 @@ export const masterMetrics: Effect.Effect<MasterMetrics, never, Metrics> = Effec
   leaseExpiries: counter(registry, "prolo_cluster_lease_expiries_total", "Task attempts whose lease expired (timeout) before a result"),
   lateResults: counter(registry, "prolo_cluster_late_results_dropped_total", "Results for an attempt that was not the current lease, dropped"),
   redispatches: counter(registry, "prolo_cluster_redispatches_total", "Dispatches of a task that an earlier attempt had held (lost worker, timeout, executor failure)"),
+  dispatchRound: getOrCreate(registry, "prolo_cluster_dispatch_round_seconds", (registers) =>
+    new Prom.Summary({ name: "prolo_cluster_dispatch_round_seconds", help: "Seconds per matchmaker round that planned dispatches (the query and the plan; the claims run behind it)", percentiles: [0.5, 0.9, 0.99], registers })
+  ),
   redispatchDelay: getOrCreate(registry, "prolo_cluster_redispatch_delay_seconds", (registers) =>
     new Prom.Histogram({
       name: "prolo_cluster_redispatch_delay_seconds",

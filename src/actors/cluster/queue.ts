@@ -36,6 +36,10 @@ export interface CompileInput {
   readonly sourcesDigest: string
 }
 
+export type Claimed =
+  | { readonly kind: "compile"; readonly attempt: number; readonly input: CompileInput }
+  | { readonly kind: "match"; readonly attempt: number; readonly input: MatchInput }
+
 export interface MatchInput {
   readonly map: string | null
   readonly options: unknown
@@ -68,12 +72,13 @@ export interface RunningTask extends Lease {
 export interface TaskQueueService {
   /** At master start: every pending row goes back to `new` (or `failed` past the tries). */
   readonly resume: (maxTries: number, now: number) => Effect.Effect<{ readonly requeued: number; readonly failed: number }, QueueUnavailable>
-  /** Up to `limit` queued tasks of each kind: compilations by id, matches by priority DESC, id. */
-  readonly queued: (limit: number) => Effect.Effect<ReadonlyArray<Queued>, QueueUnavailable>
-  /** `new` -> `pending` for `worker`, attempt + 1; none when the row is no longer `new`. */
-  readonly claim: (task: TaskRef, worker: string, expiry: number) => Effect.Effect<Option.Option<number>, QueueUnavailable>
-  readonly compileInput: (id: number) => Effect.Effect<Option.Option<CompileInput>, QueueUnavailable>
-  readonly matchInput: (id: number) => Effect.Effect<Option.Option<MatchInput>, QueueUnavailable>
+  /** Queued tasks, up to a limit per kind: compilations by id, matches by priority DESC, id. */
+  readonly queued: (limit: Readonly<Record<TaskKind, number>>) => Effect.Effect<ReadonlyArray<Queued>, QueueUnavailable>
+  /**
+   * `new` -> `pending` for `worker`, attempt + 1, and what the worker needs to run it, in one
+   * statement (one round trip per dispatch); none when the row is no longer `new`.
+   */
+  readonly claim: (task: TaskRef, worker: string, expiry: number) => Effect.Effect<Option.Option<Claimed>, QueueUnavailable>
   /** The lease ends without a result: back to `new` (or `failed` past `maxTries`); "gone" if it was not the current lease. */
   readonly release: (lease: Lease, maxTries: number, now: number, failure: string) => Effect.Effect<ReleaseOutcome, QueueUnavailable>
   /** Leases past their expiry at `now`, each released as `release` does. */
@@ -137,10 +142,14 @@ const makeSqlQueue = (sql: SqlClient.SqlClient): TaskQueueService => {
     queued: (limit) =>
       Effect.map(
         Effect.all([
-          sql<{ id: number; last_worker: string | null; released_at: string | null }>`
-            SELECT id, last_worker, released_at FROM champion WHERE status = 'new' ORDER BY id LIMIT ${limit}`,
-          sql<{ id: number; last_worker: string | null; released_at: string | null }>`
-            SELECT id, last_worker, released_at FROM match WHERE status = 'new' ORDER BY priority DESC, id LIMIT ${limit}`
+          limit.compile <= 0
+            ? Effect.succeed([])
+            : sql<{ id: number; last_worker: string | null; released_at: string | null }>`
+            SELECT id, last_worker, released_at FROM champion WHERE status = 'new' ORDER BY id LIMIT ${limit.compile}`,
+          limit.match <= 0
+            ? Effect.succeed([])
+            : sql<{ id: number; last_worker: string | null; released_at: string | null }>`
+            SELECT id, last_worker, released_at FROM match WHERE status = 'new' ORDER BY priority DESC, id LIMIT ${limit.match}`
         ]),
         ([c, m]): ReadonlyArray<Queued> => [
           ...c.map((r) => ({ kind: "compile" as const, id: r.id, lastWorker: r.last_worker, releasedAt: r.released_at === null ? null : Number(r.released_at) })),
@@ -148,32 +157,33 @@ const makeSqlQueue = (sql: SqlClient.SqlClient): TaskQueueService => {
         ]
       ).pipe(unavailable("read the queue")),
     claim: (task, worker, expiry) =>
-      sql<{ attempt: number }>`
-        UPDATE ${table(task.kind)} SET status = 'pending', attempt = attempt + 1, lease_worker = ${worker}, last_worker = ${worker},
-          lease_expiry = ${expiry}, released_at = NULL, updated_at = now()
-        WHERE id = ${task.id} AND status = 'new' RETURNING attempt`.pipe(
-        Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), (r) => r.attempt)),
-        unavailable(`claim ${taskKey(task)}`)
-      ),
-    compileInput: (id) =>
-      sql<{ author: string; name: string; sources_digest: string }>`SELECT author, name, sources_digest FROM champion WHERE id = ${id}`.pipe(
-        Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), (r) => ({ author: r.author, name: r.name, sourcesDigest: r.sources_digest }))),
-        unavailable(`read champion ${id}`)
-      ),
-    matchInput: (id) =>
-      Effect.gen(function* () {
-        const [m] = yield* sql<{ options: unknown; contents: string | null }>`
-          SELECT match.options, map.contents FROM match LEFT JOIN map ON map.id = match.map_id WHERE match.id = ${id}`
-        if (m === undefined) return Option.none()
-        const players = yield* sql<{ id: number; champion_id: number; compiled_digest: string | null }>`
-          SELECT match_player.id, champion_id, champion.compiled_digest FROM match_player
-          JOIN champion ON champion.id = match_player.champion_id WHERE match_id = ${id} ORDER BY match_player.id`
-        return Option.some({
-          map: m.contents,
-          options: m.options,
-          players: players.map((p) => ({ playerId: p.id, championId: p.champion_id, compiledDigest: p.compiled_digest }))
-        })
-      }).pipe(unavailable(`read match ${id}`)),
+      (task.kind === "compile"
+        ? sql<{ attempt: number; author: string; name: string; sources_digest: string }>`
+            UPDATE champion SET status = 'pending', attempt = attempt + 1, lease_worker = ${worker}, last_worker = ${worker},
+              lease_expiry = ${expiry}, released_at = NULL, updated_at = now()
+            WHERE id = ${task.id} AND status = 'new' RETURNING attempt, author, name, sources_digest`.pipe(
+            Effect.map((rows): Option.Option<Claimed> =>
+              Option.map(Option.fromNullable(rows[0]), (r) => ({
+                kind: "compile",
+                attempt: r.attempt,
+                input: { author: r.author, name: r.name, sourcesDigest: r.sources_digest }
+              }))
+            )
+          )
+        : sql<{ attempt: number; options: unknown; map: string | null; players: ReadonlyArray<{ playerId: number; championId: number; compiledDigest: string | null }> }>`
+            WITH c AS (
+              UPDATE match SET status = 'pending', attempt = attempt + 1, lease_worker = ${worker}, last_worker = ${worker},
+                lease_expiry = ${expiry}, released_at = NULL, updated_at = now()
+              WHERE id = ${task.id} AND status = 'new' RETURNING id, attempt, options, map_id)
+            SELECT c.attempt, c.options, map.contents AS map,
+              (SELECT coalesce(json_agg(json_build_object('playerId', mp.id, 'championId', mp.champion_id, 'compiledDigest', ch.compiled_digest) ORDER BY mp.id), '[]')
+               FROM match_player mp JOIN champion ch ON ch.id = mp.champion_id WHERE mp.match_id = c.id) AS players
+            FROM c LEFT JOIN map ON map.id = c.map_id`.pipe(
+            Effect.map((rows): Option.Option<Claimed> =>
+              Option.map(Option.fromNullable(rows[0]), (r) => ({ kind: "match", attempt: r.attempt, input: { map: r.map, options: r.options, players: r.players } }))
+            )
+          )
+      ).pipe(unavailable(`claim ${taskKey(task)}`)),
     release,
     expire: (now, maxTries) =>
       Effect.gen(function* () {
@@ -198,26 +208,32 @@ const makeSqlQueue = (sql: SqlClient.SqlClient): TaskQueueService => {
         Effect.map((rows) => rows.length === 1),
         unavailable(`record the compilation of champion ${lease.id}`)
       ),
+    // One statement (atomic, one round trip): the CAS on the match, then its players' scores
+    // only if the CAS won. The caller has checked that the players are this match's.
     finishMatch: (lease, o) =>
-      sql.withTransaction(
-        Effect.gen(function* () {
-          const won = yield* sql<{ id: number }>`
-            UPDATE match SET status = ${o.status}, server_log_digest = ${o.serverLogDigest}, dump_digest = ${o.dumpDigest},
-              replay_digest = ${o.replayDigest}, stats_digest = ${o.statsDigest}, failure = ${o.failure},
-              lease_worker = NULL, lease_expiry = NULL, updated_at = now()
-            WHERE id = ${lease.id} AND status = 'pending' AND attempt = ${lease.attempt} AND lease_worker = ${lease.worker}
-            RETURNING id`
-          if (won.length !== 1) return false
-          for (const p of o.players) {
-            // Only rows of this match, and only once: a score already set means a bug upstream.
-            const set = yield* sql`
-              UPDATE match_player SET score = ${p.score}, nb_timeout = ${p.nbTimeout}, log_digest = ${p.logDigest}
-              WHERE id = ${p.playerId} AND match_id = ${lease.id} AND score IS NULL RETURNING id`
-            if (set.length !== 1) return yield* Effect.dieMessage(`match ${lease.id}: player ${p.playerId} is not one of its players or already scored`)
+      sql<{ won: string; scored: string }>`
+        WITH won AS (
+          UPDATE match SET status = ${o.status}, server_log_digest = ${o.serverLogDigest}, dump_digest = ${o.dumpDigest},
+            replay_digest = ${o.replayDigest}, stats_digest = ${o.statsDigest}, failure = ${o.failure},
+            lease_worker = NULL, lease_expiry = NULL, updated_at = now()
+          WHERE id = ${lease.id} AND status = 'pending' AND attempt = ${lease.attempt} AND lease_worker = ${lease.worker}
+          RETURNING id),
+        scored AS (
+          UPDATE match_player mp SET score = v.score, nb_timeout = v.nb_timeout, log_digest = v.log_digest
+          FROM jsonb_to_recordset(${JSON.stringify(o.players.map((p) => ({ id: p.playerId, score: p.score, nb_timeout: p.nbTimeout, log_digest: p.logDigest })))}::jsonb)
+            AS v(id integer, score integer, nb_timeout integer, log_digest text)
+          WHERE mp.id = v.id AND mp.match_id IN (SELECT id FROM won) AND mp.score IS NULL
+          RETURNING mp.id)
+        SELECT (SELECT count(*) FROM won) AS won, (SELECT count(*) FROM scored) AS scored`.pipe(
+        Effect.flatMap(([r]) => {
+          const won = Number(r?.won ?? 0) === 1
+          if (won && Number(r?.scored ?? 0) !== o.players.length) {
+            return Effect.dieMessage(`match ${lease.id}: ${r?.scored} of ${o.players.length} players scored (not this match's players, or scored before)`)
           }
-          return true
-        })
-      ).pipe(unavailable(`record the result of match ${lease.id}`)),
+          return Effect.succeed(won)
+        }),
+        unavailable(`record the result of match ${lease.id}`)
+      ),
     state: (task) =>
       sql<{ status: string; attempt: number; lease_worker: string | null }>`
         SELECT status, attempt, lease_worker FROM ${table(task.kind)} WHERE id = ${task.id}`.pipe(

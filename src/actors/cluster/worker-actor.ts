@@ -12,7 +12,7 @@ import * as Actor from "../../runtime/actor.js"
 import type { FileStoreService } from "../concours/files.js"
 import type { MasterSettings } from "./config.js"
 import type { MasterMetrics } from "./metrics.js"
-import { type Lease, type Queued, QueueUnavailable, type TaskKind, type TaskQueueService, taskKey } from "./queue.js"
+import { type Claimed, type Lease, type Queued, QueueUnavailable, type TaskKind, type TaskQueueService, taskKey } from "./queue.js"
 
 // The WorkerActor: one per worker host (keyed registry `/root/cluster-master/workers/<host>`),
 // owning that worker's session (the `join` stream it writes orders into), its slots and the
@@ -189,31 +189,28 @@ export const workerBehaviour = (worker: string, deps: MasterDeps) => {
     })
 
   // The order for a claimed task, or why it cannot run (recorded as the task's failure).
-  const orderFor = (task: Queued, attempt: number): Effect.Effect<Either.Either<{ readonly order: Order; readonly players: ReadonlyArray<number> }, string>, QueueUnavailable> =>
+  const orderFor = (task: Queued, claimed: Claimed): Effect.Effect<Either.Either<{ readonly order: Order; readonly players: ReadonlyArray<number> }, string>> =>
     Effect.gen(function* () {
-      if (task.kind === "compile") {
-        const input = yield* queue.compileInput(task.id)
-        if (Option.isNone(input)) return Either.left("champion row gone")
-        const sources = yield* Effect.either(files.get(input.value.sourcesDigest))
+      const attempt = claimed.attempt
+      if (claimed.kind === "compile") {
+        const sources = yield* Effect.either(files.get(claimed.input.sourcesDigest))
         if (Either.isLeft(sources)) return Either.left(`sources not readable: ${sources.left.message}`)
         const order: Order = {
           _tag: "Compile",
-          task: { taskId: task.id, attempt, championId: task.id, author: input.value.author, sources: sources.right }
+          task: { taskId: task.id, attempt, championId: task.id, author: claimed.input.author, sources: sources.right }
         }
         return Either.right({ order, players: [] as ReadonlyArray<number> })
       }
-      const input = yield* queue.matchInput(task.id)
-      if (Option.isNone(input)) return Either.left("match row gone")
-      if (input.value.players.length === 0) return Either.left("match has no players")
+      const input = claimed.input
+      if (input.players.length === 0) return Either.left("match has no players")
       const players = []
-      for (const p of input.value.players) {
+      for (const p of input.players) {
         if (p.compiledDigest === null) return Either.left(`champion ${p.championId} is not compiled`)
         const compiled = yield* Effect.either(files.get(p.compiledDigest))
         if (Either.isLeft(compiled)) return Either.left(`champion ${p.championId}: ${compiled.left.message}`)
         players.push({ playerId: p.playerId, championId: p.championId, compiled: compiled.right })
       }
-      const options = optionsOf(input.value.options)
-      const order: Order = { _tag: "Match", task: { taskId: task.id, attempt, matchId: task.id, map: input.value.map ?? "", players, options } }
+      const order: Order = { _tag: "Match", task: { taskId: task.id, attempt, matchId: task.id, map: input.map ?? "", players, options: optionsOf(input.options) } }
       return Either.right({ order, players: players.map((p) => p.playerId) })
     })
 
@@ -266,20 +263,15 @@ export const workerBehaviour = (worker: string, deps: MasterDeps) => {
           const cost = settings.cost[m.task.kind]
           if (session === undefined || session.slots - used(state.tasks) < cost) return { reply: false }
           const now = yield* Clock.currentTimeMillis
-          const attempt = yield* queue.claim(m.task, worker, now + settings.timeoutMillis[m.task.kind])
-          if (Option.isNone(attempt)) return { reply: false }
-          const lease: Lease = { kind: m.task.kind, id: m.task.id, attempt: attempt.value, worker }
-          const built = yield* Effect.either(orderFor(m.task, attempt.value))
+          const claimed = yield* queue.claim(m.task, worker, now + settings.timeoutMillis[m.task.kind])
+          if (Option.isNone(claimed)) return { reply: false }
+          const lease: Lease = { kind: m.task.kind, id: m.task.id, attempt: claimed.value.attempt, worker }
+          const built = yield* orderFor(m.task, claimed.value)
           if (Either.isLeft(built)) {
-            // The database failed between claim and order: give the task back (or let it expire).
-            yield* queue.release(lease, settings.maxTries, now, "dispatch interrupted").pipe(Effect.ignore)
+            yield* failAtDispatch(lease, built.left).pipe(Effect.ignore)
             return { reply: false }
           }
-          if (Either.isLeft(built.right)) {
-            yield* failAtDispatch(lease, built.right.left).pipe(Effect.ignore)
-            return { reply: false }
-          }
-          yield* session.orders.offer(built.right.right.order)
+          yield* session.orders.offer(built.right.order)
           metrics.dispatched.inc()
           if (m.task.releasedAt !== null) {
             const delay = Math.max(0, now - m.task.releasedAt)
@@ -289,7 +281,7 @@ export const workerBehaviour = (worker: string, deps: MasterDeps) => {
             deps.stats.worstRedispatchMillis = Math.max(deps.stats.worstRedispatchMillis, delay)
           }
           const tasks = new Map(state.tasks)
-          tasks.set(taskKey(lease), { kind: lease.kind, id: lease.id, attempt: lease.attempt, cost, players: built.right.right.players })
+          tasks.set(taskKey(lease), { kind: lease.kind, id: lease.id, attempt: lease.attempt, cost, players: built.right.players })
           const next: WorkerState = { ...state, tasks }
           yield* publish(next)
           return { reply: true, state: next }
