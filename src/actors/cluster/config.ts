@@ -1,6 +1,7 @@
 import { Effect, Schema } from "effect"
 import * as os from "node:os"
-import { loadProfile } from "../../runtime/config.js"
+import * as path from "node:path"
+import { ConfigDir, loadProfile } from "../../runtime/config.js"
 import { HostPort } from "../../runtime/host-port.js"
 import { Secret } from "../../runtime/secret.js"
 import { dataPath } from "../dns/config.js"
@@ -21,7 +22,11 @@ export const ClusterProfile = Schema.Struct({
   listen: Schema.optionalWith(HostPort, { default: () => ({ host: "127.0.0.1", port: 20067 }) }),
   /** Workers: where they dial the master. */
   master: Schema.optionalWith(HostPort, { default: () => ({ host: "127.0.0.1", port: 20067 }) }),
-  /** Master: the content-addressed file store (default `$PROLO_DATA_DIR/concours`, else `./var/concours`). */
+  /**
+   * Master: the content-addressed file store, shared with the website (web.yml's
+   * `concours.files_dir` must name the same directory). Relative: to the config directory, as
+   * secret files are. Default `$PROLO_DATA_DIR/concours`, else `./var/concours`.
+   */
   files_dir: Schema.optional(Schema.NonEmptyString),
   heartbeat_seconds: Schema.optionalWith(seconds(60), { default: () => 5 }),
   /** Master: a worker silent this long is dropped and its tasks go elsewhere. */
@@ -60,6 +65,7 @@ export const masterSettingsOf = (p: ClusterProfile): MasterSettings => ({
   maxTries: p.max_task_tries
 })
 
-export const filesDirOf = (p: ClusterProfile): Effect.Effect<string> => dataPath(p.files_dir, "concours")
+export const filesDirOf = (p: ClusterProfile): Effect.Effect<string, never, ConfigDir> =>
+  p.files_dir === undefined ? dataPath(undefined, "concours") : Effect.map(ConfigDir, (dir) => path.resolve(dir, p.files_dir!))
 
 export const workerNameOf = (p: ClusterProfile): string => p.worker_name ?? os.hostname().split(".")[0]!
