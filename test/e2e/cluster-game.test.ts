@@ -119,6 +119,17 @@ describe.skipIf(skipUnlessRoot("cluster end to end: the worker's bwrap jails as 
         expect(dump.length).toBeGreaterThan(0)
         expect((await Effect.runPromise(files.get(row!.replay_digest!))).length).toBeGreaterThan(0)
 
+        // the metrics the alerts use, on the master's and the worker's /metrics
+        const metrics = await (await fetch(`${base}/metrics`)).text()
+        for (const name of ["masternode_workers 1", 'prolo_cluster_queue_depth{kind="match"} 0', "masternode_task_dispatch_total 3", "prolo_cluster_lease_expiries_total 0", "prolo_cluster_late_results_dropped_total 0", "prolo_cluster_redispatches_total 0"]) {
+          expect(metrics).toContain(`\n${name}\n`)
+        }
+        const [, workerBase = ""] = worker.stderr.match(LISTENING) ?? []
+        const workerMetrics = await (await fetch(`${workerBase}/metrics`)).text()
+        expect(workerMetrics).toContain("\nworkernode_slots 20\n")
+        expect(workerMetrics).toMatch(/\nworkernode_compile_champion_summary_count 2\n/)
+        expect(workerMetrics).toMatch(/\nworkernode_run_match_count_count 1\n/)
+
         // the operators' view and requeue, through the CLI
         const status = await runCli(["--node", base, "--config", etc, "cluster", "status"])
         expect(status.stdout).toMatch(/^1 worker\(s\), 0\/20 slots busy; queue: 0 compilation\(s\), 0 match\(es\); 0 running/)
