@@ -33,8 +33,8 @@ const describe = (cause: Cause.Cause<unknown>): string => {
   return failure instanceof Error ? failure.message : typeof failure === "object" && failure !== null && "message" in failure ? String(failure.message) : String(failure)
 }
 
-/** One connection's life: join, serve orders until the stream ends or fails. */
-const session = (options: WorkerClientOptions, welcomed: () => void) =>
+/** One connection's life: join, serve orders until the stream ends or fails. `quiet`: the master was already unreachable (log at debug). */
+const session = (options: WorkerClientOptions, welcomed: () => void, quiet: boolean) =>
   Effect.gen(function* () {
     const executor = yield* Executor
     const metrics = yield* workerMetrics
@@ -156,7 +156,12 @@ const session = (options: WorkerClientOptions, welcomed: () => void) =>
         onFailure: (cause) => `connection lost: ${describe(cause)}`
       }),
       Effect.catchAll(Deferred.await(lost), (reason) => Effect.succeed(reason))
-    ).pipe(Effect.flatMap((reason) => Effect.logWarning(`cluster worker ${worker}: ${reason}; ${held.size} running task(s) stopped, joining again`)))
+    ).pipe(
+      Effect.flatMap((reason) => {
+        const line = `cluster worker ${worker}: ${reason}; ${held.size} running task(s) stopped, joining again`
+        return quiet && sessionId === "" ? Effect.logDebug(line) : Effect.logWarning(line)
+      })
+    )
   })
 
 /** Runs the worker forever: join, serve, and join again after any end, with backoff. */
@@ -164,7 +169,7 @@ export const runWorkerClient = (options: WorkerClientOptions): Effect.Effect<nev
   Effect.gen(function* () {
     let failures = 0
     while (true) {
-      yield* Effect.scoped(session(options, () => (failures = 0))).pipe(
+      yield* Effect.scoped(session(options, () => (failures = 0), failures > 0)).pipe(
         Effect.catchAllCause((cause) => Effect.logWarning(`cluster worker ${options.worker}: ${describe(cause)}`))
       )
       const delay = Math.min(5000, 250 * 2 ** failures)
