@@ -37,6 +37,7 @@ export const bwrapArgs = (bwrap: string, spec: JailSpec): Array<string> => {
     "--unshare-all", // user, pid, net, ipc, uts, cgroup
     "--die-with-parent",
     "--new-session", // no TIOCSTI into the worker's terminal
+    "--info-fd", "4", // {"child-pid": …}: the jail's init, which the worker kills to end the jail
     "--ro-bind", "/usr", "/usr",
     ...systemDirs(),
     ...ETC.filter((p) => existsSync(p)).flatMap((p) => ["--ro-bind", p, p]),
