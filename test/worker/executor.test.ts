@@ -128,4 +128,38 @@ describe.skipIf(skipUnlessRoot("executor: bwrap jails as the cluster user"))("ex
       expect(readdirSync(work)).toEqual([])
       expect(jailed()).toEqual([])
     }), 60_000)
+
+  it.scopedLive("runs matches side by side (a worker's slots): each its own directories, jails and result", () =>
+    Effect.gen(function* () {
+      ensureClusterUser()
+      const dir = yield* scratch
+      const ex = yield* makeExecutor(testConfig(dir))
+      const [c, py] = yield* Effect.all(
+        [
+          ex.compile({ taskId: 1, attempt: 1, championId: 1, author: "alice", sources: sample("c") }),
+          ex.compile({ taskId: 2, attempt: 1, championId: 2, author: "bob", sources: sample("python") })
+        ],
+        { concurrency: 2 }
+      )
+      const match = (matchId: number, turns: number) =>
+        ex.runMatch({
+          taskId: matchId,
+          attempt: 1,
+          matchId,
+          map: `turns ${turns}\ncells 1 2 3 4 5 6\n`,
+          players: [
+            { playerId: matchId * 10, championId: 1, compiled: c.compiled! },
+            { playerId: matchId * 10 + 1, championId: 2, compiled: py.compiled! }
+          ],
+          options: {}
+        })
+      const results = yield* Effect.all([match(1, 5), match(2, 10), match(3, 15)], { concurrency: 3 })
+      expect(results.map((r) => [r.matchId, r.status, JSON.parse(gunzipSync(r.dump!).toString()).turns.length])).toEqual([
+        [1, "done", 5],
+        [2, "done", 10],
+        [3, "done", 15]
+      ])
+      expect(results.map((r) => r.players.map((p) => p.playerId))).toEqual([[10, 11], [20, 21], [30, 31]])
+      expect(readdirSync(dir)).toEqual([])
+    }), 60_000)
 })

@@ -31,7 +31,7 @@ export const parseScores = (stdout: string): Array<ScoreLine> => {
   const at = stdout.search(/^---/m)
   if (at === -1) return []
   return parseAllDocuments(stdout.slice(at)).flatMap((doc): Array<ScoreLine> => {
-    if (!("toJS" in doc)) return []
+    if (!("toJS" in doc) || doc.errors.length > 0) return []
     const v: unknown = doc.toJS()
     if (typeof v !== "object" || v === null) return []
     const r = v as Record<string, unknown>
