@@ -89,6 +89,14 @@ describe("champion archives", () => {
         ["hard link", rawTar("hl", "1", "", "/etc/shadow"), "path_escape"],
         ["device", rawTar("dev", "3"), "path_escape"],
         ["fifo", rawTar("fifo", "6"), "path_escape"],
+        [
+          "file then a path under it",
+          writeTgz([
+            { path: "a", type: "file", mode: 0o644, data: new Uint8Array() },
+            { path: "a/b.c", type: "file", mode: 0o644, data: new Uint8Array() }
+          ]),
+          "corrupt_archive"
+        ],
         ["too many entries", writeTgz(Array.from({ length: 101 }, (_, i) => ({ path: `f${i}`, type: "file" as const, mode: 0o644, data: new Uint8Array() }))), "too_large"],
         ["gzip bomb", gnuTar(dir, (r) => writeFileSync(path.join(r, "zeros"), Buffer.alloc(4 << 20))), "too_large"]
       ]
