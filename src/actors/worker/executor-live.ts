@@ -4,7 +4,6 @@ import { compileChampion } from "./compile.js"
 import { ExecutorConfig, type ExecutorConfigInput } from "./config.js"
 import { Executor } from "./executor.js"
 import { runMatch } from "./match.js"
-import { countCompileKills, countMatchKills } from "./metrics.js"
 import { makeSandboxEnv } from "./sandbox/env.js"
 
 // The live executor: the sandbox found once (bwrap, the jail user, a cgroup if any), then each
@@ -21,13 +20,11 @@ export const makeExecutor = (input: ExecutorConfigInput) =>
     return Executor.of({
       compile: (task) =>
         compileChampion(config, env, task).pipe(
-          Effect.tap(countCompileKills),
           Effect.catchAllDefect(failure(task.taskId, task.attempt)),
           Effect.withSpan("executor.compile", { attributes: { champion: task.championId } })
         ),
       runMatch: (task) =>
         runMatch(config, env, task).pipe(
-          Effect.tap(countMatchKills),
           Effect.catchAllDefect(failure(task.taskId, task.attempt)),
           Effect.withSpan("executor.runMatch", { attributes: { match: task.matchId } })
         )
