@@ -23,7 +23,7 @@ const hostile = (evil: string): Uint8Array =>
   })
 
 describe.skipIf(skipUnlessRoot("sandbox suite: bwrap jails as the cluster user"))("sandbox suite: hostile champions", () => {
-  it.scopedLive("network, fork bomb, 4 GiB, endless loop, writes outside, /etc/shadow, 1 GiB of output: each contained and reported", () =>
+  it.scopedLive("network, fork bomb, 4 GiB, endless loop, writes outside, /etc/shadow, garbage to the server, 1 GiB of output: each contained and reported", () =>
     Effect.gen(function* () {
       ensureClusterUser()
       const dir = yield* scratch
@@ -74,6 +74,12 @@ describe.skipIf(skipUnlessRoot("sandbox suite: bwrap jails as the cluster user")
             expect(log).toContain("no shadow 2")
             expect(log).not.toContain("root:")
           }
+        ],
+        [
+          "garbage to the server",
+          `for fd in range(3, 16):\n  try:\n    os.write(fd, b"{not json\\n" + b"x" * 200000)\n  except OSError: pass`,
+          undefined,
+          () => undefined
         ],
         ["1 GiB of output", `chunk = "x" * (1 << 20) + "\\n"\nfor i in range(1024): sys.stdout.write(chunk)\nsys.stdout.flush()`, "output", (log) => expect(Buffer.byteLength(log)).toBe(64 * 1024)]
       ]
