@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { existsSync, readdirSync, statSync } from "node:fs"
 import { createServer } from "node:net"
 import * as path from "node:path"
-import { Effect } from "effect"
+import { Effect, Fiber, TestClock } from "effect"
 import type { SandboxLimits } from "../../src/actors/worker/config.js"
 import { makeSandboxEnv } from "../../src/actors/worker/sandbox/env.js"
 import { type JailOutcome, runJailed, type SandboxEnv } from "../../src/actors/worker/sandbox/run.js"
@@ -80,6 +80,20 @@ describe.skipIf(skipUnlessRoot("sandbox: bwrap jails as the cluster user"))("san
       const r = yield* run(sh("sleep 60 & sleep 60 & sleep 60"), { wall_seconds: 1 })
       expect(r.kill).toBe("wall_clock")
       expect(r.durationMs).toBeLessThan(10_000)
+    }), 60_000)
+
+  it.scoped("wall clock reads Clock: under TestClock a sleeping program is killed when the clock reaches its limit, not before", () =>
+    Effect.gen(function* () {
+      const { run } = yield* setup
+      const fiber = yield* run(sh("sleep 600"), { wall_seconds: 30 }).pipe(Effect.fork)
+      // Bounded wait (real process start) until the run waits on the clock: its sampler and its timeout.
+      for (let i = 0; i < 2000 && (yield* TestClock.sleeps()).length < 2; i++) yield* Effect.promise(() => new Promise((r) => setTimeout(r, 5)))
+      yield* TestClock.adjust("29 seconds")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 second")
+      const r = yield* Fiber.join(fiber)
+      expect(r.kill).toBe("wall_clock")
+      expect(r.durationMs).toBe(30_000)
     }), 60_000)
 
   it.scopedLive("memory: the address-space limit refuses 1 GiB under a 256 MiB budget, reason memory", () =>
