@@ -94,6 +94,9 @@ const makeMaster = (settings: MasterSettings): Effect.Effect<ClusterMasterServic
     const deps: MasterDeps = { queue, files, settings, metrics, view, wake, stats: { redispatches: 0, worstRedispatchMillis: 0 } }
     metrics.workers.set(0)
     metrics.tasks.set(0)
+    // Both series exist from the start (the janitor refreshes them every second).
+    metrics.queueDepth.set({ kind: "compile" }, 0)
+    metrics.queueDepth.set({ kind: "match" }, 0)
 
     const workers = yield* ActorRegistry.make({
       name: "workers",
