@@ -131,6 +131,9 @@ describe("cluster master", () => {
         const second = compiledOf(yield* w2.next)
         expect([first.attempt, second.attempt]).toEqual([1, 2])
         expect(yield* metricValue(metrics, "masternode_worker_timeout_total")).toBe(1)
+        // a heartbeat naming an attempt the master does not hold there: cancelled on the worker
+        yield* master.heartbeat("w2", w2.session, [{ kind: "compile", id: c, attempt: 1 }])
+        expect(yield* w2.next).toEqual({ _tag: "Cancel", task: { kind: "compile", id: c, attempt: 1 } })
         const gone = yield* Effect.either(master.heartbeat("w1", w1.session))
         expect(Either.isLeft(gone) && gone.left._tag).toBe("UnknownSession")
         // w2 keeps heartbeating but never answers: its lease expires at 20 s; tries exhausted -> failed

@@ -46,7 +46,7 @@ type ResultError = UnknownSession | UnknownTask | StaleAttempt | ClusterUnavaila
 export interface ClusterMasterService {
   /** The orders stream of a worker's `join`: ends (and the worker's tasks go elsewhere) when the stream is closed. */
   readonly join: (worker: string, slots: number) => Stream.Stream<Order>
-  readonly heartbeat: (worker: string, session: string) => Effect.Effect<void, UnknownSession>
+  readonly heartbeat: (worker: string, session: string, running?: ReadonlyArray<TaskAttempt>) => Effect.Effect<void, UnknownSession>
   readonly compiled: (worker: string, session: string, result: CompileResult) => Effect.Effect<void, ResultError>
   readonly played: (worker: string, session: string, result: MatchResult) => Effect.Effect<void, ResultError>
   readonly failed: (worker: string, session: string, task: TaskAttempt, message: string) => Effect.Effect<void, ResultError>
@@ -254,8 +254,8 @@ const makeMaster = (settings: MasterSettings): Effect.Effect<ClusterMasterServic
     const service: ClusterMasterService = {
       join,
       wake,
-      heartbeat: (worker, session) =>
-        ask(workers.ask(worker, new Heartbeat({ session }))).pipe(
+      heartbeat: (worker, session, running = []) =>
+        ask(workers.ask(worker, new Heartbeat({ session, running }))).pipe(
           Effect.catchTag("ClusterUnavailable", (e) => Effect.die(e))
         ),
       compiled: (worker, session, result) =>

@@ -107,9 +107,15 @@ const session = (options: WorkerClientOptions, welcomed: () => void, quiet: bool
                 Effect.forever(
                   Effect.zipRight(
                     Effect.sleep(Duration.millis(order.heartbeatMillis)),
+                    // Unanswered within two periods: the master (or the path to it) is gone even
+                    // if no FIN came; stop the tasks now rather than run them beside their
+                    // redispatched copies.
                     client
                       .heartbeat({ worker, session: sessionId, running: [...held.values()].map(({ attempt, id, kind }) => ({ kind, id, attempt })) })
-                      .pipe(Effect.catchAll((e) => Deferred.fail(lost, `heartbeat refused: ${e.message}`)))
+                      .pipe(
+                        Effect.timeoutFail({ duration: Duration.millis(2 * order.heartbeatMillis), onTimeout: () => ({ message: "no answer within two heartbeat periods" }) }),
+                        Effect.catchAll((e) => Deferred.fail(lost, `heartbeat failed: ${e.message}`))
+                      )
                   )
                 ),
                 scope
@@ -143,7 +149,7 @@ const session = (options: WorkerClientOptions, welcomed: () => void, quiet: bool
         }
         case "Cancel":
           return Effect.zipRight(
-            Effect.logWarning(`cluster worker ${worker}: ${order.task.kind} ${order.task.id} attempt ${order.task.attempt} cancelled by the master (lease expired)`),
+            Effect.logWarning(`cluster worker ${worker}: ${order.task.kind} ${order.task.id} attempt ${order.task.attempt} cancelled by the master (lease expired, or not its task there)`),
             FiberMap.remove(running, keyOf(order.task))
           )
       }
