@@ -147,9 +147,10 @@ describe("cluster master", () => {
         expect(row!.status).toBe("failed")
         expect(row!.failure).toMatch(/timed out on w2 \(after 2 tries\)/)
         expect(yield* metricValue(metrics, "prolo_cluster_lease_expiries_total")).toBe(1)
-        // an operator puts it back in the queue: dispatched again from attempt 1
+        // an operator puts it back in the queue with a fresh budget; attempts go on growing
         expect(yield* master.requeue("compile", c)).toEqual({ previous: "failed" })
-        expect(compiledOf(yield* w2.next).attempt).toBe(1)
+        expect(compiledOf(yield* w2.next).attempt).toBe(3)
+        expect(yield* sql`SELECT status, tries_from FROM champion`).toEqual([{ status: "pending", tries_from: 2 }])
         const notFailed = yield* Effect.either(master.requeue("compile", c))
         expect(Either.isLeft(notFailed) && notFailed.left._tag).toBe("NotRequeueable")
         const missing = yield* Effect.either(master.requeue("match", 4242))
