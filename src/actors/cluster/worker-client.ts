@@ -14,7 +14,7 @@ import { workerMetrics } from "./metrics.js"
 // running task is interrupted: the master has already given those tasks to other workers, so
 // finishing them would only produce late results, and stopping them at once is what keeps a
 // task from running on two workers at the same time. Then the worker joins again, with
-// exponential backoff (250 ms doubling to 5 s, reset once a join is welcomed).
+// exponential backoff (250 ms doubling to 2 s, reset once a join is welcomed).
 
 export interface WorkerClientOptions {
   readonly master: { readonly host: string; readonly port: number }
@@ -178,7 +178,7 @@ export const runWorkerClient = (options: WorkerClientOptions): Effect.Effect<nev
       yield* Effect.scoped(session(options, () => (failures = 0), failures > 0)).pipe(
         Effect.catchAllCause((cause) => Effect.logWarning(`cluster worker ${options.worker}: ${describe(cause)}`))
       )
-      const delay = Math.min(5000, 250 * 2 ** failures)
+      const delay = Math.min(2000, 250 * 2 ** failures)
       failures = Math.min(failures + 1, 10)
       yield* Effect.sleep(Duration.millis(delay))
     }
