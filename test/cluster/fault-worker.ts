@@ -49,7 +49,7 @@ const executor = Executor.of({
 const main = Effect.gen(function* () {
   const profile = yield* loadClusterProfile
   return yield* runWorkerClient({
-    master: profile.master,
+    master: profile.master!, // the suite writes it
     secret: profile.shared_secret,
     worker,
     slots: profile.slots,
