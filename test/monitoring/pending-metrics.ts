@@ -10,16 +10,6 @@ export const pendingMetrics: Readonly<Record<string, ReadonlyArray<string>>> = {
     "prolo_hfs_migration_allocated_bytes_total",
     "prolo_hfs_transfer_checksum_failures_total"
   ],
-  "cluster-master": [
-    "prolo_cluster_queue_depth",
-    "prolo_cluster_lease_expiries_total",
-    "prolo_cluster_late_results_dropped_total",
-    "prolo_cluster_redispatches_total",
-    "prolo_cluster_sandbox_kills_total",
-    // The original masternode's gauges, same names (spec monitoring.md §1).
-    "masternode_workers",
-    "masternode_tasks"
-  ],
   "sso-fw": [
     "prolo_sso_staleness_seconds",
     "prolo_sso_requests_total",
