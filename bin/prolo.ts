@@ -8,6 +8,7 @@ import { table } from "../src/runtime/cli-table.js"
 import { udbCommand } from "../src/actors/udb/cli.js"
 import { nbdCommand } from "../src/nbd/cli.js"
 import { hfsCommand } from "../src/actors/hfs/cli.js"
+import { clusterCommand } from "../src/actors/cluster/cli.js"
 import { ActorInfo } from "../src/runtime/actor-tree.js"
 import { configOption, nodeOption, topLevelClientEnv } from "../src/runtime/cli-client-options.js"
 import { cliConfig, mistypedSubcommand, subcommandTree, withPlainConsole } from "../src/runtime/cli-console.js"
@@ -79,7 +80,8 @@ const subcommands = [
   mdbCommand,
   udbCommand,
   hfsCommand,
-  nbdCommand
+  nbdCommand,
+  clusterCommand
 ] as const
 
 const command = root.pipe(
@@ -89,7 +91,7 @@ const command = root.pipe(
 
 // Options that take a value, anywhere before a subcommand's name.
 const valueOptions = new Set(["--node", "--config", "--log-level", "--completions"])
-const tree = { status: {}, mdb: subcommandTree(mdbCommand), udb: subcommandTree(udbCommand), hfs: subcommandTree(hfsCommand), nbd: subcommandTree(nbdCommand) }
+const tree = { status: {}, mdb: subcommandTree(mdbCommand), udb: subcommandTree(udbCommand), hfs: subcommandTree(hfsCommand), nbd: subcommandTree(nbdCommand), cluster: subcommandTree(clusterCommand) }
 Object.assign(process.env, topLevelClientEnv(process.argv.slice(2)))
 const mistyped = mistypedSubcommand(PROGRAM, tree, process.argv.slice(2), valueOptions)
 

@@ -29,7 +29,9 @@ export const subsystems = {
   presenced: { name: "presenced", load: () => import("./actors/presenced/layer.js").then((m) => m.PresencedLayer) },
   hfs: { name: "hfs", load: () => import("./actors/hfs/layer.js").then((m) => m.HfsLayer) },
   // `--layer all`: the same HFS, following mdb/udb from the node's own hub instead of the gateway's.
-  hfsLocal: { name: "hfs", load: () => import("./actors/hfs/layer.js").then((m) => m.HfsLocalLayer) }
+  hfsLocal: { name: "hfs", load: () => import("./actors/hfs/layer.js").then((m) => m.HfsLocalLayer) },
+  clusterMaster: { name: "cluster-master", load: () => import("./actors/cluster/layer.js").then((m) => m.ClusterMasterLayer) },
+  clusterWorker: { name: "cluster-worker", load: () => import("./actors/cluster/layer.js").then((m) => m.ClusterWorkerLayer) }
 } satisfies Record<string, Subsystem>
 
 export const roleNames = ["gw", "rhfs", "web", "user"] as const
@@ -62,11 +64,11 @@ const machineRoles: Record<(typeof roleNames)[number], Role> = {
   },
   web: {
     description: "web server: concours API and master of the match cluster",
-    subsystems: []
+    subsystems: [subsystems.clusterMaster]
   },
   user: {
     description: "user machine: presence heartbeat, match worker, passwd/rootssh sync",
-    subsystems: [subsystems.udbsyncPasswd, subsystems.presenced]
+    subsystems: [subsystems.udbsyncPasswd, subsystems.presenced, subsystems.clusterWorker]
   }
 }
 

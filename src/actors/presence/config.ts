@@ -1,6 +1,6 @@
 import { Duration, Schema } from "effect"
 import { loadProfile } from "../../runtime/config.js"
-import { HostPort } from "../../runtime/profiles.js"
+import { HostPort } from "../../runtime/host-port.js"
 import { DEFAULT_TCP_MAX_IN_FLIGHT } from "../../runtime/rpc-tcp.js"
 import { DEFAULT_LEASE_SECONDS } from "./service.js"
 

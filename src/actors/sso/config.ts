@@ -1,6 +1,6 @@
 import { Schema } from "effect"
 import { loadProfile } from "../../runtime/config.js"
-import { HostPort } from "../../runtime/profiles.js"
+import { HostPort } from "../../runtime/host-port.js"
 
 // `sso.yml` (the original's `presencesync-sso.yml` plus what it lacked: where it listens, who
 // may ask, and how old a view may be before it is not trusted).
