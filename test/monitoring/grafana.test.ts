@@ -162,8 +162,11 @@ describe("etc/grafana", () => {
     expect(unknownNames(known, located(dashboardQueries(file, typo)))).toEqual([
       { name: "prolo_presence_loged_users", where: "prolo-overview.json: Logged-in users" }
     ])
-    // A pending name is accepted; a near miss of one is not.
-    expect(pendingNames.has("prolo_sso_staleness_seconds")).toBe(true)
-    expect(unknownNames(known, [{ expr: "prolo_sso_stalenes_seconds > 1", where: "x" }]).map((u) => u.name)).toEqual(["prolo_sso_stalenes_seconds"])
+    // A pending name is accepted; a near miss of one is not (any pending name: the list empties as lanes merge).
+    const pending = [...pendingNames][0]
+    if (pending !== undefined) {
+      expect(unknownNames(known, [{ expr: `${pending} > 1`, where: "x" }])).toEqual([])
+      expect(unknownNames(known, [{ expr: `${pending}x > 1`, where: "x" }]).map((u) => u.name)).toEqual([`${pending}x`])
+    }
   })
 })

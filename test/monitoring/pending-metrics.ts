@@ -19,12 +19,5 @@ export const pendingMetrics: Readonly<Record<string, ReadonlyArray<string>>> = {
     // The original masternode's gauges, same names (spec monitoring.md §1).
     "masternode_workers",
     "masternode_tasks"
-  ],
-  "sso-fw": [
-    "prolo_sso_staleness_seconds",
-    "prolo_sso_requests_total",
-    "prolo_firewall_allowed_hosts",
-    "prolo_firewall_swaps_total",
-    "prolo_firewall_swap_failures_total"
   ]
 }
