@@ -5,6 +5,7 @@ import { gunzipSync } from "node:zlib"
 import { Effect, Exit, Fiber } from "effect"
 import { readTgz } from "../../src/actors/worker/archive.js"
 import { makeExecutor } from "../../src/actors/worker/executor-live.js"
+import { probeCgroup } from "../../src/actors/worker/sandbox/cgroup.js"
 import { skipUnlessRoot } from "../support/root.js"
 import { champion, ensureClusterUser, sample, scratch, smallLimits, testConfig } from "./support.js"
 
@@ -161,5 +162,31 @@ describe.skipIf(skipUnlessRoot("executor: bwrap jails as the cluster user"))("ex
       ])
       expect(results.map((r) => r.players.map((p) => p.playerId))).toEqual([[10, 11], [20, 21], [30, 31]])
       expect(readdirSync(dir)).toEqual([])
+    }), 60_000)
+
+  it.scopedLive("an interruption at any stage of a match (before, between and after its jails start) ends at once and leaves nothing", () =>
+    Effect.gen(function* () {
+      ensureClusterUser()
+      const dir = yield* scratch
+      const work = path.join(dir, "work")
+      const probe = probeCgroup("auto")
+      if (probe._tag !== "Available") throw new Error(`this test counts jails by cgroup: ${probe.why}`)
+      const ours = () => readdirSync(probe.base.dir).filter((n) => n.startsWith(`jail-${process.pid}-`))
+      const ex = yield* makeExecutor(testConfig(work, { client: smallLimits({ cpu_seconds: 60, wall_seconds: 60 }) }))
+      const c = yield* ex.compile({ taskId: 1, attempt: 1, championId: 11, author: "alice", sources: sample("c") })
+      const loop = yield* ex.compile({ taskId: 2, attempt: 1, championId: 12, author: "bob", sources: champion({ _lang: "python", "champion.py": "def play_turn(t, c, m, o):\n  while True: pass\n" }) })
+      // k = how many of the match's jails (server, client 0, client 1) exist when it is interrupted.
+      for (const k of [0, 1, 2, 3]) {
+        const fiber = yield* ex
+          .runMatch({ taskId: 3, attempt: 1, matchId: k, map: "", players: [{ playerId: 1, championId: 11, compiled: c.compiled! }, { playerId: 2, championId: 12, compiled: loop.compiled! }], options: {} })
+          .pipe(Effect.fork)
+        for (let i = 0; i < 2000 && ours().length < k; i++) yield* Effect.promise(() => new Promise((r) => setTimeout(r, 2)))
+        const t0 = performance.now()
+        yield* Fiber.interrupt(fiber)
+        const took = performance.now() - t0
+        expect(took, `interrupted with ${k} jails`).toBeLessThan(5000)
+        expect(ours(), `with ${k} jails`).toEqual([])
+        expect(readdirSync(work)).toEqual([])
+      }
     }), 60_000)
 })

@@ -59,7 +59,10 @@ export const runJailed = (env: SandboxEnv, spec: JailSpec): Effect.Effect<JailOu
     const announce = ["/bin/sh", "-c", 'echo >&3 && exec 3>&- && exec "$@"', "jail"]
     const argv = [...enter, ...drop, ...bwrapArgs(env.bwrap, { ...spec, argv: [...announce, ...spec.argv] })]
 
+    /** The process ended and its output pipes closed (`close`): its whole output is in. */
     const exited = yield* Deferred.make<number>()
+    /** The process itself ended (`exit`), whatever still holds its pipes. */
+    const died = yield* Deferred.make<void>()
     const state = { started: false, ours: undefined as SandboxKill | undefined, bytes: 0, out: [] as Array<Buffer>, err: [] as Array<Buffer>, merged: [] as Array<Buffer>, maxProcs: 0, cpu: 0 }
     // Ending a jail: SIGKILL to its init (pid 1 of its namespace) ends every process in it,
     // reaped by that init as it dies; outer bwrap then exits. Killing bwrap first would orphan
@@ -77,56 +80,66 @@ export const runJailed = (env: SandboxEnv, spec: JailSpec): Effect.Effect<JailOu
       }
       c.kill("SIGKILL")
     }
-    const child = yield* Effect.acquireRelease(
-      Effect.sync(() => spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"] })),
-      (c) =>
-        Effect.gen(function* () {
-          if (c.exitCode === null && c.signalCode === null) {
-            killInit(c)
-            const gone = yield* Deferred.await(exited).pipe(Effect.timeout("2 seconds"), Effect.option)
-            if (Option.isNone(gone)) {
-              cg?.kill()
-              c.kill("SIGKILL")
-              yield* Deferred.await(exited)
-            }
-          }
-          if (cg !== undefined) {
-            // The tree is gone once cgroup.procs is empty; bounded wait, then remove.
-            yield* Effect.sync(() => cg.kill()).pipe(
-              Effect.zipRight(Effect.sync(() => cg.count())),
-              Effect.repeat({ schedule: Schedule.spaced("10 millis"), until: (n) => n === 0, times: 200 }),
-              Effect.ignore
-            )
-            cg.remove()
-          }
-        })
-    )
-    child.stdio[4]?.on("data", (chunk: Buffer) => {
-      info.text += chunk.toString("utf8")
-      const m = /"child-pid":\s*(\d+)/.exec(info.text)
-      if (m !== null) info.initPid = Number(m[1])
-    })
-    const killTree = (why: SandboxKill) => {
+    const killTree = (c: ChildProcess, why: SandboxKill) => {
       state.ours ??= why
-      killInit(child)
+      killInit(c)
     }
-    const collect = (into: Array<Buffer>) => (chunk: Buffer) => {
-      const room = cap - state.bytes
-      state.bytes += chunk.length
-      if (room > 0) {
-        const kept = chunk.length <= room ? chunk : chunk.subarray(0, room)
-        into.push(kept)
-        state.merged.push(kept)
+    // Spawn and every listener in one step: an interruption right after the spawn must find
+    // `exited` wired, or its release would wait for a close nobody reports.
+    const start = (): ChildProcess => {
+      const c = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"] })
+      const collect = (into: Array<Buffer>) => (chunk: Buffer) => {
+        const room = cap - state.bytes
+        state.bytes += chunk.length
+        if (room > 0) {
+          const kept = chunk.length <= room ? chunk : chunk.subarray(0, room)
+          into.push(kept)
+          state.merged.push(kept)
+        }
+        if (state.bytes > cap) killTree(c, "output")
       }
-      if (state.bytes > cap) killTree("output")
+      c.stdio[3]?.on("data", () => {
+        state.started = true
+      })
+      c.stdio[4]?.on("data", (chunk: Buffer) => {
+        info.text += chunk.toString("utf8")
+        const m = /"child-pid":\s*(\d+)/.exec(info.text)
+        if (m !== null) info.initPid = Number(m[1])
+      })
+      c.stdout?.on("data", collect(state.out))
+      c.stderr?.on("data", collect(state.err))
+      c.on("error", () => {
+        Deferred.unsafeDone(died, Effect.void)
+        Deferred.unsafeDone(exited, Effect.succeed(127))
+      })
+      c.on("exit", () => Deferred.unsafeDone(died, Effect.void))
+      c.on("close", (code, signal) => Deferred.unsafeDone(exited, Effect.succeed(code ?? 128 + (signal === "SIGKILL" ? SIGKILL : 15))))
+      return c
     }
-    child.stdio[3]?.on("data", () => {
-      state.started = true
-    })
-    child.stdout?.on("data", collect(state.out))
-    child.stderr?.on("data", collect(state.err))
-    child.on("error", () => Deferred.unsafeDone(exited, Effect.succeed(127)))
-    child.on("close", (code, signal) => Deferred.unsafeDone(exited, Effect.succeed(code ?? 128 + (signal === "SIGKILL" ? SIGKILL : 15))))
+    const child = yield* Effect.acquireRelease(Effect.sync(start), (c) =>
+      Effect.gen(function* () {
+        if (c.exitCode === null && c.signalCode === null) {
+          killInit(c)
+          const gone = yield* Deferred.await(died).pipe(Effect.timeout("2 seconds"), Effect.option)
+          if (Option.isNone(gone)) {
+            cg?.kill()
+            c.kill("SIGKILL")
+            yield* Deferred.await(died).pipe(Effect.timeout("2 seconds"), Effect.ignore)
+          }
+        }
+        // Released before its end (interrupted): nothing more is read from it.
+        for (const stream of c.stdio) stream?.destroy()
+        if (cg !== undefined) {
+          // The tree is gone once cgroup.procs is empty; bounded wait, then remove.
+          yield* Effect.sync(() => cg.kill()).pipe(
+            Effect.zipRight(Effect.sync(() => cg.count())),
+            Effect.repeat({ schedule: Schedule.spaced("10 millis"), until: (n) => n === 0, times: 200 }),
+            Effect.ignore
+          )
+          cg.remove()
+        }
+      })
+    )
 
     const sampler = yield* Effect.sync(() => {
       if (cg === undefined) return
@@ -135,7 +148,7 @@ export const runJailed = (env: SandboxEnv, spec: JailSpec): Effect.Effect<JailOu
     }).pipe(Effect.repeat(Schedule.spaced(SAMPLE)), Effect.fork)
 
     const inTime = yield* Deferred.await(exited).pipe(Effect.timeout(Duration.seconds(l.wall_seconds)), Effect.option)
-    if (Option.isNone(inTime)) killTree("wall_clock")
+    if (Option.isNone(inTime)) killTree(child, "wall_clock")
     const exitCode = yield* Deferred.await(exited)
     yield* Fiber.interrupt(sampler)
     if (cg !== undefined) state.cpu = Math.max(state.cpu, cg.cpuSeconds())
