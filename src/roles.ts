@@ -27,7 +27,10 @@ export const subsystems = {
   presenced: { name: "presenced", load: () => import("./actors/presenced/layer.js").then((m) => m.PresencedLayer) },
   hfs: { name: "hfs", load: () => import("./actors/hfs/layer.js").then((m) => m.HfsLayer) },
   // `--layer all`: the same HFS, following mdb/udb from the node's own hub instead of the gateway's.
-  hfsLocal: { name: "hfs", load: () => import("./actors/hfs/layer.js").then((m) => m.HfsLocalLayer) }
+  hfsLocal: { name: "hfs", load: () => import("./actors/hfs/layer.js").then((m) => m.HfsLocalLayer) },
+  web: { name: "web", load: () => import("./actors/web/layer.js").then((m) => m.WebLayer), urls: ["/", "/admin/map"] },
+  // `--layer all`: the same website, following mdb/udb/presence from the node's own hub.
+  webLocal: { name: "web", load: () => import("./actors/web/layer.js").then((m) => m.WebLocalLayer), urls: ["/", "/admin/map"] }
 } satisfies Record<string, Subsystem>
 
 export const roleNames = ["gw", "rhfs", "web", "user"] as const
@@ -58,7 +61,7 @@ const machineRoles: Record<(typeof roleNames)[number], Role> = {
   },
   web: {
     description: "web server: concours API and master of the match cluster",
-    subsystems: []
+    subsystems: [subsystems.web]
   },
   user: {
     description: "user machine: presence heartbeat, match worker, passwd/rootssh sync",
@@ -77,7 +80,7 @@ export const roles: Record<RoleName, Role> = {
   all: {
     description: "every role on one machine, embedded database: the demo and the dev loop",
     subsystems: unique(
-      roleNames.flatMap((r) => machineRoles[r].subsystems).map((s) => (s === subsystems.hfs ? subsystems.hfsLocal : s))
+      roleNames.flatMap((r) => machineRoles[r].subsystems).map((s) => (s === subsystems.hfs ? subsystems.hfsLocal : s === subsystems.web ? subsystems.webLocal : s))
     )
   }
 }
