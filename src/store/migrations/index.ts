@@ -5,6 +5,7 @@ import mdb from "./0002_mdb.js"
 import udb from "./0003_udb.js"
 import presenceLease from "./0004_presence_lease.js"
 import hfsLocation from "./0005_hfs_location.js"
+import concoursTasks from "./0007_concours_tasks.js"
 
 /**
  * Every migration of the shared database, in order. One list for all subsystems: ids are
@@ -15,5 +16,6 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0002_mdb": mdb,
   "0003_udb": udb,
   "0004_presence_lease": presenceLease,
-  "0005_hfs_location": hfsLocation
+  "0005_hfs_location": hfsLocation,
+  "0007_concours_tasks": concoursTasks
 }
