@@ -13,6 +13,8 @@ import { followIndex } from "../sync/followed-index.js"
 // the gateway. `version` bumps on every applied batch of any topic (the live map's trigger).
 
 export interface WebUser {
+  /** UDB's stable id (the REST API's user id). */
+  readonly id: number
   readonly login: string
   readonly firstname: string
   readonly lastname: string
@@ -37,6 +39,8 @@ export interface WebDirectoryService {
   /** hostname → logins on it (presence). */
   readonly presence: () => ReadonlyMap<string, string>
   readonly userGroup: (login: string) => Group | undefined
+  /** Every user, as of the last udb batch (the REST API's /users/). */
+  readonly users: () => ReadonlyArray<WebUser>
   /** Every change of any followed topic; the current version first. */
   readonly changes: Stream.Stream<number>
 }
@@ -76,6 +80,7 @@ export class WebDirectory extends Context.Tag("prolo/web/WebDirectory")<WebDirec
           user: (login) =>
             Effect.map(udb.ready(readyWait, (m) => new DirectoryNotReady(m)), () => users.get(login)),
           userGroup: (login) => users.get(login)?.group,
+          users: () => [...users.values()],
           machines: () => machines,
           presence: () => presence,
           changes: Stream.async<number>((emit) => {
@@ -102,7 +107,9 @@ export const indexUsers = (state: ReadonlyMap<string, SyncRecord>): Map<string, 
     const login = text(record, "login")
     const group = text(record, "group")
     if (login === undefined || group === undefined || !GROUP_NAMES.includes(group)) continue
+    const id = record["id"]
     out.set(login, {
+      id: typeof id === "number" ? id : 0,
       login,
       firstname: text(record, "firstname") ?? "",
       lastname: text(record, "lastname") ?? "",

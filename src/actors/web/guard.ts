@@ -59,4 +59,28 @@ export const formPost = <R>(
     })
   )
 
+/** A multipart form post (file uploads): the same checks, with the parsed FormData. */
+export const multipartPost = <R>(
+  access: Access,
+  handle: (viewer: Viewer, form: FormData) => Effect.Effect<HttpServerResponse.HttpServerResponse, never, R>
+) =>
+  withViewer(access, (viewer) =>
+    Effect.gen(function* () {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const settings = yield* WebSettingsTag
+      const parsed = yield* Effect.either(
+        Effect.flatMap(request.arrayBuffer, (body) =>
+          Effect.tryPromise(() => new Response(body, { headers: { "content-type": request.headers["content-type"] ?? "" } }).formData())
+        )
+      )
+      if (parsed._tag === "Left") return simplePage(viewer, "Bad request", "unreadable form body (expected multipart/form-data)", 400)
+      const token = parsed.right.get("_csrf")
+      if (!checkCsrf(settings.secret, viewer.login, viewer.binding, typeof token === "string" ? token : undefined)) {
+        yield* Effect.logWarning(`web: ${request.method} ${request.url} by ${viewer.login} refused: CSRF token missing or wrong`)
+        return simplePage(viewer, "Forbidden", "CSRF token missing or wrong: reload the page and try again", 403)
+      }
+      return yield* handle(viewer, parsed.right)
+    })
+  )
+
 export const seeOther = (location: string) => HttpServerResponse.redirect(location, { status: 303 })

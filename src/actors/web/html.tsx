@@ -30,6 +30,13 @@ export const Layout = (props: { viewer: Viewer | undefined; title: string; child
     <body>
       <header>
         <a href="/">prolo</a>
+        {props.viewer === undefined ? null : (
+          <>
+            <a href="/champions/mine/">champions</a>
+            <a href="/matches/">matches</a>
+            <a href="/maps/">maps</a>
+          </>
+        )}
         {props.viewer?.staff === true ? (
           <>
             <a href="/admin/machines">machines</a>

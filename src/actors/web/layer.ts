@@ -1,5 +1,5 @@
 import { Effect, Layer, type Redacted } from "effect"
-import { loadProfile } from "../../runtime/config.js"
+import { ConfigDir, loadProfile } from "../../runtime/config.js"
 import { PresenceSubProfile, SharedSecretProfile } from "../../runtime/profiles.js"
 import { supervisorGroup } from "../../runtime/supervisor.js"
 import { DatabaseLive } from "../../store/database.js"
@@ -18,6 +18,14 @@ import { WebProfile } from "./config.js"
 import { WebDirectory, type WebSyncClients } from "./directory.js"
 import { loginRoutes } from "./login.js"
 import { roomMapRoutes } from "./room-map.js"
+import { apiRoutes } from "./concours/api.js"
+import { championRoutes } from "./concours/champion-pages.js"
+import { homeRoutes } from "./concours/home.js"
+import { mapRoutes } from "./concours/map-pages.js"
+import { matchRoutes } from "./concours/match-pages.js"
+import * as ConcoursService from "./concours/service.js"
+import { FileStore } from "../concours/files.js"
+import * as path from "node:path"
 import { WebSettingsTag } from "./viewer.js"
 
 // The website (role `web`, and `--layer all`): login, the admin site (machines, users, live
@@ -60,8 +68,12 @@ const webSubsystem = <E, R>(clients: Effect.Effect<WebSyncClients, E, R>) =>
         secureCookie: profile.secure_cookie
       })
       const udb = UdbService.layer.pipe(Layer.provideMerge(Layer.merge(UdbRepo.layer, SystemAccounts.fromFile(system_passwd))))
-      return Layer.mergeAll(loginRoutes, machineRoutes, userRoutes, roomMapRoutes).pipe(
+      // Relative to the configuration directory, as secret files are.
+      const filesDir = path.resolve(yield* ConfigDir, profile.concours.files_dir)
+      const concours = ConcoursService.layer(profile.concours).pipe(Layer.provide(FileStore.layer(filesDir)))
+      return Layer.mergeAll(loginRoutes, machineRoutes, userRoutes, roomMapRoutes, homeRoutes, championRoutes, matchRoutes, mapRoutes, apiRoutes).pipe(
         Layer.provide(settings),
+        Layer.provide(concours),
         Layer.provide(WebDirectory.following(followed, DIRECTORY_READY_WAIT)),
         Layer.provide(MdbService.layer),
         Layer.provide(udb),

@@ -4,10 +4,10 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Clock, Effect } from "effect"
 import { verifyCrypt } from "../../runtime/shadow-hash.js"
 import { WebDirectory } from "./directory.js"
-import { field, formPost, page, seeOther } from "./guard.js"
+import { field, formPost, seeOther } from "./guard.js"
 import { ErrorBox, htmlResponse, Layout } from "./html.js"
 import { newNonce, SESSION_COOKIE, signSession } from "./session.js"
-import { currentViewer, type Viewer, WebSettingsTag } from "./viewer.js"
+import { currentViewer, WebSettingsTag } from "./viewer.js"
 import { webRouter } from "./web-router.js"
 
 // The login form (for whoever nginx's SSO does not name: a laptop outside the rooms, a test),
@@ -49,26 +49,9 @@ const loginForm = (next: string, status = 200, extra: { login?: string; error?: 
   )
 }
 
-const Home = (props: { viewer: Viewer }) => (
-  <Layout viewer={props.viewer} title="Home">
-    <p>
-      Logged in as <b>{props.viewer.login}</b> ({props.viewer.group}
-      {props.viewer.via === "sso" ? ", from your machine" : ""}).
-    </p>
-    {props.viewer.staff ? (
-      <ul>
-        <li><a href="/admin/machines">Machines</a></li>
-        <li><a href="/admin/users">Users</a></li>
-        <li><a href="/admin/map">Live room map</a></li>
-      </ul>
-    ) : null}
-  </Layout>
-)
-
 export const loginRoutes = HttpLayerRouter.use((router) =>
   Effect.gen(function* () {
     const web = yield* webRouter(router)
-    yield* web.get("/", () => page("user", (viewer) => Effect.succeed(htmlResponse(<Home viewer={viewer} />))))
     yield* web.get("/login", (request) =>
       Effect.map(Effect.either(currentViewer), (viewer) => {
         const next = safeNext(new URL(request.url, "http://x").searchParams.get("next") ?? undefined)
