@@ -33,11 +33,12 @@ const portOn = (host: string): Promise<number> =>
 
 export interface WebNode {
   readonly url: string
+  readonly database: Redacted.Redacted<string>
   readonly node: Spawned
   readonly dir: string
 }
 
-export const startWebNode = async (): Promise<WebNode> => {
+export const startWebNode = async (webExtra = ""): Promise<WebNode> => {
   const database = await Effect.runPromise(createTestDatabase)
   const port = await portOn(NODE_HOST)
   const url = `http://${NODE_HOST}:${port}`
@@ -45,7 +46,7 @@ export const startWebNode = async (): Promise<WebNode> => {
   const etc = path.join(checkout, "etc", "prologin")
   for (const name of readdirSync(etc)) if (name.endsWith(".yml")) copyFileSync(path.join(etc, name), path.join(dir, name))
   writeFileSync(path.join(dir, "node.yml"), `database:\n  url: ${JSON.stringify(Redacted.value(database))}\n  max_connections: 6\n`)
-  writeFileSync(path.join(dir, "web.yml"), `sso_proxies: [${NGINX_ADDRESS}]\nsession_secret: test-web-secret\n`)
+  writeFileSync(path.join(dir, "web.yml"), `sso_proxies: [${NGINX_ADDRESS}]\nsession_secret: test-web-secret\n${webExtra}`)
   // the website follows the hub over websockets, here the same node
   for (const [profile, secret] of [
     ["mdbsync-sub", "dev-mdbsyncsub-secret"],
@@ -57,7 +58,7 @@ export const startWebNode = async (): Promise<WebNode> => {
   mkdirSync(ARTIFACTS, { recursive: true })
   const node = spawnBin("prolo-node", ["--layer", "gw,web", "--config", dir, "--listen", `${NODE_HOST}:${port}`])
   await waitForOutput(node, /prolo-node listening on/, 120_000)
-  return { url, node, dir }
+  return { url, node, dir, database }
 }
 
 export const rpcClients = (url: string) =>

@@ -191,16 +191,19 @@ export const apiRoutes = HttpLayerRouter.use((router) =>
         )
       )
     )
+    // The handlers' `request` argument is the one before the bounded read: the body is on the context's.
+    const body = HttpServerRequest.HttpServerRequest
     yield* web.post(
       "/api/champions/",
-      (request) =>
+      () =>
         guarded(true, (viewer, base) =>
           Effect.gen(function* () {
-            const body = yield* Effect.either(
+            const request = yield* body
+            const parsed = yield* Effect.either(
               Effect.flatMap(request.arrayBuffer, (b) => Effect.tryPromise(() => new Response(b, { headers: { "content-type": request.headers["content-type"] ?? "" } }).formData()))
             )
-            if (body._tag === "Left") return problem(400, "expected multipart/form-data with name, sources and comment")
-            const form = body.right
+            if (parsed._tag === "Left") return problem(400, "expected multipart/form-data with name, sources and comment")
+            const form = parsed.right
             const file = form.get("sources")
             const sources = typeof file === "string" || file === null ? new Uint8Array() : new Uint8Array(yield* Effect.promise(() => file.arrayBuffer()))
             return yield* concours.uploadChampion(viewer, { name: String(form.get("name") ?? ""), comment: String(form.get("comment") ?? ""), sources }).pipe(
@@ -235,11 +238,12 @@ export const apiRoutes = HttpLayerRouter.use((router) =>
     )
     yield* web.post(
       "/api/maps/",
-      (request) =>
+      () =>
         guarded(true, (viewer, base) =>
           Effect.gen(function* () {
-            const body = yield* Effect.either(request.json)
-            const fields = body._tag === "Right" && typeof body.right === "object" && body.right !== null ? (body.right as Record<string, unknown>) : {}
+            const request = yield* body
+            const parsed = yield* Effect.either(request.json)
+            const fields = parsed._tag === "Right" && typeof parsed.right === "object" && parsed.right !== null ? (parsed.right as Record<string, unknown>) : {}
             return yield* concours.createMap(viewer, { name: String(fields["name"] ?? ""), contents: String(fields["contents"] ?? "") }).pipe(
               Effect.map((m) => json(apiShapes(base, userId).map(m), 201)),
               Effect.catchAll((e) => (e._tag === "MapRefused" ? Effect.succeed(json({ [e.field]: [e.message] }, 400)) : fail(e)))
@@ -265,9 +269,10 @@ export const apiRoutes = HttpLayerRouter.use((router) =>
         )
       )
     )
-    yield* web.post("/api/matches/", (request) =>
+    yield* web.post("/api/matches/", () =>
       guarded(true, (viewer, base) =>
         Effect.gen(function* () {
+          const request = yield* body
           const contentType = request.headers["content-type"] ?? ""
           const fields: Record<string, unknown> = contentType.includes("json")
             ? yield* Effect.map(Effect.either(request.json), (b) => (b._tag === "Right" && typeof b.right === "object" && b.right !== null ? (b.right as Record<string, unknown>) : {}))
