@@ -1,4 +1,4 @@
-import { SqlClient } from "@effect/sql"
+import { SqlClient, type Statement } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Context, Duration, Effect, Layer, Option } from "effect"
 import { uniqueViolation } from "../../../store/pg-errors.js"
@@ -158,22 +158,22 @@ export const make = (settings: ConcoursProfile) =>
     const sql = yield* SqlClient.SqlClient
     const files = yield* FileStore
 
-    // One query shape for the list and the detail: the match rows, then their players aggregated.
-    const matchRows = (ids: ReadonlyArray<number>) =>
-      ids.length === 0
-        ? Effect.succeed([] as ReadonlyArray<MatchRow>)
-        : sql<MatchRow>`
-          SELECT m.id, m.author, m.status, m.priority, m.map_id, m.tournament_id, m.created_at,
-                 m.server_log_digest, m.dump_digest, m.replay_digest, m.failure,
-                 coalesce(json_agg(json_build_object('id', p.id, 'champion', p.champion_id, 'name', c.name, 'author', c.author,
-                   'score', p.score, 'nb_timeout', p.nb_timeout, 'log_digest', p.log_digest) ORDER BY p.id)
-                   FILTER (WHERE p.id IS NOT NULL), '[]') AS players
-          FROM match m
-          LEFT JOIN match_player p ON p.match_id = m.id
-          LEFT JOIN champion c ON c.id = p.champion_id
-          WHERE m.id IN ${sql.in(ids)}
-          GROUP BY m.id
-          ORDER BY m.id DESC`
+    // One query shape for the list and the detail: the page of match ids first (an index scan),
+    // then only those matches joined to their players, aggregated.
+    const matchRows = (page: Statement.Fragment) =>
+      sql<MatchRow>`
+        WITH page AS (${page})
+        SELECT m.id, m.author, m.status, m.priority, m.map_id, m.tournament_id, m.created_at,
+               m.server_log_digest, m.dump_digest, m.replay_digest, m.failure,
+               coalesce(json_agg(json_build_object('id', p.id, 'champion', p.champion_id, 'name', c.name, 'author', c.author,
+                 'score', p.score, 'nb_timeout', p.nb_timeout, 'log_digest', p.log_digest) ORDER BY p.id)
+                 FILTER (WHERE p.id IS NOT NULL), '[]') AS players
+        FROM page
+        JOIN match m ON m.id = page.id
+        LEFT JOIN match_player p ON p.match_id = m.id
+        LEFT JOIN champion c ON c.id = p.champion_id
+        GROUP BY m.id
+        ORDER BY m.id DESC`
 
     const champion: ConcoursService["champion"] = (id) =>
       sql<ChampionRow>`SELECT * FROM champion WHERE id = ${id}`.pipe(
@@ -184,7 +184,7 @@ export const make = (settings: ConcoursProfile) =>
       )
 
     const match: ConcoursService["match"] = (id) =>
-      matchRows([id]).pipe(
+      matchRows(sql`SELECT ${id}::int AS id`).pipe(
         Effect.mapError(unavailable),
         Effect.flatMap((rows) => (rows[0] === undefined ? Effect.fail(new NotFound({ what: "match", message: `no match ${id}` })) : Effect.succeed(toMatch(rows[0]))))
       )
@@ -301,9 +301,14 @@ export const make = (settings: ConcoursProfile) =>
             ? []
             : [sql`EXISTS (SELECT 1 FROM match_player p JOIN champion c ON c.id = p.champion_id WHERE p.match_id = m.id AND c.author = ${f.championAuthor})`])
         ])
-        const [count] = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM match m WHERE ${where}`
-        const ids = yield* sql<{ id: number }>`SELECT m.id FROM match m WHERE ${where} ORDER BY m.id DESC LIMIT ${limit} OFFSET ${offset}`
-        const rows = yield* matchRows(ids.map((r) => r.id))
+        // the count and the page on two connections at once
+        const [[count], rows] = yield* Effect.all(
+          [
+            sql<{ n: number }>`SELECT count(*)::int AS n FROM match m WHERE ${where}`,
+            matchRows(sql`SELECT m.id FROM match m WHERE ${where} ORDER BY m.id DESC LIMIT ${limit} OFFSET ${offset}`)
+          ],
+          { concurrency: 2 }
+        )
         return { count: count?.n ?? 0, results: rows.map(toMatch) }
       }).pipe(Effect.mapError(unavailable))
 
