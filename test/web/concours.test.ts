@@ -1,5 +1,5 @@
 import { Effect, Redacted, Schedule } from "effect"
-import { execFileSync } from "node:child_process"
+import { execFile, execFileSync } from "node:child_process"
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -8,7 +8,7 @@ import pg from "pg"
 import { type Browser, chromium, type Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { makeFileStore } from "../../src/actors/concours/files.js"
-import { killAll } from "../e2e/node-process.js"
+import { checkout, killAll } from "../e2e/node-process.js"
 import { ARTIFACTS, csrfOf, logIn, request, rpcClients, startWebNode, type WebNode } from "./support.js"
 
 // Contestants on the concours pages, on a real node (gw + web, real PostgreSQL). This branch
@@ -245,4 +245,40 @@ describe("concours rules over HTTP", () => {
     const api = (await (await fetch(`${web.url}/api/maps/${id}/`, { headers: { authorization: basic(BOB) } })).json()) as Record<string, unknown>
     expect(api).toMatchObject({ id, name: "mine", contents: "turns 3\ncells 1 2 3\n", official: false, author: { username: "bob" } })
   })
+})
+
+describe("prolo concours (the CLI over the REST API)", () => {
+  const prolo = (args: ReadonlyArray<string>, password = BOB.password) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = execFile(
+        process.execPath,
+        [path.join(checkout, "bin", "prolo.js"), "concours", "--url", web.url, "--user", BOB.login, ...args],
+        { env: { ...process.env, PROLO_PASSWORD: password } },
+        (error, stdout, stderr) => resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr })
+      )
+      child.stdin?.end()
+    })
+
+  it("uploads a champion, launches a match and prints a map; a refusal is one line and status 2", async () => {
+    const up = await prolo(["champion", "upload", tgz(C_CHAMPION, "cli"), "--name", "clibot"])
+    expect(up.code, up.stderr).toBe(0)
+    const champion = JSON.parse(up.stdout) as { id: number; name: string; status: string }
+    expect(champion).toMatchObject({ name: "clibot", status: "new" })
+    await compiled(champion.id)
+    const bobot = (await db.query("SELECT id FROM champion WHERE name = 'bobot'")).rows[0].id as number
+    const mapId = (await db.query("SELECT id FROM map WHERE name = 'default'")).rows[0].id as number
+    const launched = await prolo(["match", "launch", String(champion.id), String(bobot), "--map", String(mapId)])
+    expect(launched.code, launched.stderr).toBe(0)
+    const { url } = JSON.parse(launched.stdout) as { url: string }
+    const matchId = Number(/\/matches\/(\d+)\/$/.exec(url)?.[1])
+    expect((await db.query("SELECT priority, status FROM match WHERE id = $1", [matchId])).rows[0]).toEqual({ priority: 500, status: "new" })
+    const map = await prolo(["map", "get", String(mapId)])
+    expect(map.stdout).toBe("turns 3\ncells 5 3 8\n")
+    const dup = await prolo(["champion", "upload", tgz(C_CHAMPION, "cli2"), "--name", "clibot"])
+    expect(dup.code).toBe(2)
+    expect(dup.stderr).toMatch(/400 .*already have a champion named/)
+    const wrong = await prolo(["map", "get", String(mapId)], "nope")
+    expect(wrong.code).toBe(2)
+    expect(wrong.stderr).toContain("401")
+  }, 60_000)
 })
