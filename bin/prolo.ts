@@ -9,6 +9,7 @@ import { udbCommand } from "../src/actors/udb/cli.js"
 import { nbdCommand } from "../src/nbd/cli.js"
 import { hfsCommand } from "../src/actors/hfs/cli.js"
 import { concoursCommand } from "../src/actors/web/concours/cli.js"
+import { clusterCommand } from "../src/actors/cluster/cli.js"
 import { ActorInfo } from "../src/runtime/actor-tree.js"
 import { configOption, nodeOption, topLevelClientEnv } from "../src/runtime/cli-client-options.js"
 import { cliConfig, mistypedSubcommand, subcommandTree, withPlainConsole } from "../src/runtime/cli-console.js"
@@ -81,7 +82,8 @@ const subcommands = [
   udbCommand,
   hfsCommand,
   nbdCommand,
-  concoursCommand
+  concoursCommand,
+  clusterCommand
 ] as const
 
 const command = root.pipe(
@@ -91,7 +93,7 @@ const command = root.pipe(
 
 // Options that take a value, anywhere before a subcommand's name.
 const valueOptions = new Set(["--node", "--config", "--log-level", "--completions", "--url", "--user"])
-const tree = { status: {}, mdb: subcommandTree(mdbCommand), udb: subcommandTree(udbCommand), hfs: subcommandTree(hfsCommand), nbd: subcommandTree(nbdCommand), concours: subcommandTree(concoursCommand) }
+const tree = { status: {}, mdb: subcommandTree(mdbCommand), udb: subcommandTree(udbCommand), hfs: subcommandTree(hfsCommand), nbd: subcommandTree(nbdCommand), concours: subcommandTree(concoursCommand), cluster: subcommandTree(clusterCommand) }
 Object.assign(process.env, topLevelClientEnv(process.argv.slice(2)))
 const mistyped = mistypedSubcommand(PROGRAM, tree, process.argv.slice(2), valueOptions)
 

@@ -30,7 +30,9 @@ export const subsystems = {
   hfsLocal: { name: "hfs", load: () => import("./actors/hfs/layer.js").then((m) => m.HfsLocalLayer) },
   web: { name: "web", load: () => import("./actors/web/layer.js").then((m) => m.WebLayer), urls: ["/", "/admin/map"] },
   // `--layer all`: the same website, following mdb/udb/presence from the node's own hub.
-  webLocal: { name: "web", load: () => import("./actors/web/layer.js").then((m) => m.WebLocalLayer), urls: ["/", "/admin/map"] }
+  webLocal: { name: "web", load: () => import("./actors/web/layer.js").then((m) => m.WebLocalLayer), urls: ["/", "/admin/map"] },
+  clusterMaster: { name: "cluster-master", load: () => import("./actors/cluster/layer.js").then((m) => m.ClusterMasterLayer) },
+  clusterWorker: { name: "cluster-worker", load: () => import("./actors/cluster/layer.js").then((m) => m.ClusterWorkerLayer) }
 } satisfies Record<string, Subsystem>
 
 export const roleNames = ["gw", "rhfs", "web", "user"] as const
@@ -61,11 +63,11 @@ const machineRoles: Record<(typeof roleNames)[number], Role> = {
   },
   web: {
     description: "web server: concours API and master of the match cluster",
-    subsystems: [subsystems.web]
+    subsystems: [subsystems.clusterMaster, subsystems.web]
   },
   user: {
     description: "user machine: presence heartbeat, match worker, passwd/rootssh sync",
-    subsystems: [subsystems.udbsyncPasswd, subsystems.presenced]
+    subsystems: [subsystems.udbsyncPasswd, subsystems.presenced, subsystems.clusterWorker]
   }
 }
 

@@ -54,6 +54,11 @@ export const startWebNodeOn = async (database: Redacted.Redacted<string>, webExt
   ] as const) {
     writeFileSync(path.join(dir, `${profile}.yml`), `url: ${url}\nshared_secret: ${secret}\n`)
   }
+  // the cluster master of role web: its own port, the website's file store
+  writeFileSync(
+    path.join(dir, "cluster.yml"),
+    `shared_secret: test-cluster-secret\nlisten: ${NODE_HOST}:0\nmaster: ${NODE_HOST}:1\nfiles_dir: var/concours-files\n`
+  )
   writeFileSync(path.join(dir, "presencesync-sub.yml"), `url: ${url}\nshared_secret: dev-presencesyncsub-secret\n`)
   mkdirSync(ARTIFACTS, { recursive: true })
   const node = spawnBin("prolo-node", ["--layer", "gw,web", "--config", dir, "--listen", `${NODE_HOST}:${port}`])

@@ -30,7 +30,23 @@ export const digestOf = (bytes: Uint8Array): string => createHash("sha256").upda
 
 const describe = (e: unknown) => (e instanceof Error ? e.message : String(e))
 
-export const makeFileStore = (dir: string): FileStoreService => {
+/** Bytes of recently read files kept in memory: a tournament sends the same champions again and again. */
+export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+
+export const makeFileStore = (dir: string, cacheBytes: number = DEFAULT_CACHE_BYTES): FileStoreService => {
+  // Least recently used first (Map order); files never change, so a cached copy is never stale.
+  const cache = new Map<string, Uint8Array>()
+  let cached = 0
+  const remember = (digest: string, bytes: Uint8Array) => {
+    if (bytes.byteLength > cacheBytes / 8) return
+    cache.set(digest, bytes)
+    cached += bytes.byteLength
+    for (const [d, b] of cache) {
+      if (cached <= cacheBytes) break
+      cache.delete(d)
+      cached -= b.byteLength
+    }
+  }
   const pathOf = (digest: string) => path.join(dir, digest.slice(0, 2), digest)
   const checked = (digest: string) =>
     DIGEST.test(digest) ? Effect.succeed(digest) : Effect.fail(new FileStoreError({ digest, message: `not a SHA-256 digest: ${JSON.stringify(digest.slice(0, 80))}` }))
@@ -58,12 +74,18 @@ export const makeFileStore = (dir: string): FileStoreService => {
       })
     },
     get: (digest) =>
-      Effect.flatMap(checked(digest), (d) =>
-        Effect.tryPromise({
+      Effect.flatMap(checked(digest), (d) => {
+        const hit = cache.get(d)
+        if (hit !== undefined) {
+          cache.delete(d)
+          cache.set(d, hit)
+          return Effect.succeed(hit)
+        }
+        return Effect.tryPromise({
           try: () => fs.readFile(pathOf(d)).then((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)),
           catch: (e) => new FileStoreError({ digest: d, message: `cannot read file ${d} from ${dir}: ${describe(e)}` })
-        })
-      ),
+        }).pipe(Effect.tap((bytes) => Effect.sync(() => remember(d, bytes))))
+      }),
     has: (digest) =>
       DIGEST.test(digest) ? Effect.promise(() => fs.stat(pathOf(digest)).then(() => true, () => false)) : Effect.succeed(false)
   }
