@@ -39,7 +39,7 @@ export interface WebNode {
 }
 
 /** `prolo-node --layer gw,web` over `database`, `webExtra` appended to web.yml. */
-export const startWebNodeOn = async (database: Redacted.Redacted<string>, webExtra = ""): Promise<WebNode> => {
+export const startWebNodeOn = async (database: Redacted.Redacted<string>, webExtra = "", clusterExtra = ""): Promise<WebNode> => {
   const port = await portOn(NODE_HOST)
   const url = `http://${NODE_HOST}:${port}`
   const dir = mkdtempSync(path.join(os.tmpdir(), "prolo-web-"))
@@ -57,7 +57,7 @@ export const startWebNodeOn = async (database: Redacted.Redacted<string>, webExt
   // the cluster master of role web: its own port, the website's file store
   writeFileSync(
     path.join(dir, "cluster.yml"),
-    `shared_secret: test-cluster-secret\nlisten: ${NODE_HOST}:0\nmaster: ${NODE_HOST}:1\nfiles_dir: var/concours-files\n`
+    `shared_secret: test-cluster-secret\nlisten: ${NODE_HOST}:0\nfiles_dir: var/concours-files\n${clusterExtra}`
   )
   writeFileSync(path.join(dir, "presencesync-sub.yml"), `url: ${url}\nshared_secret: dev-presencesyncsub-secret\n`)
   mkdirSync(ARTIFACTS, { recursive: true })

@@ -6,4 +6,5 @@ import { startWebNodeOn, type WebNode } from "./node.js"
 
 export * from "./node.js"
 
-export const startWebNode = async (webExtra = ""): Promise<WebNode> => startWebNodeOn(await Effect.runPromise(createTestDatabase), webExtra)
+export const startWebNode = async (webExtra = "", clusterExtra = ""): Promise<WebNode> =>
+  startWebNodeOn(await Effect.runPromise(createTestDatabase), webExtra, clusterExtra)
