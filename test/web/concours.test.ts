@@ -282,3 +282,43 @@ describe("prolo concours (the CLI over the REST API)", () => {
     expect(wrong.stderr).toContain("401")
   }, 60_000)
 })
+
+describe("tournaments", () => {
+  it("staff create one from each contestant's latest ready champion, launch the round robin, evaluate with ex aequo ranks", async () => {
+    await run(
+      Effect.gen(function* () {
+        const { udb } = yield* rpcClients(web.url)
+        yield* udb.createUser({ login: "orgat", firstname: "Orga", lastname: "T", group: "orga", password: "orga-pass-1" })
+      })
+    )
+    const staff = await run(
+      Effect.tryPromise(() => logIn(web.url, "orgat", "orga-pass-1")).pipe(Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("30 seconds"))))
+    )
+    const token = csrfOf((await request(`${web.url}/tournaments/`, { headers: { cookie: staff } })).body)
+    const post = (p: string, fields: Record<string, string>, cookie = staff) =>
+      request(`${web.url}${p}`, { method: "POST", headers: { cookie }, body: new URLSearchParams({ _csrf: token, ...fields }).toString() })
+    // a contestant may not create one
+    const alice = await logIn(web.url, ALICE.login, ALICE.password)
+    expect((await post("/tournaments/new/", { name: "mine" }, alice)).status).toBe(403)
+    const created = await post("/tournaments/new/", { name: "Final" })
+    expect(created.status).toBe(303)
+    const tid = Number(/\/tournaments\/(\d+)\//.exec(String(created.headers.location))?.[1])
+    const players = await db.query("SELECT c.name FROM tournament_player p JOIN champion c ON c.id = p.champion_id WHERE p.tournament_id = $1 ORDER BY c.name", [tid])
+    expect(players.rows.map((r) => r.name)).toEqual(["alicebot", "clibot"]) // bob's latest ready one
+    expect((await post(`/tournaments/${tid}/launch/`, { repeat: "1" })).status).toBe(303)
+    const matches = await db.query("SELECT id, priority FROM match WHERE tournament_id = $1 ORDER BY id", [tid])
+    expect(matches.rows.map((r) => r.priority)).toEqual([300, 300])
+    const early = await post(`/tournaments/${tid}/evaluate/`, { scoring: "wins" })
+    expect(early.status).toBe(400)
+    expect(early.body).toContain("2 matches of tournament")
+    expect((await post(`/tournaments/${tid}/launch/`, { repeat: "1" })).body).toContain("already has its 2 matches")
+    for (const m of matches.rows) await finished(m.id)
+    expect((await post(`/tournaments/${tid}/evaluate/`, { scoring: "wins" })).status).toBe(303)
+    const page = await request(`${web.url}/tournaments/${tid}/`, { headers: { cookie: alice } })
+    expect(page.status).toBe(404) // not visible to contestants yet
+    const standings = await request(`${web.url}/tournaments/${tid}/`, { headers: { cookie: staff } })
+    // each won one match as first player: 2 points each, both ranked 1
+    expect([...standings.body.matchAll(/<td class="rank">(\d+)<\/td>/g)].map((m) => m[1])).toEqual(["1", "1"])
+    expect((await post(`/tournaments/${tid}/correct/`, { champion: "x", score: "3" })).body).toContain("needs a champion id and an integer score")
+  })
+})

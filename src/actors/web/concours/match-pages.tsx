@@ -20,10 +20,12 @@ const PAGE = 100
 export const filtersOf = (url: string): MatchFilters => {
   const p = new URL(url, "http://x").searchParams
   const champion = Number(p.get("champion"))
+  const tournament = Number(p.get("tournament"))
   return {
     ...(p.get("author") ? { author: p.get("author")! } : {}),
     ...(p.get("champion") && Number.isSafeInteger(champion) ? { champion } : {}),
-    ...(p.get("champion-author") ? { championAuthor: p.get("champion-author")! } : {})
+    ...(p.get("champion-author") ? { championAuthor: p.get("champion-author")! } : {}),
+    ...(p.get("tournament") && Number.isSafeInteger(tournament) ? { tournament } : {})
   }
 }
 

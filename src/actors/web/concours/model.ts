@@ -68,6 +68,7 @@ export interface MatchFilters {
   readonly author?: string
   readonly champion?: number
   readonly championAuthor?: string
+  readonly tournament?: number
 }
 
 /** An upload refused (name, archive, size); `field` names the form field at fault. */

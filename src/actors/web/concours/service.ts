@@ -297,6 +297,7 @@ export const make = (settings: ConcoursProfile) =>
           sql`true`,
           ...(f.author === undefined ? [] : [sql`m.author = ${f.author}`]),
           ...(f.champion === undefined ? [] : [sql`EXISTS (SELECT 1 FROM match_player p WHERE p.match_id = m.id AND p.champion_id = ${f.champion})`]),
+          ...(f.tournament === undefined ? [] : [sql`m.tournament_id = ${f.tournament}`]),
           ...(f.championAuthor === undefined
             ? []
             : [sql`EXISTS (SELECT 1 FROM match_player p JOIN champion c ON c.id = p.champion_id WHERE p.match_id = m.id AND c.author = ${f.championAuthor})`])
