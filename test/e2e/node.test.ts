@@ -71,8 +71,16 @@ describe("prolo-node binary", () => {
       const node = spawnBin("prolo-node", ["--layer", "all", "--config", dir, "--listen", `127.0.0.1:${port}`], { PROLO_DATA_DIR: data })
       const [, url = ""] = await waitForOutput(node, LISTENING, START_MS)
       const actors = (await (await fetch(`${url}/__actors`)).json()) as ReadonlyArray<ActorInfo>
-      expect(actors.map((a) => [a.path, a.kind])).toEqual([
+      // the master's per-worker actors come and go with the node's own worker joining: not part of the fixed tree
+      const fixed = actors.filter((a) => !a.path.startsWith("/root/cluster-master/workers/"))
+      expect(fixed.map((a) => [a.path, a.kind])).toEqual([
         ["/root", "supervisor"],
+        ["/root/cluster-master", "supervisor"],
+        ["/root/cluster-master/janitor", "loop"],
+        ["/root/cluster-master/matchmaker", "loop"],
+        ["/root/cluster-master/workers", "registry"],
+        ["/root/cluster-worker", "supervisor"],
+        ["/root/cluster-worker/connection", "loop"],
         ["/root/dhcp", "supervisor"],
         ["/root/dhcp/follow-mdb", "loop"],
         ["/root/dhcp/restart", "loop"],
@@ -100,16 +108,21 @@ describe("prolo-node binary", () => {
         ["/root/sync/udb-prune", "loop"],
         ["/root/udb", "supervisor"],
         ["/root/udbsync-passwd", "supervisor"],
-        ["/root/udbsync-passwd/follow-udb", "loop"]
+        ["/root/udbsync-passwd/follow-udb", "loop"],
+        ["/root/web", "supervisor"],
+        ["/root/web/follow-mdb", "loop"],
+        ["/root/web/follow-presence", "loop"],
+        ["/root/web/follow-udb", "loop"]
       ])
       expect(actors.every((a) => a.restarts === 0 && a.ageSeconds >= 0)).toBe(true)
-      // presence, dns, dhcp and hfs follow mdb in process, presence and hfs udb too; passwd sync's follower comes over the websocket
+      // presence, dns, dhcp, hfs and web follow mdb in process, presence, hfs and web udb too, web presence;
+      // passwd sync's follower comes over the websocket
       const subscribers = (topic: string) => actors.find((a) => a.path === `/root/sync/${topic}`)?.children
-      expect(subscribers("mdb")).toBe(4)
-      expect(subscribers("presence")).toBe(0)
+      expect(subscribers("mdb")).toBe(5)
+      expect(subscribers("presence")).toBe(1)
       const status = spawnBin("prolo", ["--node", url, "status"])
       expect(await exitWithin(status, 60_000)).toBe(0)
-      expect(status.stdout).toMatch(/^\/root\/sync\/mdb\s+loop\s+0\s+\d+\s+0\s+\S+\s+4\s*$/m)
+      expect(status.stdout).toMatch(/^\/root\/sync\/mdb\s+loop\s+0\s+\d+\s+0\s+\S+\s+5\s*$/m)
       expect(status.stdout).toMatch(/^\/root\/presence\/leases\s+actor\s+/m)
       node.child.kill("SIGTERM")
       expect(await exitWithin(node, STOP_MS), node.stderr).toBe(0)
