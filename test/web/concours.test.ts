@@ -221,6 +221,12 @@ describe("concours rules over HTTP", () => {
     expect(body.results[0]!["author"]).toMatchObject({ username: "alice" })
     expect((await fetch(`${web.url}/api/matches/`, { headers: { authorization: basic({ login: "bob", password: "wrong" }) } })).status).toBe(401)
     // a session needs X-CSRFToken on writes, as DRF's SessionAuthentication
+    // DELETE: the author only (soft delete), then it is gone from the API
+    const doomed = (await db.query("INSERT INTO champion (name, author, sources_digest) VALUES ('doomed', 'alice', repeat('a', 64)) RETURNING id")).rows[0].id as number
+    expect((await fetch(`${web.url}/api/champions/${doomed}/`, { method: "DELETE", headers: { authorization: basic(BOB) } })).status).toBe(403)
+    expect((await fetch(`${web.url}/api/champions/${doomed}/`, { method: "DELETE", headers: { authorization: basic(ALICE) } })).status).toBe(204)
+    expect((await fetch(`${web.url}/api/champions/${doomed}/`, { headers: { authorization: basic(ALICE) } })).status).toBe(404)
+    expect((await db.query("SELECT deleted FROM champion WHERE id = $1", [doomed])).rows[0].deleted).toBe(true)
     const noCsrf = await request(`${web.url}/api/maps/`, { method: "POST", headers: { cookie: bob, "content-type": "application/json" }, body: '{"name":"x","contents":"y"}' })
     expect(noCsrf.status).toBe(403)
   })

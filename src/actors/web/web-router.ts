@@ -21,6 +21,9 @@ export const webRouter = <Extra = never>(router: HttpLayerRouter.HttpRouter) =>
     return {
       get: (path: HttpLayerRouter.PathInput, handle: Handler<Shared | Extra>) =>
         router.add("GET", path, (request) => Effect.provide(handle(request), context)),
+      /** No body is read (DELETE /api/champions/ID/). */
+      delete: (path: HttpLayerRouter.PathInput, handle: Handler<Shared | Extra>) =>
+        router.add("DELETE", path, (request) => Effect.provide(handle(request), context)),
       post: (path: HttpLayerRouter.PathInput, handle: Handler<Shared | Extra>, limit?: (l: HttpLimits) => number) =>
         Effect.flatMap(limit === undefined ? Effect.succeed(formLimit) : bodyLimitFor(limit), (bounds) =>
           router.add("POST", path, (request) => boundedBody(bounds)(Effect.provide(handle(request), context)))

@@ -22,7 +22,7 @@ import { Concours, Priority } from "./service.js"
 //   DELETE /api/champions/ID/ (author)          GET  /api/matches/[ID/][?author=&champion=&champion-author=]
 //   POST /api/matches/ {champion_1..N, map}     GET  /api/tournaments/
 //
-// Unlike the original, API match creation checks that the champions are ready (and yours with
+// DELETE answers 204 (author only, soft delete). Unlike the original, API match creation checks that the champions are ready (and yours with
 // fight_only_own_champions); it is not throttled (scripts) and runs at DEFAULT priority (500),
 // below the web form's 700.
 
@@ -216,6 +216,14 @@ export const apiRoutes = HttpLayerRouter.use((router) =>
           })
         ),
       () => concours.settings.max_upload_bytes + 64 * 1024
+    )
+    yield* web.delete("/api/champions/:id/", (request) =>
+      guarded(true, (viewer) =>
+        concours.deleteChampion(viewer, idAt(request.url)).pipe(
+          Effect.as(HttpServerResponse.empty({ status: 204 })),
+          Effect.catchAll(fail)
+        )
+      )
     )
     yield* web.get("/api/maps/", (request) =>
       guarded(false, (_viewer, base) => {
