@@ -2,7 +2,8 @@
 // page and the REST match list with 10 000 matches in the database (embedded PostgreSQL,
 // `prolo-node --layer gw,web`), against a bare node:http handler returning the same bytes from
 // memory in this process (the peer: what HTTP alone costs). Goal: p99 < 50 ms for the pages.
-//   npm run bench:web            (PROLO_BENCH_N=… requests per endpoint, default 300)
+//   npm run bench:web            (PROLO_BENCH_N=… requests per endpoint, default 300;
+//                                 PROLO_BENCH_EXPLAIN=1 also prints the list queries' plans and the page query's own time)
 import { Effect, Redacted, Schedule } from "effect"
 import * as fs from "node:fs/promises"
 import * as http from "node:http"
@@ -105,6 +106,18 @@ const main = Effect.gen(function* () {
     )
     await client.query("ANALYZE")
     if (process.env.PROLO_BENCH_EXPLAIN !== undefined) {
+      const q = `WITH page AS (SELECT m.id FROM match m WHERE true ORDER BY m.id DESC LIMIT 100 OFFSET 0)
+        SELECT m.id, m.author, m.status, m.created_at, coalesce(json_agg(json_build_object('id', p.id, 'champion', p.champion_id, 'name', c.name, 'author', c.author,
+          'score', p.score) ORDER BY p.id) FILTER (WHERE p.id IS NOT NULL), '[]') AS players
+        FROM page JOIN match m ON m.id = page.id LEFT JOIN match_player p ON p.match_id = m.id LEFT JOIN champion c ON c.id = p.champion_id
+        GROUP BY m.id ORDER BY m.id DESC`
+      const times: Array<number> = []
+      for (let i = 0; i < 50; i++) {
+        const t = performance.now()
+        await client.query(q)
+        times.push(performance.now() - t)
+      }
+      console.log(`match page query alone: p50 ${fmt(percentile(times, 0.5))}`)
       for (const q of [
         "SELECT count(*)::int AS n FROM match m WHERE true",
         "SELECT m.id FROM match m WHERE true ORDER BY m.id DESC LIMIT 100 OFFSET 0",
