@@ -179,7 +179,7 @@ const program = Effect.gen(function* () {
   const ideal = total / COST / (MATCH_MS / 1000)
   const utilisation = samples.length === 0 ? NaN : samples.reduce((a, b) => a + b, 0) / samples.length
   console.log(`(a) dispatch: ${MATCHES} matches on ${WORKERS} workers x ${SLOTS} slots (${MATCH_MS} ms each) in ${elapsed.toFixed(1)} s (${Number(doneRow!.n)} done)`)
-  console.log(`    throughput ${rate.toFixed(1)} matches/s vs ideal ${ideal.toFixed(1)} matches/s (every slot busy): ratio ${(rate / ideal).toFixed(3)}`)
+  console.log(`    throughput ${rate.toFixed(1)} matches/s vs ideal ${ideal.toFixed(1)} matches/s (every slot busy): ratio ${(rate / ideal).toFixed(3)} (the whole run: includes the last matches still running after the queue drained)`)
   const rounds = (yield* metrics.render).body.split("\n").filter((l) => l.startsWith("prolo_cluster_dispatch_round_seconds") || l.startsWith("masternode_match_done_db"))
   log(rounds.join("; "))
   const sorted = [...gaps].sort((x, y) => x - y)

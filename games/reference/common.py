@@ -31,8 +31,13 @@ def read_map(path):
     return turns, cells
 
 
+MAX_LINE = 1 << 20
+
+
 class Lines:
-    """Reads JSON lines from a socket; `None` at end of stream."""
+    """Reads JSON lines from a socket; `None` at end of stream. The other end may be a hostile
+    champion writing on its runner's socket: a line that is not JSON reads as `{}` (an invalid
+    message), and a line longer than MAX_LINE ends the stream instead of growing the buffer."""
 
     def __init__(self, sock):
         self.sock = sock
@@ -40,12 +45,17 @@ class Lines:
 
     def read(self):
         while b"\n" not in self.buf:
+            if len(self.buf) > MAX_LINE:
+                return None
             chunk = self.sock.recv(65536)
             if not chunk:
                 return None
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
+        try:
+            return json.loads(line)
+        except ValueError:
+            return {}
 
     def has_line(self):
         return b"\n" in self.buf

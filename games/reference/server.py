@@ -17,7 +17,7 @@ import socket
 import sys
 import time
 
-from common import Lines, ipc_path, read_map, send
+from common import MAX_LINE, Lines, ipc_path, read_map, send
 
 p = argparse.ArgumentParser()
 p.add_argument("--rules", required=True)
@@ -69,13 +69,22 @@ while len(subs) < n or len(names) < n:
     ready, _, _ = select.select([rep, pub] + pending, [], [], left)
     for s in ready:
         if s is pub:
-            subs.append(pub.accept()[0])
+            sub = pub.accept()[0]
+            # A subscriber that stops reading is dropped rather than blocking the game.
+            sub.settimeout(a.time / 1000)
+            subs.append(sub)
         elif s is rep:
             pending.append(rep.accept()[0])
         else:
             pending.remove(s)
             lines = Lines(s)
-            hello = lines.read()
+            # A connection that never says hello must not stall the others.
+            s.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                hello = lines.read()
+            except OSError:
+                hello = None
+            s.settimeout(None)
             cid = hello.get("client_id") if isinstance(hello, dict) else None
             if not isinstance(cid, int) or not 0 <= cid < n or cid in reqs:
                 s.close()
@@ -117,7 +126,7 @@ for turn in range(turns):
                     chunk = reqs[cid].sock.recv(65536)
                 except OSError:
                     chunk = b""
-                if not chunk:
+                if not chunk or len(reqs[cid].buf) > MAX_LINE:
                     alive.discard(cid)
                     waiting.discard(cid)
                     log(f"client {cid} left at turn {turn}")

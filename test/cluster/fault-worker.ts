@@ -28,7 +28,7 @@ const executor = Executor.of({
       yield* log({ ev: "start", ...at })
       let finished = false
       return yield* Effect.gen(function* () {
-        yield* Effect.sleep(Duration.millis(yield* Random.nextIntBetween(150, 700)))
+        yield* Effect.sleep(Duration.millis(yield* Random.nextIntBetween(300, 1200)))
         finished = true
         yield* log({ ev: "end", ...at })
         return {
@@ -49,7 +49,7 @@ const executor = Executor.of({
 const main = Effect.gen(function* () {
   const profile = yield* loadClusterProfile
   return yield* runWorkerClient({
-    master: profile.master,
+    master: profile.master!, // the suite writes it
     secret: profile.shared_secret,
     worker,
     slots: profile.slots,

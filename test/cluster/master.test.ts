@@ -131,6 +131,9 @@ describe("cluster master", () => {
         const second = compiledOf(yield* w2.next)
         expect([first.attempt, second.attempt]).toEqual([1, 2])
         expect(yield* metricValue(metrics, "masternode_worker_timeout_total")).toBe(1)
+        // a heartbeat naming an attempt the master does not hold there: cancelled on the worker
+        yield* master.heartbeat("w2", w2.session, [{ kind: "compile", id: c, attempt: 1 }])
+        expect(yield* w2.next).toEqual({ _tag: "Cancel", task: { kind: "compile", id: c, attempt: 1 } })
         const gone = yield* Effect.either(master.heartbeat("w1", w1.session))
         expect(Either.isLeft(gone) && gone.left._tag).toBe("UnknownSession")
         // w2 keeps heartbeating but never answers: its lease expires at 20 s; tries exhausted -> failed
@@ -144,9 +147,10 @@ describe("cluster master", () => {
         expect(row!.status).toBe("failed")
         expect(row!.failure).toMatch(/timed out on w2 \(after 2 tries\)/)
         expect(yield* metricValue(metrics, "prolo_cluster_lease_expiries_total")).toBe(1)
-        // an operator puts it back in the queue: dispatched again from attempt 1
+        // an operator puts it back in the queue with a fresh budget; attempts go on growing
         expect(yield* master.requeue("compile", c)).toEqual({ previous: "failed" })
-        expect(compiledOf(yield* w2.next).attempt).toBe(1)
+        expect(compiledOf(yield* w2.next).attempt).toBe(3)
+        expect(yield* sql`SELECT status, tries_from FROM champion`).toEqual([{ status: "pending", tries_from: 2 }])
         const notFailed = yield* Effect.either(master.requeue("compile", c))
         expect(Either.isLeft(notFailed) && notFailed.left._tag).toBe("NotRequeueable")
         const missing = yield* Effect.either(master.requeue("match", 4242))

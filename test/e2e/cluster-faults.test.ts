@@ -96,10 +96,11 @@ describe("match cluster under chaos", () => {
         const finished = async () =>
           Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM match WHERE status IN ('done', 'failed')`)).rows[0]!.n)
 
-        // Chaos: a kill every 0.4-1.2 s until KILLS (bounded), each victim restarted at once.
+        // Chaos: a kill every 0.4-1.2 s until KILLS (bounded), each victim restarted at once. The
+        // matches outlast it on a loaded box; on a fast one the last kills may come after the
+        // last match, still exercising restarts (the count is what the issue asks).
         for (let step = 0; step < KILLS * 3 && kills.length < KILLS; step++) {
           await new Promise((r) => setTimeout(r, 400 + random() * 800))
-          if ((await finished()) >= MATCHES) break
           // a worker still starting holds nothing: kill those that have joined (else the master)
           const joined = names.filter((n) => /joined the master/.test(workers.get(n)!.stdout + workers.get(n)!.stderr))
           const target = random() < 0.25 || joined.length === 0 ? "master" : joined[Math.floor(random() * joined.length)]!
@@ -162,15 +163,13 @@ describe("match cluster under chaos", () => {
             const cur = list[i]!
             expect(cur.start, `match ${match}: attempt ${cur.attempt} on ${cur.worker} started before attempt ${prev.attempt} on ${prev.worker} ended`).toBeGreaterThanOrEqual(prev.end)
             redispatches++
-            // what took the previous attempt away (its worker's kill, else the master's), and how
-            // long until the next attempt ran (slots permitting: the other workers may be full)
-            const workerKill = killedAt.get(prev.pid)
-            if (workerKill !== undefined && workerKill <= cur.start) {
-              worstAfterWorkerKill = Math.max(worstAfterWorkerKill, cur.start - workerKill)
-              continue
-            }
-            const masterKill = kills.filter((k) => k.target === "master" && k.t >= prev.start && k.t <= cur.start).at(-1)
-            if (masterKill !== undefined) worstAfterMasterKill = Math.max(worstAfterMasterKill, cur.start - masterKill.t)
+            // what took the previous attempt away (the last kill of its worker or of the master
+            // before the next attempt ran), and how long until it ran again (slots permitting:
+            // the other workers may be full or restarting)
+            const cause = kills.filter((k) => k.t >= prev.start && k.t <= cur.start && (k.pid === prev.pid || k.target === "master")).at(-1)
+            if (cause === undefined) continue
+            if (cause.target === "master") worstAfterMasterKill = Math.max(worstAfterMasterKill, cur.start - cause.t)
+            else worstAfterWorkerKill = Math.max(worstAfterWorkerKill, cur.start - cause.t)
           }
         }
         const masterKills = kills.filter((k) => k.target === "master").length

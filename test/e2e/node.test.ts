@@ -71,9 +71,9 @@ describe("prolo-node binary", () => {
       const node = spawnBin("prolo-node", ["--layer", "all", "--config", dir, "--listen", `127.0.0.1:${port}`], { PROLO_DATA_DIR: data })
       const [, url = ""] = await waitForOutput(node, LISTENING, START_MS)
       const actors = (await (await fetch(`${url}/__actors`)).json()) as ReadonlyArray<ActorInfo>
-      // the master's per-worker actors come and go with the node's own worker joining: not part of the fixed tree
-      const fixed = actors.filter((a) => !a.path.startsWith("/root/cluster-master/workers/"))
-      expect(fixed.map((a) => [a.path, a.kind])).toEqual([
+      // one WorkerActor per worker that joined (this node's own, once it has): named by host
+      const stable = actors.filter((a) => !a.path.startsWith("/root/cluster-master/workers/"))
+      expect(stable.map((a) => [a.path, a.kind])).toEqual([
         ["/root", "supervisor"],
         ["/root/cluster-master", "supervisor"],
         ["/root/cluster-master/janitor", "loop"],

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process"
 import { readdirSync, readFileSync } from "node:fs"
-import { mkdtemp, rm } from "node:fs/promises"
+import { chmod, mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { Effect } from "effect"
@@ -48,9 +48,13 @@ export const testConfig = (workDir: string, over: Partial<ExecutorConfigInput> =
   ...over
 })
 
-/** A scratch directory for one test file, removed at the end. */
+/** A scratch directory for one test, removed at the end; the jail user may traverse it (bwrap binds as that user). */
 export const scratch = Effect.acquireRelease(
-  Effect.promise(() => mkdtemp(path.join(tmpdir(), "prolo-worker-"))),
+  Effect.promise(async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "prolo-worker-"))
+    await chmod(dir, 0o711)
+    return dir
+  }),
   (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
 )
 

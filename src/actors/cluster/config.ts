@@ -20,8 +20,8 @@ export const ClusterProfile = Schema.Struct({
   shared_secret: Secret,
   /** Master: where it listens for workers (TCP + msgpack). Port 0 picks one (logged). */
   listen: Schema.optionalWith(HostPort, { default: () => ({ host: "127.0.0.1", port: 20067 }) }),
-  /** Workers: where they dial the master. */
-  master: Schema.optionalWith(HostPort, { default: () => ({ host: "127.0.0.1", port: 20067 }) }),
+  /** Workers: where they dial the master. Absent: the master of the same node (`--layer all`). */
+  master: Schema.optional(HostPort),
   /**
    * Master: the content-addressed file store, shared with the website (web.yml's
    * `concours.files_dir` must name the same directory). Relative: to the config directory, as

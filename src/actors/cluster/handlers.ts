@@ -7,7 +7,7 @@ export const ClusterHandlers = ClusterRpcs.toLayer(
   Effect.map(ClusterMaster, (m) =>
     ClusterRpcs.of({
       join: ({ slots, worker }) => m.join(worker, slots),
-      heartbeat: ({ session, worker }) => m.heartbeat(worker, session),
+      heartbeat: ({ running, session, worker }) => m.heartbeat(worker, session, running),
       compiled: ({ result, session, worker }) => m.compiled(worker, session, result),
       played: ({ result, session, worker }) => m.played(worker, session, result),
       failed: ({ message, session, task, worker }) => m.failed(worker, session, task, message)

@@ -15,6 +15,7 @@ import type { Executor } from "../worker/executor.js"
 import { ExecutorLive } from "../worker/executor-live.js"
 import { filesDirOf, loadClusterProfile, masterSettingsOf, type ClusterProfile, workerNameOf } from "./config.js"
 import { ClusterAdminHandlers, ClusterHandlers, ClusterStatusHandlers } from "./handlers.js"
+import { announceLocalMaster, localMasterAddress } from "./local-master.js"
 import { ClusterMaster } from "./master.js"
 import { TaskQueue } from "./queue.js"
 import { runWorkerClient } from "./worker-client.js"
@@ -27,7 +28,9 @@ import { runWorkerClient } from "./worker-client.js"
 /** The workers' port; logs the bound address (port 0 picks one). */
 const workersPort = (profile: ClusterProfile) =>
   Layer.effectDiscard(
-    Effect.flatMap(RpcTcpServer, ({ address }) => Effect.logInfo(`cluster master: workers join on ${address.host}:${address.port} (tcp+msgpack)`))
+    Effect.flatMap(RpcTcpServer, ({ address }) =>
+      Effect.zipRight(Effect.logInfo(`cluster master: workers join on ${address.host}:${address.port} (tcp+msgpack)`), announceLocalMaster(address))
+    )
   ).pipe(
     Layer.provide(
       rpcTcpServerLayer({ service: CLUSTER_SERVICE, group: ClusterRpcs, handlers: ClusterHandlers, secret: profile.shared_secret, listen: profile.listen })
@@ -60,10 +63,17 @@ export const clusterWorkerLayer = <E, R>(executor: Layer.Layer<Executor, E, R>) 
   Layer.scopedDiscard(
     Effect.gen(function* () {
       const profile = yield* loadClusterProfile
+      // No `master` in cluster.yml: the master of this node, once it listens.
+      const master =
+        profile.master ??
+        (yield* localMasterAddress.pipe(
+          Effect.timeoutTo({ duration: "30 seconds", onSuccess: (a) => Effect.succeed(a), onTimeout: () => Effect.zipRight(Effect.logWarning("cluster worker: cluster.yml names no master and this node runs none yet (set master: HOST:PORT on user machines); waiting"), localMasterAddress) }),
+          Effect.flatten
+        ))
       yield* supervisedLoop(
         "connection",
         runWorkerClient({
-          master: profile.master,
+          master,
           secret: profile.shared_secret,
           worker: workerNameOf(profile),
           slots: profile.slots,

@@ -46,7 +46,7 @@ type ResultError = UnknownSession | UnknownTask | StaleAttempt | ClusterUnavaila
 export interface ClusterMasterService {
   /** The orders stream of a worker's `join`: ends (and the worker's tasks go elsewhere) when the stream is closed. */
   readonly join: (worker: string, slots: number) => Stream.Stream<Order>
-  readonly heartbeat: (worker: string, session: string) => Effect.Effect<void, UnknownSession>
+  readonly heartbeat: (worker: string, session: string, running?: ReadonlyArray<TaskAttempt>) => Effect.Effect<void, UnknownSession>
   readonly compiled: (worker: string, session: string, result: CompileResult) => Effect.Effect<void, ResultError>
   readonly played: (worker: string, session: string, result: MatchResult) => Effect.Effect<void, ResultError>
   readonly failed: (worker: string, session: string, task: TaskAttempt, message: string) => Effect.Effect<void, ResultError>
@@ -94,6 +94,9 @@ const makeMaster = (settings: MasterSettings): Effect.Effect<ClusterMasterServic
     const deps: MasterDeps = { queue, files, settings, metrics, view, wake, stats: { redispatches: 0, worstRedispatchMillis: 0 } }
     metrics.workers.set(0)
     metrics.tasks.set(0)
+    // Both series exist from the start (the janitor refreshes them every second).
+    metrics.queueDepth.set({ kind: "compile" }, 0)
+    metrics.queueDepth.set({ kind: "match" }, 0)
 
     const workers = yield* ActorRegistry.make({
       name: "workers",
@@ -251,8 +254,8 @@ const makeMaster = (settings: MasterSettings): Effect.Effect<ClusterMasterServic
     const service: ClusterMasterService = {
       join,
       wake,
-      heartbeat: (worker, session) =>
-        ask(workers.ask(worker, new Heartbeat({ session }))).pipe(
+      heartbeat: (worker, session, running = []) =>
+        ask(workers.ask(worker, new Heartbeat({ session, running }))).pipe(
           Effect.catchTag("ClusterUnavailable", (e) => Effect.die(e))
         ),
       compiled: (worker, session, result) =>

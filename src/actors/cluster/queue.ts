@@ -109,13 +109,13 @@ const makeSqlQueue = (sql: SqlClient.SqlClient): TaskQueueService => {
   const unavailable = (what: string) => <A, E, R>(e: Effect.Effect<A, E, R>) =>
     Effect.mapError(e, (cause) => new QueueUnavailable({ message: `cluster queue: cannot ${what}: ${describe(cause)}; nothing changed` }))
   // The status a lease ending without a result leaves: the tries are counted in `attempt`.
-  const afterRelease = (max: number) => sql`CASE WHEN attempt >= ${max} THEN 'failed' ELSE 'new' END`
+  const afterRelease = (max: number) => sql`CASE WHEN attempt - tries_from >= ${max} THEN 'failed' ELSE 'new' END`
 
   const release: TaskQueueService["release"] = (lease, maxTries, now, failure) =>
     sql<{ status: "new" | "failed" }>`
       UPDATE ${table(lease.kind)} SET status = ${afterRelease(maxTries)}, lease_worker = NULL, lease_expiry = NULL,
         released_at = ${now}, updated_at = now(),
-        failure = CASE WHEN attempt >= ${maxTries} THEN ${`${failure} (after ${maxTries} tries)`} ELSE failure END
+        failure = CASE WHEN attempt - tries_from >= ${maxTries} THEN ${`${failure} (after ${maxTries} tries)`} ELSE failure END
       WHERE id = ${lease.id} AND status = 'pending' AND attempt = ${lease.attempt} AND lease_worker = ${lease.worker}
       RETURNING status`.pipe(
       Effect.map((rows): ReleaseOutcome => rows[0]?.status ?? "gone"),
@@ -132,7 +132,7 @@ const makeSqlQueue = (sql: SqlClient.SqlClient): TaskQueueService => {
             const rows = yield* sql<{ status: string }>`
               UPDATE ${table(kind)} SET status = ${afterRelease(maxTries)}, lease_worker = NULL, lease_expiry = NULL,
                 released_at = ${now}, updated_at = now(),
-                failure = CASE WHEN attempt >= ${maxTries} THEN ${`master restarted (after ${maxTries} tries)`} ELSE failure END
+                failure = CASE WHEN attempt - tries_from >= ${maxTries} THEN ${`master restarted (after ${maxTries} tries)`} ELSE failure END
               WHERE status = 'pending' RETURNING status`
             for (const r of rows) r.status === "new" ? requeued++ : failed++
           }
@@ -246,7 +246,8 @@ const makeSqlQueue = (sql: SqlClient.SqlClient): TaskQueueService => {
           const [row] = yield* sql<{ status: string }>`SELECT status FROM ${table(task.kind)} WHERE id = ${task.id} FOR UPDATE`
           if (row === undefined) return Option.none()
           if (row.status === "failed" || row.status === "error") {
-            yield* sql`UPDATE ${table(task.kind)} SET status = 'new', attempt = 0, lease_worker = NULL, lease_expiry = NULL,
+            // A fresh budget of tries; `attempt` goes on growing, so no old attempt's result can match.
+            yield* sql`UPDATE ${table(task.kind)} SET status = 'new', tries_from = attempt, lease_worker = NULL, lease_expiry = NULL,
               failure = NULL, updated_at = now() WHERE id = ${task.id}`
           }
           return Option.some(row.status)

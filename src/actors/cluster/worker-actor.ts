@@ -72,7 +72,8 @@ export class Connect extends Request.TaggedClass("Connect")<string, never, { rea
 export class Disconnect extends Request.TaggedClass("Disconnect")<void, never, { readonly session: string; readonly reason: string }> {}
 /** The janitor's check: no heartbeat for `workerTimeoutMillis` drops the session. */
 export class CheckHeartbeat extends Request.TaggedClass("CheckHeartbeat")<boolean, never, {}> {}
-export class Heartbeat extends Request.TaggedClass("Heartbeat")<void, UnknownSession, { readonly session: string }> {}
+/** `running`: what the worker says it runs; an attempt this actor does not hold is cancelled there. */
+export class Heartbeat extends Request.TaggedClass("Heartbeat")<void, UnknownSession, { readonly session: string; readonly running: ReadonlyArray<TaskAttempt> }> {}
 /** Claims `task` for this worker and sends it; false when it cannot take it (or the task went away). */
 export class Assign extends Request.TaggedClass("Assign")<boolean, QueueUnavailable, { readonly task: Queued }> {}
 // A result's reply: undefined when recorded, the StaleAttempt when the database had already ended
@@ -253,6 +254,9 @@ export const workerBehaviour = (worker: string, deps: MasterDeps) => {
       Heartbeat: (state, m) =>
         Effect.gen(function* () {
           const session = yield* current(state, m.session)
+          for (const t of m.running) {
+            if (state.tasks.get(taskKey(t))?.attempt !== t.attempt) yield* session.orders.offer({ _tag: "Cancel", task: t })
+          }
           const next: WorkerState = { ...state, session: { ...session, heardAt: yield* Clock.currentTimeMillis } }
           yield* publish(next)
           return { state: next }

@@ -14,7 +14,7 @@ import { workerMetrics } from "./metrics.js"
 // running task is interrupted: the master has already given those tasks to other workers, so
 // finishing them would only produce late results, and stopping them at once is what keeps a
 // task from running on two workers at the same time. Then the worker joins again, with
-// exponential backoff (250 ms doubling to 5 s, reset once a join is welcomed).
+// exponential backoff (250 ms doubling to 2 s, reset once a join is welcomed).
 
 export interface WorkerClientOptions {
   readonly master: { readonly host: string; readonly port: number }
@@ -107,9 +107,15 @@ const session = (options: WorkerClientOptions, welcomed: () => void, quiet: bool
                 Effect.forever(
                   Effect.zipRight(
                     Effect.sleep(Duration.millis(order.heartbeatMillis)),
+                    // Unanswered within two periods: the master (or the path to it) is gone even
+                    // if no FIN came; stop the tasks now rather than run them beside their
+                    // redispatched copies.
                     client
                       .heartbeat({ worker, session: sessionId, running: [...held.values()].map(({ attempt, id, kind }) => ({ kind, id, attempt })) })
-                      .pipe(Effect.catchAll((e) => Deferred.fail(lost, `heartbeat refused: ${e.message}`)))
+                      .pipe(
+                        Effect.timeoutFail({ duration: Duration.millis(2 * order.heartbeatMillis), onTimeout: () => ({ message: "no answer within two heartbeat periods" }) }),
+                        Effect.catchAll((e) => Deferred.fail(lost, `heartbeat failed: ${e.message}`))
+                      )
                   )
                 ),
                 scope
@@ -143,7 +149,7 @@ const session = (options: WorkerClientOptions, welcomed: () => void, quiet: bool
         }
         case "Cancel":
           return Effect.zipRight(
-            Effect.logWarning(`cluster worker ${worker}: ${order.task.kind} ${order.task.id} attempt ${order.task.attempt} cancelled by the master (lease expired)`),
+            Effect.logWarning(`cluster worker ${worker}: ${order.task.kind} ${order.task.id} attempt ${order.task.attempt} cancelled by the master (lease expired, or not its task there)`),
             FiberMap.remove(running, keyOf(order.task))
           )
       }
@@ -172,7 +178,7 @@ export const runWorkerClient = (options: WorkerClientOptions): Effect.Effect<nev
       yield* Effect.scoped(session(options, () => (failures = 0), failures > 0)).pipe(
         Effect.catchAllCause((cause) => Effect.logWarning(`cluster worker ${options.worker}: ${describe(cause)}`))
       )
-      const delay = Math.min(5000, 250 * 2 ** failures)
+      const delay = Math.min(2000, 250 * 2 ** failures)
       failures = Math.min(failures + 1, 10)
       yield* Effect.sleep(Duration.millis(delay))
     }

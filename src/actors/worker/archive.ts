@@ -111,9 +111,22 @@ export const readTgz = (tgz: Uint8Array, bounds: ArchiveBounds): Array<ArchiveEn
     if (entries.length + 1 > bounds.maxEntries) return reject("too_large", `more than ${bounds.maxEntries} entries`)
     total += size
     if (total > bounds.maxBytes) return reject("too_large", `more than ${bounds.maxBytes} bytes once unpacked`)
-    if (seen.has(path)) return reject("corrupt_archive", `entry ${JSON.stringify(path)} appears twice`, path)
+    if (seen.has(path)) {
+      // A directory listed twice is harmless; a file twice (or a file and a directory) is not.
+      if (type === "5" && entries.some((e) => e.path === path && e.type === "dir")) continue
+      return reject("corrupt_archive", `entry ${JSON.stringify(path)} appears twice`, path)
+    }
     seen.add(path)
     entries.push({ path, type: type === "5" ? "dir" : "file", mode: octal(h, 100, 8) & 0o777, data })
+  }
+  // `a` a file and `a/b` an entry: no directory tree holds both.
+  const files = new Set(entries.filter((e) => e.type === "file").map((e) => e.path))
+  for (const e of entries) {
+    const parts = e.path.split("/")
+    for (let i = 1; i < parts.length; i++) {
+      const ancestor = parts.slice(0, i).join("/")
+      if (files.has(ancestor)) return reject("corrupt_archive", `entry ${JSON.stringify(e.path)} is under ${JSON.stringify(ancestor)}, which is a file`, e.path)
+    }
   }
   return entries
 }

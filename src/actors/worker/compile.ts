@@ -1,6 +1,6 @@
 import * as path from "node:path"
 import { Effect } from "effect"
-import type { CompileResult, CompileTask } from "../../protocols/cluster-task.js"
+import { type CompileResult, type CompileTask, ExecutorFailure } from "../../protocols/cluster-task.js"
 import { ArchiveRejected, readTgz, writeTgz } from "./archive.js"
 import { jailDir, readTree, taskDir, writeEntries } from "./box.js"
 import type { ExecutorConfig } from "./config.js"
@@ -27,7 +27,7 @@ const languages = {
 type Language = keyof typeof languages
 const isLanguage = (s: string): s is Language => Object.hasOwn(languages, s)
 
-export const compileChampion = (config: ExecutorConfig, env: SandboxEnv, task: CompileTask): Effect.Effect<CompileResult> =>
+export const compileChampion = (config: ExecutorConfig, env: SandboxEnv, task: CompileTask): Effect.Effect<CompileResult, ExecutorFailure> =>
   Effect.gen(function* () {
     const started = yield* Effect.clockWith((c) => c.currentTimeMillis)
     const base = { taskId: task.taskId, attempt: task.attempt, championId: task.championId }
@@ -56,6 +56,7 @@ export const compileChampion = (config: ExecutorConfig, env: SandboxEnv, task: C
     yield* jailDir(box, env.drop)
     yield* writeEntries(box, entries, env.drop)
     const out = yield* runJailed(env, { rw: [[box, "/box"]], ro: [], cwd: "/box", env: {}, limits: config.compile, argv: language.argv(config, sources) })
+    if (!out.started) return yield* new ExecutorFailure({ taskId: task.taskId, attempt: task.attempt, message: `the compile jail did not start: ${out.stderr.trim()}` })
     const compilerLog = out.merged === "" ? "" : out.merged.replace(/^(?=.)/gm, "    ") + (out.merged.endsWith("\n") ? "" : "\n")
     const verdict = out.kill === undefined ? "" : `*** The compiler was stopped: ${out.kill} limit.\n`
     const product = entries.find((e) => e.path === language.product)

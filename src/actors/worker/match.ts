@@ -4,7 +4,7 @@ import * as path from "node:path"
 import { gzipSync } from "node:zlib"
 import { Duration, Effect, Fiber, Schedule } from "effect"
 import { parseAllDocuments } from "yaml"
-import type { MatchResult, MatchTask, PlayerResult } from "../../protocols/cluster-task.js"
+import { ExecutorFailure, type MatchResult, type MatchTask, type PlayerResult } from "../../protocols/cluster-task.js"
 import { ArchiveRejected, readTgz } from "./archive.js"
 import { jailDir, readRegular, taskDir, writeEntries } from "./box.js"
 import type { ExecutorConfig } from "./config.js"
@@ -31,7 +31,7 @@ export const parseScores = (stdout: string): Array<ScoreLine> => {
   const at = stdout.search(/^---/m)
   if (at === -1) return []
   return parseAllDocuments(stdout.slice(at)).flatMap((doc): Array<ScoreLine> => {
-    if (!("toJS" in doc)) return []
+    if (!("toJS" in doc) || doc.errors.length > 0) return []
     const v: unknown = doc.toJS()
     if (typeof v !== "object" || v === null) return []
     const r = v as Record<string, unknown>
@@ -43,7 +43,7 @@ export const parseScores = (stdout: string): Array<ScoreLine> => {
 
 const gz = (b: Uint8Array | undefined) => (b === undefined ? {} : { data: new Uint8Array(gzipSync(b)) })
 
-export const runMatch = (config: ExecutorConfig, env: SandboxEnv, task: MatchTask): Effect.Effect<MatchResult> =>
+export const runMatch = (config: ExecutorConfig, env: SandboxEnv, task: MatchTask): Effect.Effect<MatchResult, ExecutorFailure> =>
   Effect.gen(function* () {
     const started = yield* Effect.clockWith((c) => c.currentTimeMillis)
     const base = { taskId: task.taskId, attempt: task.attempt, matchId: task.matchId }
@@ -96,7 +96,7 @@ export const runMatch = (config: ExecutorConfig, env: SandboxEnv, task: MatchTas
         ...mapArg,
         ...Object.entries(task.options).flatMap(([k, v]) => [`--${k}`, v])
       ]
-    }).pipe(Effect.fork)
+    }).pipe(Effect.forkScoped)
 
     // The original polled for the two sockets (7 × 2 s); here every 20 ms until the socket
     // timeout, and not past the server's end.
@@ -111,6 +111,9 @@ export const runMatch = (config: ExecutorConfig, env: SandboxEnv, task: MatchTas
       const s = yield* Fiber.join(server).pipe(Effect.timeout("1 second"), Effect.option)
       yield* Fiber.interrupt(server)
       const out = s._tag === "Some" ? s.value : undefined
+      if (out?.started === false) {
+        return yield* new ExecutorFailure({ taskId: task.taskId, attempt: task.attempt, message: `the server jail did not start: ${out.stderr.trim()}` })
+      }
       return yield* fail("server: its sockets never appeared", { serverStdout: out?.stdout ?? "", serverStderr: out?.stderr ?? "", ...(out?.kill === undefined ? {} : { kill: out.kill }) })
     }
 
@@ -140,6 +143,10 @@ export const runMatch = (config: ExecutorConfig, env: SandboxEnv, task: MatchTas
       { concurrency: "unbounded" }
     )
     const s: JailOutcome = yield* Fiber.join(server)
+    const notStarted = [s, ...clients].find((o) => !o.started)
+    if (notStarted !== undefined) {
+      return yield* new ExecutorFailure({ taskId: task.taskId, attempt: task.attempt, message: `a match jail did not start: ${notStarted.stderr.trim()}` })
+    }
     const outputs = { serverStdout: s.stdout, serverStderr: s.stderr, ...(s.kill === undefined ? {} : { kill: s.kill }) }
     if (s.exitCode !== 0 || s.kill !== undefined) {
       const why = s.kill !== undefined ? `server: stopped by the sandbox (${s.kill})` : `server: exited with a non-zero code (${s.exitCode}).`

@@ -12,7 +12,9 @@ import { Effect } from "effect"
 // 'pending'), in the transaction that writes its scores and file digests: each result exactly
 // once, whatever died. `last_worker` is kept after a lease ends so that a task taken from a
 // worker goes to another one; `released_at` (epoch millis) is when it was taken back, for the
-// redispatch-delay figure. Files (sources, compiled champion, logs, dump, replay, stats) live in
+// redispatch-delay figure. `tries_from` is the attempt an operator's requeue started from: the
+// tries limit counts `attempt - tries_from`, while `attempt` itself never goes back (a result
+// of any earlier attempt can never match again). Files (sources, compiled champion, logs, dump, replay, stats) live in
 // the content-addressed file store and are referenced by their SHA-256 (64 hex digits).
 export default Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
@@ -39,6 +41,7 @@ export default Effect.gen(function* () {
     failure text,
     lease_worker text,
     attempt integer NOT NULL DEFAULT 0 CHECK (attempt >= 0),
+    tries_from integer NOT NULL DEFAULT 0 CHECK (tries_from >= 0 AND tries_from <= attempt),
     lease_expiry bigint,
     last_worker text,
     released_at bigint,
@@ -66,6 +69,7 @@ export default Effect.gen(function* () {
     failure text,
     lease_worker text,
     attempt integer NOT NULL DEFAULT 0 CHECK (attempt >= 0),
+    tries_from integer NOT NULL DEFAULT 0 CHECK (tries_from >= 0 AND tries_from <= attempt),
     lease_expiry bigint,
     last_worker text,
     released_at bigint,

@@ -37,15 +37,44 @@ export const probeCgroup = (configured: string): CgroupProbe => {
   try {
     const parent = configured === "auto" ? ownCgroup2() : configured
     if (parent === undefined) return { _tag: "Unavailable", why: "no cgroup v2 hierarchy mounted" }
+    delegate(parent)
     const dir = path.join(parent, "prolo-worker")
     mkdirSync(dir, { recursive: true })
-    const offered = read(path.join(dir, "cgroup.controllers")).trim().split(/\s+/)
-    const wanted = ["memory", "pids"].filter((c) => offered.includes(c))
-    if (wanted.length > 0) writeFileSync(path.join(dir, "cgroup.subtree_control"), wanted.map((c) => `+${c}`).join(" "))
-    const enabled = read(path.join(dir, "cgroup.subtree_control")).trim().split(/\s+/)
+    const offered = words(path.join(dir, "cgroup.controllers"))
+    const wanted = CONTROLLERS.filter((c) => offered.includes(c))
+    try {
+      if (wanted.length > 0) writeFileSync(path.join(dir, "cgroup.subtree_control"), wanted.map((c) => `+${c}`).join(" "))
+    } catch {
+      // Reported below as the controllers missing.
+    }
+    const enabled = words(path.join(dir, "cgroup.subtree_control"))
     return { _tag: "Available", base: { dir, memory: enabled.includes("memory"), pids: enabled.includes("pids") } }
   } catch (e) {
     return { _tag: "Unavailable", why: `cgroup v2 not writable: ${e instanceof Error ? e.message : String(e)}` }
+  }
+}
+
+const CONTROLLERS = ["memory", "pids"]
+const words = (file: string): Array<string> => read(file).trim().split(/\s+/).filter((w) => w !== "")
+
+/**
+ * A delegated cgroup (systemd `Delegate=memory pids`) offers the controllers but enables them
+ * for its children only once it holds no process itself (cgroup v2's no-internal-process rule):
+ * the worker moves itself into a `prolo-self` leaf, then enables them. Best effort: when that
+ * fails (other processes share the cgroup) the controllers stay off and the start log says so.
+ */
+const delegate = (parent: string): void => {
+  try {
+    const offered = words(path.join(parent, "cgroup.controllers"))
+    const enabled = words(path.join(parent, "cgroup.subtree_control"))
+    const missing = CONTROLLERS.filter((c) => offered.includes(c) && !enabled.includes(c))
+    if (missing.length === 0) return
+    const self = path.join(parent, "prolo-self")
+    mkdirSync(self, { recursive: true })
+    writeFileSync(path.join(self, "cgroup.procs"), String(process.pid))
+    writeFileSync(path.join(parent, "cgroup.subtree_control"), missing.map((c) => `+${c}`).join(" "))
+  } catch {
+    // Left as it was; probeCgroup reports what is missing.
   }
 }
 

@@ -37,6 +37,7 @@ export const bwrapArgs = (bwrap: string, spec: JailSpec): Array<string> => {
     "--unshare-all", // user, pid, net, ipc, uts, cgroup
     "--die-with-parent",
     "--new-session", // no TIOCSTI into the worker's terminal
+    "--info-fd", "4", // {"child-pid": …}: the jail's init, which the worker kills to end the jail
     "--ro-bind", "/usr", "/usr",
     ...systemDirs(),
     ...ETC.filter((p) => existsSync(p)).flatMap((p) => ["--ro-bind", p, p]),
@@ -46,6 +47,8 @@ export const bwrapArgs = (bwrap: string, spec: JailSpec): Array<string> => {
     "--size", String(l.memory_mib * 1024 * 1024), "--tmpfs", "/tmp",
     ...spec.ro.flatMap(([host, inside]) => ["--ro-bind", host, inside]),
     ...spec.rw.flatMap(([host, inside]) => ["--bind", host, inside]),
+    // The jail's own root (where /box/.. leads) read-only too; the mounts above keep theirs.
+    "--remount-ro", "/",
     "--chdir", spec.cwd,
     "--clearenv",
     ...Object.entries({ PATH: "/usr/bin:/bin", HOME: "/tmp", LANG: "C.UTF-8", ...spec.env }).flatMap(([k, v]) => ["--setenv", k, v]),

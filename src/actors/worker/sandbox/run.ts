@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import { Deferred, Duration, Effect, Fiber, Option, Schedule } from "effect"
 import type { SandboxKill } from "../../../protocols/cluster-task.js"
 import { type CgroupProbe, createJailCgroup, type JailCgroup } from "./cgroup.js"
@@ -17,6 +17,11 @@ export interface SandboxEnv {
 }
 
 export interface JailOutcome {
+  /**
+   * The jail was set up and the program started. `false`: bwrap itself failed (a bind source
+   * missing, no user namespaces): the worker's trouble, never the champion's.
+   */
+  readonly started: boolean
   /** bwrap's exit status: the program's, or 128 + signal. */
   readonly exitCode: number
   readonly kill: SandboxKill | undefined
@@ -50,18 +55,40 @@ export const runJailed = (env: SandboxEnv, spec: JailSpec): Effect.Effect<JailOu
     // sh puts itself in the jail's cgroup before becoming bwrap, so nothing escapes the count.
     const enter = cg === undefined ? [] : ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', cg.procsFile]
     const drop = env.drop === undefined ? [] : ["/usr/bin/setpriv", `--reuid=${env.drop.uid}`, `--regid=${env.drop.gid}`, "--clear-groups", "--"]
-    const argv = [...enter, ...drop, ...bwrapArgs(env.bwrap, spec)]
+    // Inside the jail, before the program: one byte on fd 3 says the jail is up.
+    const announce = ["/bin/sh", "-c", 'echo >&3 && exec 3>&- && exec "$@"', "jail"]
+    const argv = [...enter, ...drop, ...bwrapArgs(env.bwrap, { ...spec, argv: [...announce, ...spec.argv] })]
 
     const exited = yield* Deferred.make<number>()
-    const state = { ours: undefined as SandboxKill | undefined, bytes: 0, out: [] as Array<Buffer>, err: [] as Array<Buffer>, merged: [] as Array<Buffer>, maxProcs: 0, cpu: 0 }
+    const state = { started: false, ours: undefined as SandboxKill | undefined, bytes: 0, out: [] as Array<Buffer>, err: [] as Array<Buffer>, merged: [] as Array<Buffer>, maxProcs: 0, cpu: 0 }
+    // Ending a jail: SIGKILL to its init (pid 1 of its namespace) ends every process in it,
+    // reaped by that init as it dies; outer bwrap then exits. Killing bwrap first would orphan
+    // the init to the machine's pid 1 (a zombie wherever that never reaps). The cgroup, when
+    // there is one, is the backstop once bwrap has exited.
+    const info = { text: "", initPid: undefined as number | undefined }
+    const killInit = (c: ChildProcess) => {
+      if (info.initPid !== undefined) {
+        try {
+          process.kill(info.initPid, "SIGKILL")
+          return
+        } catch {
+          // already gone
+        }
+      }
+      c.kill("SIGKILL")
+    }
     const child = yield* Effect.acquireRelease(
-      Effect.sync(() => spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] })),
+      Effect.sync(() => spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"] })),
       (c) =>
         Effect.gen(function* () {
           if (c.exitCode === null && c.signalCode === null) {
-            cg?.kill()
-            c.kill("SIGKILL")
-            yield* Deferred.await(exited)
+            killInit(c)
+            const gone = yield* Deferred.await(exited).pipe(Effect.timeout("2 seconds"), Effect.option)
+            if (Option.isNone(gone)) {
+              cg?.kill()
+              c.kill("SIGKILL")
+              yield* Deferred.await(exited)
+            }
           }
           if (cg !== undefined) {
             // The tree is gone once cgroup.procs is empty; bounded wait, then remove.
@@ -74,10 +101,14 @@ export const runJailed = (env: SandboxEnv, spec: JailSpec): Effect.Effect<JailOu
           }
         })
     )
+    child.stdio[4]?.on("data", (chunk: Buffer) => {
+      info.text += chunk.toString("utf8")
+      const m = /"child-pid":\s*(\d+)/.exec(info.text)
+      if (m !== null) info.initPid = Number(m[1])
+    })
     const killTree = (why: SandboxKill) => {
       state.ours ??= why
-      cg?.kill()
-      child.kill("SIGKILL")
+      killInit(child)
     }
     const collect = (into: Array<Buffer>) => (chunk: Buffer) => {
       const room = cap - state.bytes
@@ -89,8 +120,11 @@ export const runJailed = (env: SandboxEnv, spec: JailSpec): Effect.Effect<JailOu
       }
       if (state.bytes > cap) killTree("output")
     }
-    child.stdout.on("data", collect(state.out))
-    child.stderr.on("data", collect(state.err))
+    child.stdio[3]?.on("data", () => {
+      state.started = true
+    })
+    child.stdout?.on("data", collect(state.out))
+    child.stderr?.on("data", collect(state.err))
     child.on("error", () => Deferred.unsafeDone(exited, Effect.succeed(127)))
     child.on("close", (code, signal) => Deferred.unsafeDone(exited, Effect.succeed(code ?? 128 + (signal === "SIGKILL" ? SIGKILL : 15))))
 
@@ -130,5 +164,5 @@ export const runJailed = (env: SandboxEnv, spec: JailSpec): Effect.Effect<JailOu
                       ? "signal"
                       : undefined)
     const ended = yield* Effect.clockWith((c) => c.currentTimeMillis)
-    return { exitCode, kill, stdout, stderr, merged, durationMs: ended - started }
+    return { started: state.started, exitCode, kill, stdout, stderr, merged, durationMs: ended - started }
   }).pipe(Effect.scoped)
