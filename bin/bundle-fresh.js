@@ -1,5 +1,5 @@
 // The one rule for "may a binary start from dist/": the bundle must be newer than every .ts
-// file under src/ and bin/, else the sources run under tsx (slower start, never stale).
+// or .tsx file under src/ and bin/, else the sources run under tsx (slower start, never stale).
 // Used by bin/launch.js at every start, and by the test setup and bench:start.
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -12,7 +12,7 @@ const newestSource = (dir) => {
   for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
     const full = path.join(dir, entry.name)
     if (entry.isDirectory()) newest = Math.max(newest, newestSource(full))
-    else if (entry.name.endsWith(".ts")) newest = Math.max(newest, fs.statSync(full).mtimeMs)
+    else if (entry.name.endsWith(".ts") || entry.name.endsWith(".tsx")) newest = Math.max(newest, fs.statSync(full).mtimeMs)
   }
   return newest
 }

@@ -8,6 +8,7 @@ import { table } from "../src/runtime/cli-table.js"
 import { udbCommand } from "../src/actors/udb/cli.js"
 import { nbdCommand } from "../src/nbd/cli.js"
 import { hfsCommand } from "../src/actors/hfs/cli.js"
+import { concoursCommand } from "../src/actors/web/concours/cli.js"
 import { clusterCommand } from "../src/actors/cluster/cli.js"
 import { ActorInfo } from "../src/runtime/actor-tree.js"
 import { configOption, nodeOption, topLevelClientEnv } from "../src/runtime/cli-client-options.js"
@@ -81,17 +82,18 @@ const subcommands = [
   udbCommand,
   hfsCommand,
   nbdCommand,
+  concoursCommand,
   clusterCommand
 ] as const
 
 const command = root.pipe(
-  Command.withDescription("operator CLI of prolo: status, machines (mdb), users (udb)"),
+  Command.withDescription("operator CLI of prolo: status, machines (mdb), users (udb), homes (hfs), nbd, the concours website"),
   Command.withSubcommands(subcommands)
 )
 
 // Options that take a value, anywhere before a subcommand's name.
-const valueOptions = new Set(["--node", "--config", "--log-level", "--completions"])
-const tree = { status: {}, mdb: subcommandTree(mdbCommand), udb: subcommandTree(udbCommand), hfs: subcommandTree(hfsCommand), nbd: subcommandTree(nbdCommand), cluster: subcommandTree(clusterCommand) }
+const valueOptions = new Set(["--node", "--config", "--log-level", "--completions", "--url", "--user"])
+const tree = { status: {}, mdb: subcommandTree(mdbCommand), udb: subcommandTree(udbCommand), hfs: subcommandTree(hfsCommand), nbd: subcommandTree(nbdCommand), concours: subcommandTree(concoursCommand), cluster: subcommandTree(clusterCommand) }
 Object.assign(process.env, topLevelClientEnv(process.argv.slice(2)))
 const mistyped = mistypedSubcommand(PROGRAM, tree, process.argv.slice(2), valueOptions)
 

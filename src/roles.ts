@@ -30,6 +30,9 @@ export const subsystems = {
   hfs: { name: "hfs", load: () => import("./actors/hfs/layer.js").then((m) => m.HfsLayer) },
   // `--layer all`: the same HFS, following mdb/udb from the node's own hub instead of the gateway's.
   hfsLocal: { name: "hfs", load: () => import("./actors/hfs/layer.js").then((m) => m.HfsLocalLayer) },
+  web: { name: "web", load: () => import("./actors/web/layer.js").then((m) => m.WebLayer), urls: ["/", "/admin/map"] },
+  // `--layer all`: the same website, following mdb/udb/presence from the node's own hub.
+  webLocal: { name: "web", load: () => import("./actors/web/layer.js").then((m) => m.WebLocalLayer), urls: ["/", "/admin/map"] },
   clusterMaster: { name: "cluster-master", load: () => import("./actors/cluster/layer.js").then((m) => m.ClusterMasterLayer) },
   clusterWorker: { name: "cluster-worker", load: () => import("./actors/cluster/layer.js").then((m) => m.ClusterWorkerLayer) }
 } satisfies Record<string, Subsystem>
@@ -64,7 +67,7 @@ const machineRoles: Record<(typeof roleNames)[number], Role> = {
   },
   web: {
     description: "web server: concours API and master of the match cluster",
-    subsystems: [subsystems.clusterMaster]
+    subsystems: [subsystems.clusterMaster, subsystems.web]
   },
   user: {
     description: "user machine: presence heartbeat, match worker, passwd/rootssh sync",
@@ -83,7 +86,7 @@ export const roles: Record<RoleName, Role> = {
   all: {
     description: "every role on one machine, embedded database: the demo and the dev loop",
     subsystems: unique(
-      roleNames.flatMap((r) => machineRoles[r].subsystems).map((s) => (s === subsystems.hfs ? subsystems.hfsLocal : s))
+      roleNames.flatMap((r) => machineRoles[r].subsystems).map((s) => (s === subsystems.hfs ? subsystems.hfsLocal : s === subsystems.web ? subsystems.webLocal : s))
     )
   }
 }

@@ -52,7 +52,7 @@ const refuse = (r: Refusal) =>
 
 /** Reads `incoming` whole, counting each chunk against `limit` and the host's budget. */
 const readBody = (incoming: IncomingMessage, limit: number, accounting: BodyAccounting, held: { bytes: number }) =>
-  Effect.async<Uint8Array, Refusal>((resume) => {
+  Effect.async<Uint8Array<ArrayBuffer>, Refusal>((resume) => {
     const chunks: Array<Buffer> = []
     const stop = () => {
       incoming.off("data", onData)

@@ -60,7 +60,7 @@ describe("prolo and prolo-node help and usage errors", () => {
     ])
     const top = await run("prolo", ["--node", "http://127.0.0.1:1", "sttus"])
     expect(top.code).toBe(2)
-    expect(lines(top.err)).toEqual(['prolo: unknown command "sttus"; use one of cluster, hfs, mdb, nbd, status, udb (prolo --help)'])
+    expect(lines(top.err)).toEqual(['prolo: unknown command "sttus"; use one of cluster, concours, hfs, mdb, nbd, status, udb (prolo --help)'])
   }, 70_000)
 
   it("prolo mdb with the node down names the URL and the cause", async () => {

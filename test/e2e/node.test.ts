@@ -118,17 +118,21 @@ describe("prolo-node binary", () => {
         ["/root/sync/udb-prune", "loop"],
         ["/root/udb", "supervisor"],
         ["/root/udbsync-passwd", "supervisor"],
-        ["/root/udbsync-passwd/follow-udb", "loop"]
+        ["/root/udbsync-passwd/follow-udb", "loop"],
+        ["/root/web", "supervisor"],
+        ["/root/web/follow-mdb", "loop"],
+        ["/root/web/follow-presence", "loop"],
+        ["/root/web/follow-udb", "loop"]
       ])
       expect(actors.every((a) => a.restarts === 0 && a.ageSeconds >= 0)).toBe(true)
-      // presence, dns, dhcp, hfs, sso and firewall follow mdb in process, presence, hfs and firewall udb too, sso and
-      // firewall presence; passwd sync's follower comes over the websocket
+      // presence, dns, dhcp, hfs, sso, firewall and web follow mdb in process, presence, hfs, firewall and web udb
+      // too, sso, firewall and web presence; passwd sync's follower comes over the websocket
       const subscribers = (topic: string) => actors.find((a) => a.path === `/root/sync/${topic}`)?.children
-      expect(subscribers("mdb")).toBe(6)
-      expect(subscribers("presence")).toBe(2)
+      expect(subscribers("mdb")).toBe(7)
+      expect(subscribers("presence")).toBe(3)
       const status = spawnBin("prolo", ["--node", url, "status"])
       expect(await exitWithin(status, 60_000)).toBe(0)
-      expect(status.stdout).toMatch(/^\/root\/sync\/mdb\s+loop\s+0\s+\d+\s+0\s+\S+\s+6\s*$/m)
+      expect(status.stdout).toMatch(/^\/root\/sync\/mdb\s+loop\s+0\s+\d+\s+0\s+\S+\s+7\s*$/m)
       expect(status.stdout).toMatch(/^\/root\/presence\/leases\s+actor\s+/m)
       node.child.kill("SIGTERM")
       expect(await exitWithin(node, STOP_MS), node.stderr).toBe(0)

@@ -6,6 +6,7 @@ import udb from "./0003_udb.js"
 import presenceLease from "./0004_presence_lease.js"
 import hfsLocation from "./0005_hfs_location.js"
 import concoursTasks from "./0007_concours_tasks.js"
+import tournaments from "./0008_tournaments.js"
 
 /**
  * Every migration of the shared database, in order. One list for all subsystems: ids are
@@ -17,5 +18,6 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0003_udb": udb,
   "0004_presence_lease": presenceLease,
   "0005_hfs_location": hfsLocation,
-  "0007_concours_tasks": concoursTasks
+  "0007_concours_tasks": concoursTasks,
+  "0008_tournaments": tournaments
 }
