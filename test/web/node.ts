@@ -16,9 +16,12 @@ import { checkout, type Spawned, spawnBin, waitForOutput } from "../e2e/node-pro
 // 127.0.15.2 plays the nginx whose X-SSO-User the site trusts; 127.0.15.3 is anybody else.
 // No vitest here: bench/web.ts uses these too.
 
-export const NODE_HOST = "127.0.15.1"
-export const NGINX_ADDRESS = "127.0.15.2"
-export const OTHER_ADDRESS = "127.0.15.3"
+// PROLO_WEB_TEST_HOST_OFFSET moves them up (128: 127.0.15.129-131) when two checkouts test at once.
+const HOST_OFFSET = Number(process.env["PROLO_WEB_TEST_HOST_OFFSET"] ?? "0")
+const host = (n: number) => `127.0.15.${n + HOST_OFFSET}`
+export const NODE_HOST = host(1)
+export const NGINX_ADDRESS = host(2)
+export const OTHER_ADDRESS = host(3)
 export const ARTIFACTS = path.join(checkout, "test-artifacts", "web")
 
 const portOn = (host: string): Promise<number> =>

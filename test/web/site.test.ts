@@ -100,6 +100,26 @@ describe("authorisation", () => {
     expect(answer.status).toBe(303)
   })
 
+  it("logout ends the session on the server: a copy of the cookie no longer works", async () => {
+    const cookie = await logIn(web.url, ALICE.login, ALICE.password)
+    const other = await logIn(web.url, ALICE.login, ALICE.password)
+    const home = await request(`${web.url}/`, { headers: { cookie } })
+    expect(home.body).toContain('id="whoami"')
+    // a logout without its CSRF token ends nothing
+    expect((await request(`${web.url}/logout`, { method: "POST", headers: { cookie }, body: "_csrf=forged" })).status).toBe(403)
+    expect((await request(`${web.url}/champions/mine/`, { headers: { cookie } })).status).toBe(200)
+    const out = await request(`${web.url}/logout`, { method: "POST", headers: { cookie }, body: `_csrf=${encodeURIComponent(csrfOf(home.body))}` })
+    expect(out.status).toBe(303)
+    expect(out.headers["set-cookie"]?.join(";")).toContain("prolo_session=;")
+    // the copied cookie (still signed, not expired) is now nobody: pages redirect to the login, the API is 403
+    const after = await request(`${web.url}/champions/mine/`, { headers: { cookie } })
+    expect(after.status).toBe(303)
+    expect(after.headers.location).toBe("/login?next=%2Fchampions%2Fmine%2F")
+    expect((await request(`${web.url}/api/champions/?mine`, { headers: { cookie } })).status).toBeGreaterThanOrEqual(401)
+    // the same user's other session is untouched
+    expect((await request(`${web.url}/champions/mine/`, { headers: { cookie: other } })).status).toBe(200)
+  })
+
   it("an orga may not edit a root; a bad machine is refused with the service's message and nothing stored", async () => {
     const cookie = await logIn(web.url, STAFF.login, STAFF.password)
     expect((await request(`${web.url}/admin/users/${ROOT.login}`, { headers: { cookie } })).status).toBe(403)

@@ -28,6 +28,7 @@ import { tournamentRoutes } from "./concours/tournament-pages.js"
 import * as TournamentService from "./concours/tournaments.js"
 import { FileStore } from "../concours/files.js"
 import * as path from "node:path"
+import { makeSessionRevocations } from "./session-revocations.js"
 import { WebSettingsTag } from "./viewer.js"
 
 // The website (role `web`, and `--layer all`): login, the admin site (machines, users, live
@@ -67,7 +68,8 @@ const webSubsystem = <E, R>(clients: Effect.Effect<WebSyncClients, E, R>) =>
         secret: profile.session_secret,
         ssoProxies: new Set(profile.sso_proxies),
         sessionMillis: profile.session_hours * 3_600_000,
-        secureCookie: profile.secure_cookie
+        secureCookie: profile.secure_cookie,
+        revoked: makeSessionRevocations()
       })
       const udb = UdbService.layer.pipe(Layer.provideMerge(Layer.merge(UdbRepo.layer, SystemAccounts.fromFile(system_passwd))))
       // Relative to the configuration directory, as secret files are.

@@ -6,7 +6,7 @@ import { verifyCrypt } from "../../runtime/shadow-hash.js"
 import { WebDirectory } from "./directory.js"
 import { field, formPost, seeOther } from "./guard.js"
 import { ErrorBox, htmlResponse, Layout } from "./html.js"
-import { newNonce, SESSION_COOKIE, signSession } from "./session.js"
+import { newNonce, readSession, SESSION_COOKIE, signSession } from "./session.js"
 import { currentViewer, WebSettingsTag } from "./viewer.js"
 import { webRouter } from "./web-router.js"
 
@@ -95,7 +95,17 @@ export const loginRoutes = HttpLayerRouter.use((router) =>
       })
     )
     yield* web.post("/logout", () =>
-      formPost("user", () => Effect.succeed(seeOther("/login").pipe(HttpServerResponse.expireCookie(SESSION_COOKIE, { path: "/" }))))
+      formPost("user", (viewer) =>
+        Effect.gen(function* () {
+          // Server-side too: the session's nonce is revoked, so a copy of the cookie is refused.
+          const request = yield* HttpServerRequest.HttpServerRequest
+          const settings = yield* WebSettingsTag
+          const now = yield* Clock.currentTimeMillis
+          const session = readSession(settings.secret, request.cookies[SESSION_COOKIE] ?? "", now)
+          if (viewer.via === "session" && session !== undefined) settings.revoked.revoke(session.nonce, session.expires, now)
+          return seeOther("/login").pipe(HttpServerResponse.expireCookie(SESSION_COOKIE, { path: "/" }))
+        })
+      )
     )
   })
 )

@@ -3,6 +3,7 @@ import { Clock, Context, Effect, Option, type Redacted } from "effect"
 import type { Group } from "../../protocols/udb.js"
 import { plainAddress } from "./config.js"
 import { type DirectoryNotReady, isStaff, WebDirectory } from "./directory.js"
+import type { SessionRevocations } from "./session-revocations.js"
 import { csrfToken, readSession, SESSION_COOKIE } from "./session.js"
 
 // Who is asking. Two ways in, tried in this order:
@@ -28,6 +29,8 @@ export interface WebSettings {
   readonly ssoProxies: ReadonlySet<string>
   readonly sessionMillis: number
   readonly secureCookie: boolean
+  /** Sessions ended by a logout (checked on every request). */
+  readonly revoked: SessionRevocations
 }
 
 export class WebSettingsTag extends Context.Tag("prolo/web/WebSettings")<WebSettingsTag, WebSettings>() {}
@@ -60,6 +63,6 @@ export const currentViewer: Effect.Effect<
   const cookie = request.cookies[SESSION_COOKIE]
   if (cookie === undefined) return undefined
   const session = readSession(settings.secret, cookie, now)
-  if (session === undefined) return undefined
+  if (session === undefined || settings.revoked.isRevoked(session.nonce)) return undefined
   return yield* viewer(session.login, "session", session.nonce)
 })
