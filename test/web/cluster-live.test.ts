@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from "vitest"
 import { skipUnlessRoot } from "../support/root.js"
 import { ensureClusterUser, sample } from "../worker/support.js"
 import { checkout, killAll, LISTENING, spawnBin, waitForOutput } from "../e2e/node-process.js"
-import { ARTIFACTS, logIn, NODE_HOST, rpcClients, startWebNode } from "./support.js"
+import { ARTIFACTS, logIn, NODE_HOST, rpcClients, startWebNode, WORKER_ADDRESS } from "./support.js"
 
 // The website with the real match cluster: `prolo-node --layer gw,web` (website + master) and a
 // worker node (`--layer user`: bubblewrap jails as the cluster user, the repo's reference game).
@@ -46,7 +46,7 @@ describe.skipIf(skipUnlessRoot("website + cluster end to end: the worker's bwrap
         path.join(workerEtc, "cluster.yml"),
         `shared_secret: test-cluster-secret\nmaster: ${NODE_HOST}:${port}\nworker_name: web-worker\n${executor}\n`
       )
-      const worker = spawnBin("prolo-node", ["--layer", "user", "--config", workerEtc, "--listen", "127.0.15.4:0"])
+      const worker = spawnBin("prolo-node", ["--layer", "user", "--config", workerEtc, "--listen", `${WORKER_ADDRESS}:0`])
       await waitForOutput(worker, LISTENING, 60_000)
 
       await Effect.runPromise(
@@ -85,6 +85,16 @@ describe.skipIf(skipUnlessRoot("website + cluster end to end: the worker's bwrap
       await page.fill('input[name="password"]', "alice-pass-1")
       await page.click('#login button[type="submit"]')
       await page.waitForSelector("#whoami")
+      // the status page: the worker and its usage, from the master in the same node (joined by now: it compiled nothing yet)
+      await page.goto(`${web.url}/status/`)
+      for (let i = 0; i < 100 && (await page.$('#workers tr[data-worker="web-worker"]')) === null; i++) {
+        await page.waitForTimeout(100)
+        await page.reload()
+      }
+      expect(await page.textContent('#workers tr[data-worker="web-worker"]')).toContain("0 %")
+      expect(await page.textContent("#cluster-summary")).toMatch(/^1 worker\(s\), 0\/\d+ slots busy/)
+      expect(await page.$("#running")).toBeNull() // the running tasks are for organisers
+      await page.screenshot({ path: path.join(ARTIFACTS, "cluster-status.png"), fullPage: true })
       await page.goto(`${web.url}/champions/new/`)
       await page.fill('#upload input[name="name"]', "cbot")
       await page.setInputFiles('#upload input[name="sources"]', tgz)

@@ -328,3 +328,28 @@ describe("tournaments", () => {
     expect((await post(`/tournaments/${tid}/correct/`, { champion: "x", score: "3" })).body).toContain("needs a champion id and an integer score")
   })
 })
+
+describe("/status/", () => {
+  it("shows the master's workers and queue to the logged in, the running tasks to staff only", async () => {
+    await run(
+      Effect.gen(function* () {
+        const { udb } = yield* rpcClients(web.url)
+        yield* udb.createUser({ login: "orgas", firstname: "Orga", lastname: "S", group: "orga", password: "orga-pass-1" })
+      })
+    )
+    const staff = await run(
+      Effect.tryPromise(() => logIn(web.url, "orgas", "orga-pass-1")).pipe(Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("30 seconds"))))
+    )
+    const alice = await logIn(web.url, ALICE.login, ALICE.password)
+    const anonymous = await request(`${web.url}/status/`)
+    expect([anonymous.status, anonymous.headers.location]).toEqual([303, "/login?next=%2Fstatus%2F"])
+    const mine = await request(`${web.url}/status/`, { headers: { cookie: alice } })
+    expect(mine.status).toBe(200)
+    // no worker runs in this file: the master answers with none, and the queue depth
+    expect(mine.body).toMatch(/id="cluster-summary">0 worker\(s\), 0\/0 slots busy \(0 %\)\. Queue: \d+ compilation\(s\), \d+ match\(es\)\./)
+    expect(mine.body).not.toContain('id="running"')
+    const theirs = await request(`${web.url}/status/`, { headers: { cookie: staff } })
+    expect(theirs.status).toBe(200)
+    expect(theirs.body).toContain('id="running"')
+  })
+})

@@ -22,6 +22,8 @@ const host = (n: number) => `127.0.15.${n + HOST_OFFSET}`
 export const NODE_HOST = host(1)
 export const NGINX_ADDRESS = host(2)
 export const OTHER_ADDRESS = host(3)
+/** A worker node of the cluster tests. */
+export const WORKER_ADDRESS = host(4)
 export const ARTIFACTS = path.join(checkout, "test-artifacts", "web")
 
 const portOn = (host: string): Promise<number> =>

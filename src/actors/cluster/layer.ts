@@ -15,7 +15,7 @@ import type { Executor } from "../worker/executor.js"
 import { ExecutorLive } from "../worker/executor-live.js"
 import { filesDirOf, loadClusterProfile, masterSettingsOf, type ClusterProfile, workerNameOf } from "./config.js"
 import { ClusterAdminHandlers, ClusterHandlers, ClusterStatusHandlers } from "./handlers.js"
-import { announceLocalMaster, localMasterAddress } from "./local-master.js"
+import { announceLocalMaster, announceLocalStatus, localMasterAddress } from "./local-master.js"
 import { ClusterMaster } from "./master.js"
 import { TaskQueue } from "./queue.js"
 import { runWorkerClient } from "./worker-client.js"
@@ -46,7 +46,9 @@ export const clusterMasterLayer = Layer.unwrapEffect(
     return Layer.mergeAll(
       workersPort(profile),
       rpcRoute({ service: CLUSTER_STATUS_SERVICE, group: ClusterStatusRpcs, handlers: ClusterStatusHandlers, secret: status.shared_secret }),
-      rpcRoute({ service: CLUSTER_ADMIN_SERVICE, group: ClusterAdminRpcs, handlers: ClusterAdminHandlers, secret: admin.shared_secret })
+      rpcRoute({ service: CLUSTER_ADMIN_SERVICE, group: ClusterAdminRpcs, handlers: ClusterAdminHandlers, secret: admin.shared_secret }),
+      // the website's /status/ page, in the same process
+      Layer.effectDiscard(Effect.flatMap(ClusterMaster, (master) => announceLocalStatus(master.status)))
     ).pipe(Layer.provide(ClusterMaster.layer(masterSettingsOf(profile))), Layer.provide(FileStore.layer(dir)))
   })
 )

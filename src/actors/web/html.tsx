@@ -35,6 +35,7 @@ export const Layout = (props: { viewer: Viewer | undefined; title: string; child
             <a href="/champions/mine/">champions</a>
             <a href="/matches/">matches</a>
             <a href="/maps/">maps</a>
+            <a href="/status/">status</a>
           </>
         )}
         {props.viewer?.staff === true ? (

@@ -24,6 +24,7 @@ import { homeRoutes } from "./concours/home.js"
 import { mapRoutes } from "./concours/map-pages.js"
 import { matchRoutes } from "./concours/match-pages.js"
 import * as ConcoursService from "./concours/service.js"
+import { statusRoutes } from "./concours/status-page.js"
 import { tournamentRoutes } from "./concours/tournament-pages.js"
 import * as TournamentService from "./concours/tournaments.js"
 import { FileStore } from "../concours/files.js"
@@ -75,7 +76,7 @@ const webSubsystem = <E, R>(clients: Effect.Effect<WebSyncClients, E, R>) =>
       // Relative to the configuration directory, as secret files are.
       const filesDir = path.resolve(yield* ConfigDir, profile.concours.files_dir)
       const concours = ConcoursService.layer(profile.concours).pipe(Layer.provide(FileStore.layer(filesDir)))
-      return Layer.mergeAll(loginRoutes, machineRoutes, userRoutes, roomMapRoutes, homeRoutes, championRoutes, matchRoutes, mapRoutes, apiRoutes, tournamentRoutes).pipe(
+      return Layer.mergeAll(loginRoutes, machineRoutes, userRoutes, roomMapRoutes, homeRoutes, championRoutes, matchRoutes, mapRoutes, apiRoutes, tournamentRoutes, statusRoutes).pipe(
         Layer.provide(settings),
         Layer.provide(concours),
         Layer.provide(TournamentService.layer(profile.concours)),
