@@ -326,6 +326,36 @@ describe("tournaments", () => {
     // each won one match as first player: 2 points each, both ranked 1
     expect([...standings.body.matchAll(/<td class="rank">(\d+)<\/td>/g)].map((m) => m[1])).toEqual(["1", "1"])
     expect((await post(`/tournaments/${tid}/correct/`, { champion: "x", score: "3" })).body).toContain("needs a champion id and an integer score")
+
+    // the REST API: the original's nested shape, visible ones only for contestants, the stats
+    const api = async (p: string, cookie: string) => {
+      const a = await request(`${web.url}/api${p}`, { headers: { cookie } })
+      return { status: a.status, json: JSON.parse(a.body) as Record<string, unknown> & Array<Record<string, unknown>> }
+    }
+    const listed = await api("/tournaments/", staff)
+    expect(listed.status).toBe(200)
+    const final = (listed.json["results"] as Array<Record<string, unknown>>).find((t) => t["id"] === tid)!
+    expect(Object.keys(final).sort()).toEqual(["created", "id", "maps", "matches", "name", "players", "url"])
+    expect((final["players"] as Array<{ name: string }>).map((c) => c.name).sort()).toEqual(["alicebot", "clibot"])
+    expect((final["matches"] as Array<{ id: number; tournament: string }>).map((m) => m.id).sort()).toEqual(matches.rows.map((r) => r.id).sort())
+    expect((final["matches"] as Array<{ tournament: string }>)[0]!.tournament).toMatch(new RegExp(`/api/tournaments/${tid}/$`))
+    expect((await api(`/tournaments/${tid}/`, staff)).json["name"]).toBe("Final")
+    expect((await api("/tournaments/", alice)).json["results"]).toEqual([]) // not visible
+    expect((await api(`/tournaments/${tid}/`, alice)).status).toBe(404)
+    expect((await api("/tournaments/x/", staff)).status).toBe(404)
+    expect((await request(`${web.url}/api/tournaments/`)).status).toBe(403)
+    const stats = await api(`/tournaments/${tid}/stats/`, staff)
+    expect(stats.json.map((c) => [c["name"], c["tournament_score"], c["num_matches"], c["language"]]).sort()).toEqual([
+      ["alicebot", 2, 2, { code: "c" }],
+      ["clibot", 2, 2, { code: "c" }]
+    ])
+    for (const c of stats.json) expect(c["avg_match_score"]).toBe((c["sum_match_score"] as number) / 2)
+    // interesting: done matches only, in the match shape
+    const interesting = await api("/matches/interesting/", alice)
+    expect(interesting.status).toBe(200)
+    const done = (await db.query("SELECT id FROM match WHERE status = 'done'")).rows.map((r) => r.id as number)
+    expect(interesting.json.length).toBeGreaterThan(0)
+    for (const m of interesting.json) expect([done.includes(m["id"] as number), m["status"]]).toEqual([true, "done"])
   })
 })
 

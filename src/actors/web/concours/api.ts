@@ -9,7 +9,9 @@ import { currentViewer, type Viewer, WebSettingsTag } from "../viewer.js"
 import { webRouter } from "../web-router.js"
 import { filtersOf } from "./match-pages.js"
 import type { Champion, GameMap, Match, Page } from "./model.js"
+import { championLanguage } from "./archive.js"
 import { Concours, Priority } from "./service.js"
+import { Tournaments, type TournamentRow } from "./tournaments.js"
 
 // The original's REST API (Django REST framework under /api/), same paths and JSON shapes, so
 // that contestants' scripts and `prolo concours` keep working: pages of 10
@@ -20,7 +22,8 @@ import { Concours, Priority } from "./service.js"
 //   GET  /api/users/[ID/]                       GET  /api/maps/[ID/]     POST /api/maps/ {name, contents}
 //   GET  /api/champions/[ID/][?mine]            POST /api/champions/ (multipart: name, sources, comment)
 //   DELETE /api/champions/ID/ (author)          GET  /api/matches/[ID/][?author=&champion=&champion-author=]
-//   POST /api/matches/ {champion_1..N, map}     GET  /api/tournaments/
+//   POST /api/matches/ {champion_1..N, map}     GET  /api/matches/interesting/
+//   GET  /api/tournaments/[ID/]  GET /api/tournaments/ID/stats/
 //
 // DELETE answers 204 (author only, soft delete). Unlike the original, API match creation checks that the champions are ready (and yours with
 // fight_only_own_champions); it is not throttled (scripts) and runs at DEFAULT priority (500),
@@ -127,6 +130,16 @@ export const apiShapes = (base: string, userId: (login: string) => number) => {
   }
 }
 
+/** Fisher–Yates on a copy (`/api/matches/interesting/` is random by design). */
+const shuffled = <A>(items: ReadonlyArray<A>): Array<A> => {
+  const out = [...items]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[out[i], out[j]] = [out[j]!, out[i]!]
+  }
+  return out
+}
+
 const idAt = (url: string) => {
   const raw = new URL(url, "http://x").pathname.split("/")[3] ?? ""
   return /^\d{1,9}$/.test(raw) ? Number(raw) : -1
@@ -135,6 +148,7 @@ const idAt = (url: string) => {
 export const apiRoutes = HttpLayerRouter.use((router) =>
   Effect.gen(function* () {
     const concours = yield* Concours
+    const tournaments = yield* Tournaments
     const directory = yield* WebDirectory
     const web = yield* webRouter(router)
     const userId = (login: string) => directory.users().find((u) => u.login === login)?.id ?? 0
@@ -298,8 +312,83 @@ export const apiRoutes = HttpLayerRouter.use((router) =>
         })
       )
     )
+    // The original answers an unpaged list: of the best done matches, in a random order.
+    yield* web.get("/api/matches/interesting/", () =>
+      guarded(false, (_viewer, base) =>
+        concours.interestingMatches.pipe(
+          Effect.map((found) => json(shuffled(found).map(apiShapes(base, userId).match))),
+          Effect.catchAll(fail)
+        )
+      )
+    )
+    // The original's TournamentSerializer nests the players (champions), maps and matches; we add
+    // `url` and `id`. Contestants see the visible tournaments only (others are 404).
+    const tournamentJson = (base: string, t: TournamentRow, staff: boolean) =>
+      Effect.gen(function* () {
+        const shapes = apiShapes(base, userId)
+        const members = yield* tournaments.members(t.id, staff)
+        const players = yield* Effect.forEach(members.players, (p) => concours.champion(p.champion))
+        const maps = yield* Effect.forEach(members.maps, (id) => concours.map(id))
+        const matches = yield* concours.matches({ tournament: t.id }, 0, 1_000_000)
+        return {
+          url: `${base}/tournaments/${t.id}/`,
+          id: t.id,
+          name: t.name,
+          players: players.map(shapes.champion),
+          maps: maps.map(shapes.map),
+          matches: matches.results.map(shapes.match),
+          created: t.created
+        }
+      })
     yield* web.get("/api/tournaments/", (request) =>
-      guarded(false, (_viewer, base) => Effect.succeed(json(pageJson(base, "/tournaments/", request.url, 1, { count: 0, results: [] }, (x) => x))))
+      guarded(false, (viewer, base) => {
+        const page = pageParam(request.url)
+        return tournaments.list(viewer.staff).pipe(
+          Effect.flatMap((all) =>
+            Effect.map(Effect.forEach(all.slice((page - 1) * PAGE, page * PAGE), (t) => tournamentJson(base, t, viewer.staff)), (results) =>
+              json(pageJson(base, "/tournaments/", request.url, page, { count: all.length, results }, (x) => x))
+            )
+          ),
+          Effect.catchAll(fail)
+        )
+      })
+    )
+    yield* web.get("/api/tournaments/:id/", (request) =>
+      guarded(false, (viewer, base) =>
+        tournaments.members(idAt(request.url), viewer.staff).pipe(
+          Effect.flatMap((m) => tournamentJson(base, m.tournament, viewer.staff)),
+          Effect.map((t) => json(t)),
+          Effect.catchAll(fail)
+        )
+      )
+    )
+    // The original's per-champion figures (`sloc` is not computed here: null).
+    yield* web.get("/api/tournaments/:id/stats/", (request) =>
+      guarded(false, (viewer) =>
+        tournaments.members(idAt(request.url), viewer.staff).pipe(
+          Effect.flatMap((m) =>
+            Effect.forEach(m.players, (p) =>
+              Effect.gen(function* () {
+                const c = yield* concours.champion(p.champion)
+                const sources = yield* Effect.either(concours.file(c.sourcesDigest))
+                const lang = sources._tag === "Right" ? championLanguage(sources.right) : undefined
+                return {
+                  name: c.name,
+                  author: c.author,
+                  sloc: null,
+                  language: { code: lang?.ok === true ? lang.lang : null },
+                  tournament_score: p.score,
+                  sum_match_score: p.matchScore,
+                  avg_match_score: p.matches === 0 ? 0 : p.matchScore / p.matches,
+                  num_matches: p.matches
+                }
+              })
+            )
+          ),
+          Effect.map((stats) => json(stats)),
+          Effect.catchAll(fail)
+        )
+      )
     )
   })
 )

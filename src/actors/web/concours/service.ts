@@ -47,6 +47,8 @@ export interface ConcoursService {
   ) => Effect.Effect<Match, MatchRefused | ConcoursUnavailable>
   readonly match: (id: number) => Effect.Effect<Match, NotFound | ConcoursUnavailable>
   readonly matches: (filters: MatchFilters, offset: number, limit: number) => Effect.Effect<Page<Match>, ConcoursUnavailable>
+  /** The original's `/api/matches/interesting/`: of the 1000 done matches with the highest total score, the top third (all of them up to 50), by score. */
+  readonly interestingMatches: Effect.Effect<ReadonlyArray<Match>, ConcoursUnavailable>
   readonly maps: Effect.Effect<ReadonlyArray<GameMap>, ConcoursUnavailable>
   readonly map: (id: number) => Effect.Effect<GameMap, NotFound | ConcoursUnavailable>
   readonly createMap: (actor: Actor, input: { readonly name: string; readonly contents: string }) => Effect.Effect<GameMap, MapRefused | ConcoursUnavailable>
@@ -313,6 +315,16 @@ export const make = (settings: ConcoursProfile) =>
         return { count: count?.n ?? 0, results: rows.map(toMatch) }
       }).pipe(Effect.mapError(unavailable))
 
+    const interestingMatches: ConcoursService["interestingMatches"] = matchRows(sql`
+      SELECT id FROM (
+        SELECT id, row_number() OVER (ORDER BY total DESC, id DESC) AS rank, count(*) OVER () AS n
+        FROM (SELECT m.id, coalesce(sum(p.score), 0) AS total FROM match m JOIN match_player p ON p.match_id = m.id
+              WHERE m.status = 'done' GROUP BY m.id ORDER BY total DESC, m.id DESC LIMIT 1000) best
+      ) ranked WHERE n <= 50 OR rank <= n / 3 + 1`).pipe(
+      Effect.map((rows) => rows.map(toMatch)),
+      Effect.mapError(unavailable)
+    )
+
     const maps = sql<MapRow>`SELECT * FROM map ORDER BY official DESC, id`.pipe(
       Effect.map((rows) => rows.map(toMap)),
       Effect.mapError(unavailable)
@@ -345,6 +357,7 @@ export const make = (settings: ConcoursProfile) =>
       launchMatch,
       match,
       matches,
+      interestingMatches,
       maps,
       map,
       createMap,

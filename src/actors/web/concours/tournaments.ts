@@ -31,12 +31,20 @@ export interface Standing {
   readonly correction: string
 }
 
+/** What the REST API nests in a tournament, and its `stats/`. */
+export interface TournamentMembers {
+  readonly tournament: TournamentRow
+  readonly players: ReadonlyArray<{ readonly champion: number; readonly score: number; readonly matches: number; readonly matchScore: number }>
+  readonly maps: ReadonlyArray<number>
+}
+
 export interface TournamentsService {
   readonly list: (staff: boolean) => Effect.Effect<ReadonlyArray<TournamentRow>, ConcoursUnavailable>
   readonly create: (name: string, isStaff: (login: string) => boolean) => Effect.Effect<number, TournamentRefused | ConcoursUnavailable>
   readonly launch: (id: number, repeat: number) => Effect.Effect<number, TournamentRefused | NotFound | ConcoursUnavailable>
   readonly evaluate: (id: number, scoring: Scoring) => Effect.Effect<void, TournamentRefused | NotFound | ConcoursUnavailable>
   readonly standings: (id: number, staff: boolean) => Effect.Effect<{ readonly tournament: TournamentRow; readonly standings: ReadonlyArray<Standing> }, NotFound | ConcoursUnavailable>
+  readonly members: (id: number, staff: boolean) => Effect.Effect<TournamentMembers, NotFound | ConcoursUnavailable>
   readonly correct: (id: number, champion: number, score: number, comment: string) => Effect.Effect<void, TournamentRefused | NotFound | ConcoursUnavailable>
 }
 
@@ -125,6 +133,22 @@ export const make = (settings: ConcoursProfile) =>
             SELECT p.champion_id, c.name, c.author, p.score, p.correction FROM tournament_player p JOIN champion c ON c.id = p.champion_id WHERE p.tournament_id = ${id}`
           const standings = rank(players.map((p) => ({ champion: p.champion_id, name: p.name, author: p.author, score: p.score ?? 0, correction: staff ? p.correction : "" })))
           return { tournament, standings }
+        }).pipe(Effect.catchTag("SqlError", (e) => Effect.fail(unavailable(e)))),
+      members: (id, staff) =>
+        Effect.gen(function* () {
+          const tournament = yield* one(id, staff)
+          // each player's tournament score, and its done matches' count and score sum (the original's stats)
+          const players = yield* sql<{ champion_id: number; score: number | null; matches: number; match_score: number }>`
+            SELECT t.champion_id, t.score, count(p.id)::int AS matches, coalesce(sum(p.score), 0)::int AS match_score
+            FROM tournament_player t
+            LEFT JOIN (match_player p JOIN match m ON m.id = p.match_id AND m.tournament_id = ${id} AND m.status = 'done') ON p.champion_id = t.champion_id
+            WHERE t.tournament_id = ${id} GROUP BY t.champion_id, t.score ORDER BY t.champion_id`
+          const maps = yield* sql<{ map_id: number }>`SELECT map_id FROM tournament_map WHERE tournament_id = ${id} ORDER BY map_id`
+          return {
+            tournament,
+            players: players.map((p) => ({ champion: p.champion_id, score: p.score ?? 0, matches: p.matches, matchScore: p.match_score })),
+            maps: maps.map((m) => m.map_id)
+          }
         }).pipe(Effect.catchTag("SqlError", (e) => Effect.fail(unavailable(e)))),
       correct: (id, champion, score, comment) =>
         Effect.gen(function* () {
