@@ -3,6 +3,7 @@
 // `prolo-node --layer gw,web`), against a bare node:http handler returning the same bytes from
 // memory in this process (the peer: what HTTP alone costs). Goal: p99 < 50 ms for the pages.
 //   npm run bench:web            (PROLO_BENCH_N=… requests per endpoint, default 300;
+//                                 PROLO_WEB_NODE_CPU_PROF=DIR writes the node's V8 CPU profile there;
 //                                 PROLO_BENCH_EXPLAIN=1 also prints the list queries' plans and the page query's own time)
 import { Effect, Redacted, Schedule } from "effect"
 import * as fs from "node:fs/promises"
@@ -14,7 +15,7 @@ import pg from "pg"
 import { makeFileStore } from "../src/actors/concours/files.js"
 import { startEmbeddedPostgres } from "../src/store/embedded-postgres.js"
 import { killAll } from "../test/e2e/node-process.js"
-import { logIn, rpcClients, startWebNodeOn } from "../test/web/node.js"
+import { logIn, NODE_HOST, rpcClients, startWebNodeOn } from "../test/web/node.js"
 import { benchLog } from "./support.js"
 
 const N = Number(process.env.PROLO_BENCH_N ?? 300)
@@ -56,9 +57,9 @@ const bareServer = (body: Buffer, contentType: string) =>
       res.writeHead(200, { "content-type": contentType, "content-length": body.length })
       res.end(body)
     })
-    server.listen(0, "127.0.15.1", () => {
+    server.listen(0, NODE_HOST, () => {
       const { port } = server.address() as { port: number }
-      resolve({ url: `http://127.0.15.1:${port}/`, close: () => server.close() })
+      resolve({ url: `http://${NODE_HOST}:${port}/`, close: () => server.close() })
     })
   })
 
@@ -159,6 +160,12 @@ const main = Effect.gen(function* () {
     console.log(
       `${name.padEnd(28)} p50 ${fmt(ours.p50)}  p99 ${fmt(ours.p99)}   bare node:http same bytes p50 ${fmt(peer.p50)} p99 ${fmt(peer.p99)}   ratio p50 ×${(ours.p50 / peer.p50).toFixed(1)} p99 ×${(ours.p99 / peer.p99).toFixed(1)}`
     )
+  }
+  if (process.env.PROLO_WEB_NODE_CPU_PROF !== undefined) {
+    // a clean stop, so that the node writes its CPU profile (killAll's SIGKILL would lose it)
+    web.node.child.kill("SIGTERM")
+    yield* Effect.promise(() => web.node.exited)
+    log(`CPU profile of the node in ${process.env.PROLO_WEB_NODE_CPU_PROF}`)
   }
   const pagesP99 = Math.max(rows[0]![1].p99, rows[1]![1].p99)
   console.log(`pages p99 ${fmt(pagesP99)}: ${pagesP99 < 50 ? "within" : "OVER"} the 50 ms goal`)

@@ -9,7 +9,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
-import { checkout, type Spawned, spawnBin, waitForOutput } from "../e2e/node-process.js"
+import { checkout, type Spawned, spawnBin, spawnNode, waitForOutput } from "../e2e/node-process.js"
 
 // `prolo-node --layer gw,web` on this lane's loopback addresses (127.0.15.x) over a given
 // database: the website follows the gateway's topics over websockets, as on the real LAN.
@@ -66,7 +66,13 @@ export const startWebNodeOn = async (database: Redacted.Redacted<string>, webExt
   )
   writeFileSync(path.join(dir, "presencesync-sub.yml"), `url: ${url}\nshared_secret: dev-presencesyncsub-secret\n`)
   mkdirSync(ARTIFACTS, { recursive: true })
-  const node = spawnBin("prolo-node", ["--layer", "gw,web", "--config", dir, "--listen", `${NODE_HOST}:${port}`])
+  const args = ["--layer", "gw,web", "--config", dir, "--listen", `${NODE_HOST}:${port}`]
+  // PROLO_WEB_NODE_CPU_PROF=DIR: the node writes a V8 CPU profile there when it stops (bench:web profiling)
+  const profile = process.env["PROLO_WEB_NODE_CPU_PROF"]
+  const node =
+    profile === undefined
+      ? spawnBin("prolo-node", args)
+      : spawnNode(["--cpu-prof", `--cpu-prof-dir=${profile}`, path.join(checkout, "bin", "prolo-node.js"), ...args])
   await waitForOutput(node, /prolo-node listening on/, 120_000)
   return { url, node, dir, database }
 }
