@@ -107,18 +107,31 @@ const main = Effect.gen(function* () {
     )
     await client.query("ANALYZE")
     if (process.env.PROLO_BENCH_EXPLAIN !== undefined) {
-      const q = `WITH page AS (SELECT m.id FROM match m WHERE true ORDER BY m.id DESC LIMIT 100 OFFSET 0)
-        SELECT m.id, m.author, m.status, m.created_at, coalesce(json_agg(json_build_object('id', p.id, 'champion', p.champion_id, 'name', c.name, 'author', c.author,
-          'score', p.score) ORDER BY p.id) FILTER (WHERE p.id IS NOT NULL), '[]') AS players
-        FROM page JOIN match m ON m.id = page.id LEFT JOIN match_player p ON p.match_id = m.id LEFT JOIN champion c ON c.id = p.champion_id
-        GROUP BY m.id ORDER BY m.id DESC`
-      const times: Array<number> = []
-      for (let i = 0; i < 50; i++) {
-        const t = performance.now()
-        await client.query(q)
-        times.push(performance.now() - t)
+      // the list page's statement (src/actors/web/concours/service.ts: join + GROUP BY, the count on a second
+      // connection at once) against a LATERAL form with the count in the same statement (tried: slower, kept out)
+      const players = `json_agg(json_build_object('id', p.id, 'champion', p.champion_id, 'name', c.name, 'author', c.author, 'score', p.score) ORDER BY p.id)`
+      const forms = {
+        "service form (join + GROUP BY)": `WITH page AS (SELECT m.id FROM match m WHERE true ORDER BY m.id DESC LIMIT 100 OFFSET 0)
+          SELECT m.id, m.author, m.status, m.created_at, coalesce(${players} FILTER (WHERE p.id IS NOT NULL), '[]') AS players
+          FROM page JOIN match m ON m.id = page.id LEFT JOIN match_player p ON p.match_id = m.id LEFT JOIN champion c ON c.id = p.champion_id
+          GROUP BY m.id ORDER BY m.id DESC`,
+        "lateral + count in one statement": `WITH page AS (SELECT m.id FROM match m WHERE true ORDER BY m.id DESC LIMIT 100 OFFSET 0)
+          SELECT (SELECT count(*) FROM match m WHERE true)::int AS total, m.id, m.author, m.status, m.created_at, coalesce(pl.players, '[]') AS players
+          FROM page JOIN match m ON m.id = page.id
+          LEFT JOIN LATERAL (SELECT ${players} AS players FROM match_player p LEFT JOIN champion c ON c.id = p.champion_id WHERE p.match_id = m.id) pl ON true
+          ORDER BY m.id DESC`
       }
-      console.log(`match page query alone: p50 ${fmt(percentile(times, 0.5))}`)
+      for (const [name, q] of Object.entries(forms)) {
+        const times: Array<number> = []
+        for (let i = 0; i < 200; i++) {
+          const t = performance.now()
+          await client.query(q)
+          times.push(performance.now() - t)
+        }
+        console.log(`match page query alone, ${name}: p50 ${fmt(percentile(times, 0.5))} p99 ${fmt(percentile(times, 0.99))}`)
+        const plan = await client.query(`EXPLAIN ANALYZE ${q}`)
+        console.log(plan.rows.map((r: Record<string, string>) => r["QUERY PLAN"]).join("\n"))
+      }
       for (const q of [
         "SELECT count(*)::int AS n FROM match m WHERE true",
         "SELECT m.id FROM match m WHERE true ORDER BY m.id DESC LIMIT 100 OFFSET 0",
