@@ -350,6 +350,19 @@ describe("tournaments", () => {
       ["clibot", 2, 2, { code: "c" }]
     ])
     for (const c of stats.json) expect(c["avg_match_score"]).toBe((c["sum_match_score"] as number) / 2)
+    // the per-champion matrix (each champion was first once: 15 + 9 against the other) and the printable ranking
+    const ids = Object.fromEntries((final["players"] as Array<{ id: number; name: string }>).map((c) => [c.name, c.id]))
+    const matrix = await request(`${web.url}/tournaments/${tid}/matrix/`, { headers: { cookie: staff } })
+    expect(matrix.status).toBe(200)
+    expect(matrix.body).toContain(`data-cell="${ids["alicebot"]}:${ids["clibot"]}">24 (2)</td>`)
+    expect(matrix.body).toContain(`data-cell="${ids["clibot"]}:${ids["alicebot"]}">24 (2)</td>`)
+    expect((await request(`${web.url}/tournaments/${tid}/matrix/`, { headers: { cookie: alice } })).status).toBe(404)
+    expect((await request(`${web.url}/tournaments/${tid}/print/`, { headers: { cookie: alice } })).status).toBe(403)
+    const printable = await request(`${web.url}/tournaments/${tid}/print/`, { headers: { cookie: staff } })
+    expect(printable.status).toBe(200)
+    expect([...printable.body.matchAll(/<td class="rank">(\d+)<\/td><td>(\w+)<\/td>/g)].map((m) => m[2]).sort()).toEqual(["alicebot", "clibot"])
+    expect(printable.body).not.toContain('id="whoami"') // no site header on paper
+    expect((await request(`${web.url}/tournaments/999999/print/`, { headers: { cookie: staff } })).status).toBe(404)
     // interesting: done matches only, in the match shape
     const interesting = await api("/matches/interesting/", alice)
     expect(interesting.status).toBe(200)

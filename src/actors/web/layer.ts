@@ -25,6 +25,7 @@ import { mapRoutes } from "./concours/map-pages.js"
 import { matchRoutes } from "./concours/match-pages.js"
 import * as ConcoursService from "./concours/service.js"
 import { statusRoutes } from "./concours/status-page.js"
+import { tournamentMatrixRoutes } from "./concours/tournament-matrix.js"
 import { tournamentRoutes } from "./concours/tournament-pages.js"
 import * as TournamentService from "./concours/tournaments.js"
 import { FileStore } from "../concours/files.js"
@@ -76,7 +77,7 @@ const webSubsystem = <E, R>(clients: Effect.Effect<WebSyncClients, E, R>) =>
       // Relative to the configuration directory, as secret files are.
       const filesDir = path.resolve(yield* ConfigDir, profile.concours.files_dir)
       const concours = ConcoursService.layer(profile.concours).pipe(Layer.provide(FileStore.layer(filesDir)))
-      return Layer.mergeAll(loginRoutes, machineRoutes, userRoutes, roomMapRoutes, homeRoutes, championRoutes, matchRoutes, mapRoutes, apiRoutes, tournamentRoutes, statusRoutes).pipe(
+      return Layer.mergeAll(loginRoutes, machineRoutes, userRoutes, roomMapRoutes, homeRoutes, championRoutes, matchRoutes, mapRoutes, apiRoutes, tournamentRoutes, tournamentMatrixRoutes, statusRoutes).pipe(
         Layer.provide(settings),
         Layer.provide(concours),
         Layer.provide(TournamentService.layer(profile.concours)),

@@ -67,7 +67,8 @@ export const tournamentRoutes = HttpLayerRouter.use((router) =>
               <ErrorBox message={error} />
               <p>
                 {tournament.players} champions, {tournament.matches} matches{tournament.evaluated ? ", evaluated" : ""} ·{" "}
-                <a href={`/matches/?tournament=${tournament.id}`}>matches</a>
+                <a href={`/matches/?tournament=${tournament.id}`}>matches</a> · <a href={`/tournaments/${tournament.id}/matrix/`}>matrix</a>
+                {viewer.staff ? <> · <a href={`/tournaments/${tournament.id}/print/`}>printable ranking</a></> : null}
               </p>
               <table id="standings">
                 <tr><th>rank</th><th>champion</th><th>author</th><th>score</th>{viewer.staff ? <th>correction</th> : null}</tr>
