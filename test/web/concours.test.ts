@@ -396,3 +396,28 @@ describe("/status/", () => {
     expect(theirs.body).toContain('id="running"')
   })
 })
+
+describe("match list cache (1 s)", () => {
+  it("a launch on this node shows at once; a change made elsewhere within a bounded wait", async () => {
+    const headers = { authorization: basic(BOB) }
+    const count = async () => ((await (await fetch(`${web.url}/api/matches/`, { headers })).json()) as { count: number }).count
+    const before = await count()
+    const champions = ((await (await fetch(`${web.url}/api/champions/`, { headers })).json()) as { results: Array<{ id: number; status: string }> }).results
+    const ready = champions.filter((c) => c.status === "ready").map((c) => c.id)
+    const maps = ((await (await fetch(`${web.url}/api/maps/`, { headers })).json()) as { results: Array<{ id: number }> }).results
+    const launched = await fetch(`${web.url}/api/matches/`, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/json" },
+      body: JSON.stringify({ champion_1: ready[0], champion_2: ready[1], map: maps[0]?.id })
+    })
+    expect([launched.status, launched.status === 201 ? "" : await launched.text()]).toEqual([201, ""])
+    expect(await count()).toBe(before + 1) // the launch cleared the cache
+    await db.query("INSERT INTO match (author, status, priority) VALUES ('bob', 'new', 500)") // as another node would
+    let seen = await count()
+    for (let i = 0; i < 60 && seen !== before + 2; i++) {
+      await new Promise((r) => setTimeout(r, 50)) // polling the real node, bounded (3 s)
+      seen = await count()
+    }
+    expect(seen).toBe(before + 2)
+  })
+})

@@ -1,6 +1,6 @@
 import { SqlClient, type Statement } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Clock, Context, Duration, Effect, Layer, Option } from "effect"
+import { Cache, Clock, Context, Duration, Effect, Layer, Option } from "effect"
 import { uniqueViolation } from "../../../store/pg-errors.js"
 import { FileStore, type FileStoreError } from "../../concours/files.js"
 import type { ConcoursProfile } from "../config.js"
@@ -293,7 +293,7 @@ export const make = (settings: ConcoursProfile) =>
           )
       })
 
-    const matches: ConcoursService["matches"] = (f, offset, limit) =>
+    const matchesUncached = (f: MatchFilters, offset: number, limit: number) =>
       Effect.gen(function* () {
         const where = sql.and([
           sql`true`,
@@ -314,6 +314,22 @@ export const make = (settings: ConcoursProfile) =>
         )
         return { count: count?.n ?? 0, results: rows.map(toMatch) }
       }).pipe(Effect.mapError(unavailable))
+
+    // Match lists (the busiest pages: everybody's /matches/ page 1, scripts polling the API) are
+    // kept 1 s on the Clock, keyed by filters and page: the same list for everybody within a
+    // second costs one statement. This node's own launches clear it (its author sees the new
+    // match at once); the master's status changes show within the second.
+    const listCache = yield* Cache.make({
+      capacity: 256,
+      timeToLive: Duration.seconds(1),
+      lookup: (key: string) => {
+        const { f, offset, limit } = JSON.parse(key) as { f: MatchFilters; offset: number; limit: number }
+        return matchesUncached(f, offset, limit)
+      }
+    })
+    const matches: ConcoursService["matches"] = (f, offset, limit) =>
+      // a failure is not kept: the next request asks the database again
+      Effect.tapError(listCache.get(JSON.stringify({ f, offset, limit })), () => listCache.invalidate(JSON.stringify({ f, offset, limit })))
 
     const interestingMatches: ConcoursService["interestingMatches"] = matchRows(sql`
       SELECT id FROM (
@@ -354,7 +370,7 @@ export const make = (settings: ConcoursProfile) =>
       champion,
       champions,
       deleteChampion,
-      launchMatch,
+      launchMatch: (actor, input) => Effect.tap(launchMatch(actor, input), () => listCache.invalidateAll),
       match,
       matches,
       interestingMatches,
