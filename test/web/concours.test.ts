@@ -350,6 +350,12 @@ describe("tournaments", () => {
       ["clibot", 2, 2, { code: "c" }]
     ])
     for (const c of stats.json) expect(c["avg_match_score"]).toBe((c["sum_match_score"] as number) / 2)
+    expect((await api(`/tournaments/${tid}/lang_share/`, staff)).json).toEqual([{ name: "c", y: 2 }])
+    const evolution = (await api("/tournaments/evolution/", staff)).json as unknown as { series: Array<{ name: string; data: Array<number | null> }>; categories: Array<string> }
+    expect(evolution.categories).toContain("Final")
+    const column = evolution.categories.indexOf("Final")
+    expect(evolution.series.map((x) => x.data[column]).sort()).toEqual([1, 2]) // the original ranks without ex aequo here
+    expect(((await api("/tournaments/evolution/", alice)).json as unknown as { categories: Array<string> }).categories).toEqual([]) // none visible
     // the per-champion matrix (each champion was first once: 15 + 9 against the other) and the printable ranking
     const ids = Object.fromEntries((final["players"] as Array<{ id: number; name: string }>).map((c) => [c.name, c.id]))
     const matrix = await request(`${web.url}/tournaments/${tid}/matrix/`, { headers: { cookie: staff } })

@@ -23,7 +23,7 @@ import { Tournaments, type TournamentRow } from "./tournaments.js"
 //   GET  /api/champions/[ID/][?mine]            POST /api/champions/ (multipart: name, sources, comment)
 //   DELETE /api/champions/ID/ (author)          GET  /api/matches/[ID/][?author=&champion=&champion-author=]
 //   POST /api/matches/ {champion_1..N, map}     GET  /api/matches/interesting/
-//   GET  /api/tournaments/[ID/]  GET /api/tournaments/ID/stats/
+//   GET  /api/tournaments/[ID/]  GET /api/tournaments/ID/{stats,lang_share}/  GET /api/tournaments/evolution/
 //
 // DELETE answers 204 (author only, soft delete). Unlike the original, API match creation checks that the champions are ready (and yours with
 // fight_only_own_champions); it is not throttled (scripts) and runs at DEFAULT priority (500),
@@ -363,31 +363,61 @@ export const apiRoutes = HttpLayerRouter.use((router) =>
       )
     )
     // The original's per-champion figures (`sloc` is not computed here: null).
+    const statsOf = (id: number, staff: boolean) =>
+      Effect.flatMap(tournaments.members(id, staff), (m) =>
+        Effect.forEach(m.players, (p) =>
+          Effect.gen(function* () {
+            const c = yield* concours.champion(p.champion)
+            const sources = yield* Effect.either(concours.file(c.sourcesDigest))
+            const lang = sources._tag === "Right" ? championLanguage(sources.right) : undefined
+            return {
+              name: c.name,
+              author: c.author,
+              sloc: null,
+              language: { code: lang?.ok === true ? lang.lang : null },
+              tournament_score: p.score,
+              sum_match_score: p.matchScore,
+              avg_match_score: p.matches === 0 ? 0 : p.matchScore / p.matches,
+              num_matches: p.matches
+            }
+          })
+        )
+      )
     yield* web.get("/api/tournaments/:id/stats/", (request) =>
+      guarded(false, (viewer) => statsOf(idAt(request.url), viewer.staff).pipe(Effect.map((stats) => json(stats)), Effect.catchAll(fail)))
+    )
+    // How many champions per language (the original's chart feed, `{name, y}`).
+    yield* web.get("/api/tournaments/:id/lang_share/", (request) =>
       guarded(false, (viewer) =>
-        tournaments.members(idAt(request.url), viewer.staff).pipe(
-          Effect.flatMap((m) =>
-            Effect.forEach(m.players, (p) =>
-              Effect.gen(function* () {
-                const c = yield* concours.champion(p.champion)
-                const sources = yield* Effect.either(concours.file(c.sourcesDigest))
-                const lang = sources._tag === "Right" ? championLanguage(sources.right) : undefined
-                return {
-                  name: c.name,
-                  author: c.author,
-                  sloc: null,
-                  language: { code: lang?.ok === true ? lang.lang : null },
-                  tournament_score: p.score,
-                  sum_match_score: p.matchScore,
-                  avg_match_score: p.matches === 0 ? 0 : p.matchScore / p.matches,
-                  num_matches: p.matches
-                }
-              })
-            )
-          ),
-          Effect.map((stats) => json(stats)),
+        statsOf(idAt(request.url), viewer.staff).pipe(
+          Effect.map((stats) => {
+            const counts = new Map<string, number>()
+            for (const c of stats) counts.set(c.language.code ?? "?", (counts.get(c.language.code ?? "?") ?? 0) + 1)
+            return json([...counts].map(([name, y]) => ({ name, y })))
+          }),
           Effect.catchAll(fail)
         )
+      )
+    )
+    // Each author's rank (1 = best score, no ex aequo, as the original) in every tournament, oldest first.
+    yield* web.get("/api/tournaments/evolution/", () =>
+      guarded(false, (viewer) =>
+        Effect.gen(function* () {
+          const all = [...(yield* tournaments.list(viewer.staff))].sort((a, b) => a.id - b.id)
+          const rankings = new Map<string, Array<number | null>>()
+          for (const [i, t] of all.entries()) {
+            const { standings } = yield* tournaments.standings(t.id, viewer.staff)
+            for (const [rank, s] of [...standings].sort((a, b) => b.score - a.score).entries()) {
+              const row = rankings.get(s.author) ?? all.map(() => null)
+              row[i] = rank + 1
+              rankings.set(s.author, row)
+            }
+          }
+          const series = [...rankings]
+            .sort((a, b) => (a[1][a[1].length - 1] ?? 0) - (b[1][b[1].length - 1] ?? 0))
+            .map(([name, data]) => ({ name, data, visible: false }))
+          return json({ series, categories: all.map((t) => t.name) })
+        }).pipe(Effect.catchAll(fail))
       )
     )
   })
