@@ -107,13 +107,17 @@ const main = Effect.gen(function* () {
     )
     await client.query("ANALYZE")
     if (process.env.PROLO_BENCH_EXPLAIN !== undefined) {
-      // the list page's statement (src/actors/web/concours/service.ts: join + GROUP BY, the count on a second
-      // connection at once) against a LATERAL form with the count in the same statement (tried: slower, kept out)
+      // three forms of the list page's statement: the join + GROUP BY service.ts had (the planner hashes
+      // all of match), the ids as an array it has now, and a LATERAL one with the count inside (tried: slower)
       const players = `json_agg(json_build_object('id', p.id, 'champion', p.champion_id, 'name', c.name, 'author', c.author, 'score', p.score) ORDER BY p.id)`
       const forms = {
-        "service form (join + GROUP BY)": `WITH page AS (SELECT m.id FROM match m WHERE true ORDER BY m.id DESC LIMIT 100 OFFSET 0)
+        "join + GROUP BY (the old form)": `WITH page AS (SELECT m.id FROM match m WHERE true ORDER BY m.id DESC LIMIT 100 OFFSET 0)
           SELECT m.id, m.author, m.status, m.created_at, coalesce(${players} FILTER (WHERE p.id IS NOT NULL), '[]') AS players
           FROM page JOIN match m ON m.id = page.id LEFT JOIN match_player p ON p.match_id = m.id LEFT JOIN champion c ON c.id = p.champion_id
+          GROUP BY m.id ORDER BY m.id DESC`,
+        "= ANY(ARRAY(page)) (service.ts now)": `SELECT m.id, m.author, m.status, m.created_at, coalesce(${players} FILTER (WHERE p.id IS NOT NULL), '[]') AS players
+          FROM match m LEFT JOIN match_player p ON p.match_id = m.id LEFT JOIN champion c ON c.id = p.champion_id
+          WHERE m.id = ANY(ARRAY(SELECT m.id FROM match m WHERE true ORDER BY m.id DESC LIMIT 100 OFFSET 0))
           GROUP BY m.id ORDER BY m.id DESC`,
         "lateral + count in one statement": `WITH page AS (SELECT m.id FROM match m WHERE true ORDER BY m.id DESC LIMIT 100 OFFSET 0)
           SELECT (SELECT count(*) FROM match m WHERE true)::int AS total, m.id, m.author, m.status, m.created_at, coalesce(pl.players, '[]') AS players
