@@ -36,6 +36,8 @@ export const buildDist = async () => {
   // `prolo nbd` on its own, not split: chunks shared with the other binaries would carry
   // every part of Effect any of them uses (idle RSS 74 MiB instead of 59).
   await build({ ...common, entryPoints: { "prolo-nbd": "bin/prolo-nbd.ts" }, splitting: false })
+  // `prolo-pam` on its own too: PAM starts it at every login stage, it loads only what it runs.
+  await build({ ...common, entryPoints: { "prolo-pam": "bin/prolo-pam.ts" }, splitting: false })
   const dist = path.join(root, "dist")
   if (fs.existsSync(dist)) fs.renameSync(dist, old)
   fs.renameSync(fresh, dist)
