@@ -128,4 +128,23 @@ describe.skipIf(skip)("site: prolo-pam under real PAM, homes over NBD, in networ
     expect((await site.pam("pas-a", login, ["close_session"])).code).toBe(0)
     await expectNothingAttached("pas-a", login)
   }, 120_000)
+
+  it("a home server that does not answer: one line naming it, nothing mounted, presence released at once", async () => {
+    const login = site.logins[3]!
+    const rhfs1 = site.nodes.get("rhfs1")!
+    rhfs1.child.kill("SIGKILL")
+    await rhfs1.exited
+    const r = await site.pam("pas-b", login, ["authenticate", "acct_mgmt", "open_session"])
+    expect(r.code).not.toBe(0)
+    const lines = r.stdout.split("\n").filter((l) => l.startsWith("Login"))
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/^Login impossible: home server hfs1 unreachable \(hfs1:20100\): /)
+    expect(await site.homeMounts("pas-b")).toEqual([])
+    expect(await state("pas-b", login)).toBeNull()
+    // prolo-pam logged out of presence: pas-a (hfs0) takes the login now, no lease to wait for
+    const onA = await site.pam("pas-a", login, ["authenticate", "acct_mgmt", "open_session"])
+    expect(onA.code, onA.stdout).toBe(0)
+    expect((await site.pam("pas-a", login, ["close_session"])).code).toBe(0)
+    await expectNothingAttached("pas-a", login)
+  }, 120_000)
 })

@@ -348,16 +348,17 @@ export const makeSite = async (options: SiteOptions): Promise<Site> => {
       await db.end()
     }
 
-    // machines in MDB, as an operator adds them
-    await site.prolo(["mdb", "add", "--hostname", "gw", "--mac", "02:12:00:00:01:fe", "--ip", GW_IP, "--mtype", "service", "--room", "other", "--aliases", "mdb,udb,presencesync"])
-    for (const id of [0, 1]) {
-      await site.prolo(["mdb", "add", "--hostname", `rhfs${id}`, "--mac", `02:12:00:00:01:1${id}`, "--ip", `10.12.1.1${id}`, "--mtype", "service", "--room", "other", "--aliases", `hfs${id}`])
-    }
+    // machines in MDB, as an operator adds them (at once: each CLI start costs a second on a busy box)
     const userIps = options.machines.map((_, i) => `10.12.0.${i + 1}`)
-    for (const [i, m] of options.machines.entries()) {
-      const mac = `02:12:00:00:00:${(i + 1).toString(16).padStart(2, "0")}`
-      await site.prolo(["mdb", "add", "--hostname", m.name, "--mac", mac, "--ip", userIps[i]!, "--mtype", "user", "--room", "pasteur", "--hfs", String(m.hfs)])
-    }
+    await Promise.all([
+      site.prolo(["mdb", "add", "--hostname", "gw", "--mac", "02:12:00:00:01:fe", "--ip", GW_IP, "--mtype", "service", "--room", "other", "--aliases", "mdb,udb,presencesync"]),
+      ...[0, 1].map((id) =>
+        site.prolo(["mdb", "add", "--hostname", `rhfs${id}`, "--mac", `02:12:00:00:01:1${id}`, "--ip", `10.12.1.1${id}`, "--mtype", "service", "--room", "other", "--aliases", `hfs${id}`])
+      ),
+      ...options.machines.map((m, i) =>
+        site.prolo(["mdb", "add", "--hostname", m.name, "--mac", `02:12:00:00:00:${(i + 1).toString(16).padStart(2, "0")}`, "--ip", userIps[i]!, "--mtype", "user", "--room", "pasteur", "--hfs", String(m.hfs)])
+      )
+    ])
     await fs.writeFile(path.join(root, "users.txt"), options.users.map((u) => u.replace(" ", "\t")).join("\n") + "\n")
     await site.prolo(["udb", "import", "--file", path.join(root, "users.txt")])
     for (const line of (await site.prolo(["udb", "pwdsheet", "--type", "user"])).split("\n")) {
@@ -368,27 +369,30 @@ export const makeSite = async (options: SiteOptions): Promise<Site> => {
     step("machines and users registered")
 
     // home file servers
-    for (const id of [0, 1]) {
-      const name = `rhfs${id}`
-      const ns = await addNs(site, name, `10.12.1.1${id}`, 1 + id)
-      const config = path.join(root, `cfg-${name}`)
-      const server = (await fs.readFile(path.join(checkout, "etc/prologin/hfs-server.yml"), "utf8"))
-        .replace(/^export_base: .*$/m, `export_base: ${path.join(root, `export-${name}`)}`)
-        .replace(/^skeleton: .*$/m, `skeleton: ${path.join(checkout, "etc/skeleton")}`)
-        .replace(/^rpc_port: .*$/m, "rpc_port: 20100")
-        .replace(/^nbd_port: .*$/m, "nbd_port: 10809")
-        .replace(/^bind: .*$/m, "")
-      await copyConfig(config, { ...commonEdits(site), "hfs-server.yml": server })
-      const node = await startNodeIn(site, name, ["--layer", "rhfs", "--hfs", String(id), "--listen", `10.12.1.1${id}:${NODE_PORT}`, "--config", config], ["ip", "netns", "exec", ns])
-      await waitForOutput(node, new RegExp(`hfs${id}: rpc over tcp\\+msgpack on 10\\.12\\.1\\.1${id}:20100`), 60_000)
-    }
-
+    await Promise.all(
+      [0, 1].map(async (id) => {
+        const name = `rhfs${id}`
+        const ns = await addNs(site, name, `10.12.1.1${id}`, 1 + id)
+        const config = path.join(root, `cfg-${name}`)
+        const server = (await fs.readFile(path.join(checkout, "etc/prologin/hfs-server.yml"), "utf8"))
+          .replace(/^export_base: .*$/m, `export_base: ${path.join(root, `export-${name}`)}`)
+          .replace(/^skeleton: .*$/m, `skeleton: ${path.join(checkout, "etc/skeleton")}`)
+          .replace(/^rpc_port: .*$/m, "rpc_port: 20100")
+          .replace(/^nbd_port: .*$/m, "nbd_port: 10809")
+          .replace(/^bind: .*$/m, "")
+        await copyConfig(config, { ...commonEdits(site), "hfs-server.yml": server })
+        const node = await startNodeIn(site, name, ["--layer", "rhfs", "--hfs", String(id), "--listen", `10.12.1.1${id}:${NODE_PORT}`, "--config", config], ["ip", "netns", "exec", ns])
+        await waitForOutput(node, new RegExp(`hfs${id}: rpc over tcp\\+msgpack on 10\\.12\\.1\\.1${id}:20100`), 60_000)
+      })
+    )
     step("hfs up")
     // user machines
-    for (const [i, spec] of options.machines.entries()) {
-      await startMachine(site, spec, userIps[i]!, 10 + i)
-      await bootMachine(site, spec.name)
-    }
+    await Promise.all(
+      options.machines.map(async (spec, i) => {
+        await startMachine(site, spec, userIps[i]!, 10 + i)
+        await bootMachine(site, spec.name)
+      })
+    )
     step("machines up")
     // passwd sync has written every user into each machine's /etc/shadow
     for (const spec of options.machines) await waitUntil(`${spec.name}'s /etc/shadow has the users`, async () => {
