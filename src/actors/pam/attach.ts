@@ -4,6 +4,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import type { HomeGrant } from "../../protocols/hfs.js"
 import type { Attachment } from "../../protocols/pam-session.js"
+import { running } from "../../runtime/process-alive.js"
 import { runTool } from "../../runtime/run-tool.js"
 import type { AttachMode } from "./config.js"
 
@@ -50,15 +51,6 @@ export const chooseClient = (mode: AttachMode): Effect.Effect<"kernel" | "fuse">
 
 /** `nbd://host:port/<export>`: the export name percent-encoded (it holds `@` and `:`). */
 export const nbdUri = (grant: HomeGrant): string => `nbd://${grant.host}:${grant.port}/${encodeURIComponent(grant.export)}`
-
-const processAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 // ---- kernel -----------------------------------------------------------------------------------
 
@@ -146,7 +138,8 @@ export const detach = (a: Attachment): Effect.Effect<void, AttachFailed> =>
           if (lazy.code !== 0) problems.push(`fusermount3 -u ${a.fuseDir}: ${r.output}`)
         }
       }
-      if (processAlive(a.pid) && !(yield* pollUntil(() => !processAlive(a.pid), 5_000))) {
+      // nbdfuse outlives the prolo-pam that started it: once ended it is init's zombie
+      if (running(a.pid) && !(yield* pollUntil(() => !running(a.pid), 5_000))) {
         yield* Effect.sync(() => process.kill(a.pid, "SIGKILL"))
       }
     }

@@ -67,6 +67,15 @@ export const lookupAccount = (login: string): Effect.Effect<UserAccount | null> 
 export const handles = (service: string, account: UserAccount | null): account is UserAccount =>
   service !== "systemd-user" && account !== null && isProloginUid(account.uid)
 
+/** `PROLO_PAM_TRACE=1 prolo-pam …` (an operator running it by hand): each step's time on stderr. */
+const traced = <A, E, R>(step: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  process.env.PROLO_PAM_TRACE === "1"
+    ? Effect.suspend(() => {
+        const started = performance.now()
+        return Effect.ensuring(effect, Effect.sync(() => process.stderr.write(`prolo-pam: ${step} ${(performance.now() - started).toFixed(1)} ms\n`)))
+      })
+    : effect
+
 const firstLine = (text: string) => text.split("\n").find((l) => l.trim() !== "")?.trim() ?? text
 
 const CALL_TIMEOUT = Duration.seconds(15)
@@ -170,17 +179,17 @@ const login = (ctx: PamContext, account: UserAccount) =>
     if (mountedSession(previous)) return
     if (previous !== null) yield* clearLeftovers(ctx, previous)
     yield* ctx.say("Checking user…")
-    yield* requestLogin(ctx, account.login)
+    yield* traced("presence", requestLogin(ctx, account.login))
     const session: PamSession = { ...account, hostname: ctx.hostname, grant: null, attachment: null, mountpoint: null }
     const work = Effect.gen(function* () {
       // From here the file makes presenced heartbeat this login: the lease holds during a long move.
       yield* writeSession(dir, session)
       yield* ctx.say("Requesting home…")
-      const hfs = yield* machineHfs(ctx)
-      const grant = yield* getHome(ctx, account.login, hfs)
+      const hfs = yield* traced("mdb", machineHfs(ctx))
+      const grant = yield* traced("getHome", getHome(ctx, account.login, hfs))
       yield* writeSession(dir, { ...session, grant })
       yield* ctx.say(`Mounting home from hfs${hfs}…`)
-      yield* attachAndMount(ctx, { ...session, grant })
+      yield* traced("attach+mount", attachAndMount(ctx, { ...session, grant }))
     })
     yield* work.pipe(
       Effect.tapError(() => Effect.zipRight(removeSession(dir, account.login), logout(ctx, account.login).pipe(Effect.ignore)))
@@ -249,10 +258,10 @@ export const closeSessionStage = (ctx: PamContext, account: UserAccount) =>
     const problems: Array<string> = []
     const step = <E extends { readonly message: string } | string>(effect: Effect.Effect<void, E>) =>
       Effect.catchAll(effect, (e) => Effect.sync(() => void problems.push(typeof e === "string" ? e : e.message)))
-    yield* step(killUserProcesses(account.uid))
-    yield* step(unmountHome(session?.mountpoint ?? mountpointOf(ctx, account.login)))
-    if (session?.attachment) yield* step(detach(session.attachment))
-    yield* step(logout(ctx, account.login))
+    yield* traced("kill", step(killUserProcesses(account.uid)))
+    yield* traced("unmount", step(unmountHome(session?.mountpoint ?? mountpointOf(ctx, account.login))))
+    if (session?.attachment) yield* traced("detach", step(detach(session.attachment)))
+    yield* traced("logout", step(logout(ctx, account.login)))
     // The file stays only while the home is still mounted here: the next close finishes the job.
     const mountpoint = session?.mountpoint ?? null
     if (mountpoint === null || !isMounted(mountpoint)) yield* removeSession(dir, account.login)

@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { Effect } from "effect"
+import { running } from "../../../src/runtime/process-alive.js"
+import { createTestDatabase } from "../../support/pg.js"
 import { skipUnlessRoot } from "../../support/root.js"
 import { makeSite, powerOff, type Site, waitUntil } from "./site.js"
 
@@ -25,7 +28,7 @@ const expectNothingAttached = async (machine: string, login: string, loop?: stri
   expect(await site.homeMounts(machine)).toEqual([])
   expect(await state(machine, login)).toBeNull()
   if (loop !== undefined) expect((await site.inMachine(machine, ["losetup", loop])).code).not.toBe(0)
-  if (fusePid !== undefined) expect(() => process.kill(fusePid, 0)).toThrow()
+  if (fusePid !== undefined) expect(running(fusePid)).toBe(false)
 }
 
 describe.skipIf(skip)("site: prolo-pam under real PAM, homes over NBD, in network namespaces", () => {
@@ -37,7 +40,8 @@ describe.skipIf(skip)("site: prolo-pam under real PAM, homes over NBD, in networ
         { name: "pas-c", hfs: 0 }
       ],
       users: ["Ada Lovelace", "Bob Kahn", "Cyd Charisse", "Dan Bricklin"],
-      leaseSeconds: LEASE_SECONDS
+      leaseSeconds: LEASE_SECONDS,
+      database: () => Effect.runPromise(createTestDatabase)
     })
   }, 180_000)
   afterAll(async () => {
@@ -95,7 +99,7 @@ describe.skipIf(skip)("site: prolo-pam under real PAM, homes over NBD, in networ
     const login = site.logins[2]!
     const onC = await site.pam("pas-c", login, ["authenticate", "acct_mgmt", "open_session"])
     expect(onC.code, `${onC.stdout}${onC.stderr}`).toBe(0)
-    expect((await asUser("pas-c", login, `echo before-crash > /home/${login}/work.txt && sync`)).code).toBe(0)
+    expect((await asUser("pas-c", login, `echo before-crash > /home/${login}/work.txt && sync -f /home/${login}/work.txt`)).code).toBe(0)
     const old = (await state("pas-c", login))!.grant
 
     await powerOff(site, "pas-c")

@@ -4,8 +4,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import pg from "pg"
-import { Effect, Redacted } from "effect"
-import { createTestDatabase } from "../../support/pg.js"
+import { Redacted } from "effect"
 import { checkout, LISTENING, type Spawned, spawnTracked, waitForOutput } from "../node-process.js"
 
 // A small contest site in network namespaces, every part real: a switch namespace holding a
@@ -57,6 +56,8 @@ export interface SiteOptions {
   /** Users imported (`First Last` lines); their logins and passwords come from the password sheet. */
   readonly users: ReadonlyArray<string>
   readonly leaseSeconds: number
+  /** A fresh, empty database for the site (tests: the test cluster's createTestDatabase). */
+  readonly database: () => Promise<Redacted.Redacted<string>>
 }
 
 export interface Machine {
@@ -79,7 +80,8 @@ export interface PamResult {
 const tagged = (tag: string, name: string) => `ps-${tag}-${name}`
 
 export class Site {
-  readonly loops = new Set<string>()
+  /** Loop devices prolo-pam attached, by machine, with the identity of their backing file. */
+  readonly loops = new Map<string, { readonly machine: string; readonly backing: string }>()
   readonly nodes = new Map<string, Spawned>()
   readonly machines = new Map<string, Machine>()
   readonly passwords = new Map<string, string>()
@@ -152,7 +154,25 @@ export class Site {
   /** Loop devices prolo-pam attached on `machine`, so that `close` detaches even leaked ones. */
   async rememberLoops(machine: string) {
     const r = await this.inMachine(machine, ["sh", "-c", "cat /run/prolo-pam/* 2>/dev/null || true"])
-    for (const m of r.stdout.matchAll(/"loop":"(\/dev\/loop\d+)"/g)) this.loops.add(m[1]!)
+    for (const m of r.stdout.matchAll(/"loop":"(\/dev\/loop\d+)"/g)) {
+      const backing = await loopBacking(m[1]!)
+      if (backing !== "" && !this.loops.has(m[1]!)) this.loops.set(m[1]!, { machine, backing })
+    }
+  }
+
+  /**
+   * Detaches the loops prolo-pam left on `machine` (all machines without one): those still over
+   * the same file, or over a file gone with its FUSE mount (a machine that lost power). A loop
+   * number reused since by someone else backs another file and is left alone.
+   */
+  async detachLoops(machine?: string) {
+    for (const [loop, known] of this.loops) {
+      if (machine !== undefined && known.machine !== machine) continue
+      const now = await loopBacking(loop)
+      const info = await execP("losetup", ["-l", "-n", "-O", "BACK-FILE", loop])
+      if (now === known.backing || (now === "" && info.stdout.trim().endsWith("/nbd"))) await execP("losetup", ["-d", loop])
+      this.loops.delete(loop)
+    }
   }
 
   /** What is mounted at `dir` on `machine` (findmnt), or "" when nothing. */
@@ -194,10 +214,7 @@ export class Site {
         await s.exited
       }
     }
-    for (const loop of this.loops) {
-      const back = await fs.readFile(`/sys/block/${path.basename(loop)}/loop/backing_file`, "utf8").catch(() => "")
-      if (back.includes("/prolo-pam/")) await execP("losetup", ["-d", loop])
-    }
+    await this.detachLoops()
     for (const ns of [...this.namespaces].reverse()) await execP("ip", ["netns", "delete", ns])
     await fs.rm(this.root, { recursive: true, force: true }).catch(() => undefined)
   }
@@ -275,9 +292,14 @@ const startMachine = async (site: Site, spec: MachineSpec, ip: string, index: nu
   const hosts = await fs.readFile("/etc/hosts", "utf8")
   await fs.writeFile(path.join(upper, "hosts"), `${hosts}\n${GW_IP} gw mdb presencesync\n10.12.1.10 rhfs0 hfs0\n10.12.1.11 rhfs1 hfs1\n`)
   for (const [file, text] of Object.entries(await pamService(config))) await fs.writeFile(path.join(upper, "pam.d", file), text)
+  return anchorMachine(site, spec, ns, ip, config, [`mount -t overlay overlay -o lowerdir=/etc,upperdir=${upper},workdir=${work} /etc`])
+}
+
+/** The anchor process holding a machine's mount and UTS namespaces, after `etcSetup`. */
+const anchorMachine = async (site: Site, spec: MachineSpec, ns: string, ip: string, config: string, etcSetup: ReadonlyArray<string>) => {
   const setup = [
     `hostname ${spec.name}`,
-    `mount -t overlay overlay -o lowerdir=/etc,upperdir=${upper},workdir=${work} /etc`,
+    ...etcSetup,
     "mount -t tmpfs -o mode=0755 tmpfs /run",
     "mount -t tmpfs -o mode=0755 tmpfs /home",
     "echo anchor-ready >&2",
@@ -290,8 +312,25 @@ const startMachine = async (site: Site, spec: MachineSpec, ip: string, index: nu
   )
   const machine: Machine = { name: spec.name, ns, ip, hfs: spec.hfs, config, anchor, node: undefined }
   site.machines.set(spec.name, machine)
-  await waitForOutput(anchor, /anchor-ready/, 10_000)
+  await waitForOutput(anchor, /anchor-ready/, 30_000)
   return machine
+}
+
+/**
+ * A light user machine for the login bench: its own namespaces and address, but no node; its
+ * account files, hosts and PAM services are a read-only snapshot of `like`'s synced /etc.
+ * Register it in MDB first (`mdb add`).
+ */
+export const addLightMachine = async (site: Site, spec: MachineSpec, ip: string, index: number, like: string) => {
+  const snapshot = path.join(site.root, `etc-of-${like}`)
+  if (!(await fs.stat(snapshot).then(() => true, () => false))) {
+    await fs.mkdir(snapshot, { recursive: true })
+    const r = await site.inMachine(like, ["sh", "-c", `cp /etc/passwd /etc/shadow /etc/group /etc/hosts ${snapshot}/ && cp -a /etc/pam.d ${snapshot}/pam.d`])
+    if (r.code !== 0) throw new Error(`snapshot of ${like}'s /etc: ${r.stderr}`)
+  }
+  const ns = await addNs(site, spec.name, ip, index)
+  const binds = ["passwd", "shadow", "group", "hosts", "pam.d"].map((f) => `mount --bind ${snapshot}/${f} /etc/${f}`)
+  return anchorMachine(site, spec, ns, ip, site.machine(like).config, binds)
 }
 
 /** Starts the node of a machine (presenced, passwd sync) inside its namespaces. */
@@ -300,7 +339,14 @@ export const bootMachine = async (site: Site, name: string) => {
   m.node = await startNodeIn(site, name, ["--layer", "user", "--listen", `${m.ip}:${NODE_PORT}`, "--config", m.config], site.enter(name))
 }
 
-/** Power loss: every process of the machine dies at once (its namespaces go with them). */
+/** `MAJ:MIN INO` of the file behind a loop device ("" when none, or gone). */
+const loopBacking = async (loop: string) => (await execP("losetup", ["-l", "-n", "-O", "BACK-MAJ:MIN,BACK-INO", loop])).stdout.trim().replace(/\s+/g, " ")
+
+/**
+ * Power loss: every process of the machine dies at once (its mount namespace goes with them),
+ * and what the kernel still held for it (a loop device over its dead FUSE file) is gone as after
+ * a reboot.
+ */
 export const powerOff = async (site: Site, name: string) => {
   const m = site.machine(name)
   const pids = await execP("ip", ["netns", "pids", m.ns])
@@ -313,6 +359,7 @@ export const powerOff = async (site: Site, name: string) => {
   }
   await m.anchor.exited
   if (m.node !== undefined) await m.node.exited
+  await site.detachLoops(name)
 }
 
 /** Builds the whole site; on any failure everything created so far is removed. */
@@ -326,7 +373,7 @@ export const makeSite = async (options: SiteOptions): Promise<Site> => {
     if (process.env.PROLO_SITE_VERBOSE) console.log(`site ${tag}: ${what} at ${Date.now() - started} ms`)
   }
   try {
-    site.databaseUrl = await Effect.runPromise(createTestDatabase)
+    site.databaseUrl = await options.database()
     await must("ip", ["netns", "add", site.switchNs])
     site.namespaces.push(site.switchNs)
     await must("ip", ["-n", site.switchNs, "link", "add", "br0", "type", "bridge"])
