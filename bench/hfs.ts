@@ -7,7 +7,7 @@ import { execFile } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Layer, Redacted, Schema } from "effect"
 import { HfsServerProfile } from "../src/actors/hfs/config.js"
 import { HfsDirectory, type HfsMachine, type HfsUser } from "../src/actors/hfs/directory.js"
 import { Locations } from "../src/actors/hfs/locations.js"
@@ -66,10 +66,11 @@ const program = Effect.gen(function* () {
     skeleton,
     bind: { "0": "127.0.0.1" },
     nbd_port: 0,
+    transfer_port: 0,
     free_reserve: 0,
     quota: { user: QUOTA }
   })
-  const layer = Hfs.layer({ ids: [0], profile }).pipe(
+  const layer = Hfs.layer({ ids: [0], profile, secret: Redacted.make("bench-hfs-secret") }).pipe(
     Layer.provide(RootSupervisor.layer),
     Layer.provideMerge(Layer.mergeAll(ActorTree.layer, Metrics.layer)),
     Layer.provide(HfsDirectory.fromRecords(machines, users)),

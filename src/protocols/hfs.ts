@@ -120,6 +120,17 @@ export class HfsUnavailable extends Schema.TaggedError<HfsUnavailable>()("HfsUna
   message: Schema.String
 }) {}
 
+/**
+ * The home is attached (or was just granted) on a machine: it is not moved under a live client
+ * (spec hfs.md weakness 16). The user logs out there first, or the grant expires.
+ */
+export class HomeInUse extends Schema.TaggedError<HomeInUse>()("HomeInUse", {
+  login: Schema.String,
+  hfs: Schema.Int,
+  hostname: Schema.String,
+  message: Schema.String
+}) {}
+
 export const GetHomeError = Schema.Union(
   InvalidHfsRequest,
   HomeNotFound,
@@ -129,9 +140,32 @@ export const GetHomeError = Schema.Union(
   HomeElsewhere,
   OutOfSpace,
   HomeCreationFailed,
+  HomeInUse,
   HfsUnavailable
 )
 export type GetHomeError = typeof GetHomeError.Type
+
+/** What the source HFS answers a destination that asked to move a home (see src/actors/hfs/README.md, Migration). */
+export const Handover = Schema.Struct({
+  /** The generation the home is fenced at; the transfer token and the commit are bound to it. */
+  generation: Schema.Int,
+  /** The source's transfer listener (its own address, `transfer_port`). */
+  host: Schema.String,
+  port: Schema.Int
+})
+export type Handover = typeof Handover.Type
+
+export const MigrateError = Schema.Union(
+  InvalidHfsRequest,
+  HomeNotFound,
+  UnknownUser,
+  WrongHfs,
+  HomeElsewhere,
+  HomeInUse,
+  OutOfSpace,
+  HfsUnavailable
+)
+export type MigrateError = typeof MigrateError.Type
 
 /** Changes homes: every rpc needs a token made with `hfs-client.yml`'s secret. */
 export class HfsRpcs extends RpcGroup.make(
@@ -139,6 +173,24 @@ export class HfsRpcs extends RpcGroup.make(
     payload: { login: Schema.String, hostname: Schema.String },
     success: HomeGrant,
     error: GetHomeError
+  }),
+  /** HFS `to` → the home's HFS: fence the home and open it to `to`'s transfer (server → server). */
+  Rpc.make("handOver", {
+    payload: { login: Schema.String, to: Schema.Int },
+    success: Handover,
+    error: MigrateError
+  }),
+  /** The new HFS → the old one: the row now names the new HFS; retire the old copy. */
+  Rpc.make("movedAway", {
+    payload: { login: Schema.String },
+    success: Schema.Void,
+    error: Schema.Union(InvalidHfsRequest, HfsUnavailable)
+  }),
+  /** Operators (`prolo hfs migrate LOGIN --to ID`): move a home to HFS `to` now, without granting it. */
+  Rpc.make("migrate", {
+    payload: { login: Schema.String, to: Schema.Int },
+    success: Location,
+    error: MigrateError
   })
 ).middleware(TimeAuth) {}
 

@@ -8,7 +8,7 @@ describe("home access gate", () => {
     const rejected: Array<RejectReason> = []
     const access = makeHomeAccess((reason) => rejected.push(reason))
     const secret = newSecret()
-    access.set({ login: "alice", generation: 7, secret, ip: "192.168.0.12", hostname: "pasteur-r01p01" })
+    access.set({ login: "alice", generation: 7, secret, ip: "192.168.0.12", grantedAt: 0, hostname: "pasteur-r01p01" })
     return { access, rejected, secret }
   }
 
@@ -44,7 +44,7 @@ describe("home access gate", () => {
   it("a new grant retires the previous one at once", () => {
     const { access, secret } = setup()
     const next = newSecret()
-    access.set({ login: "alice", generation: 8, secret: next, ip: "192.168.0.20", hostname: "alt-r01p01" })
+    access.set({ login: "alice", generation: 8, secret: next, ip: "192.168.0.20", grantedAt: 0, hostname: "alt-r01p01" })
     expect(access.gate("192.168.0.12", exportNameOf({ login: "alice", generation: 7, secret }))._tag).toBe("Refuse")
     expect(access.gate("192.168.0.12", exportNameOf({ login: "alice", generation: 8, secret: next }))._tag).toBe("Refuse")
     expect(access.gate("192.168.0.20", exportNameOf({ login: "alice", generation: 8, secret: next }))._tag).toBe("Allow")

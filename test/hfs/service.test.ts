@@ -257,7 +257,9 @@ describe("HFS getHome", () => {
           const winners = [a, b].filter(Either.isRight)
           expect(winners, `round ${round}`).toHaveLength(1)
           const loser = [a, b].find(Either.isLeft)!
-          expect(loser.left._tag, `round ${round}`).toBe("HomeElsewhere")
+          // created elsewhere meanwhile; or found there and its move refused (a live grant, or
+          // this layer has no rpc ports for the hand-over)
+          expect(["HomeElsewhere", "HomeInUse", "HfsUnavailable"], `round ${round}`).toContain(loser.left._tag)
           const row = yield* hfs.where(login)
           expect(row.generation).toBe(1)
           const images = yield* Effect.promise(async () => {

@@ -49,11 +49,14 @@ export interface RawClient {
 // `halfOpen`: the client keeps its side open when the server closes its own (by default
 // node answers the server's FIN with its own).
 // `localAddress`: the client's source address (another 127.x address plays another machine).
-export const connect = (port: number, opts: { readonly halfOpen?: boolean; readonly localAddress?: string } = {}): Promise<RawClient> =>
+export const connect = (
+  port: number,
+  opts: { readonly halfOpen?: boolean; readonly localAddress?: string; readonly host?: string } = {}
+): Promise<RawClient> =>
   new Promise((resolve, reject) => {
     const socket = net.connect({
       port,
-      host: "127.0.0.1",
+      host: opts.host ?? "127.0.0.1",
       allowHalfOpen: opts.halfOpen ?? false,
       ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress })
     })
@@ -172,9 +175,13 @@ export interface Session {
 export const openSession = async (
   port: number,
   name: string,
-  opts: { readonly structured?: boolean; readonly allocation?: boolean; readonly halfOpen?: boolean; readonly localAddress?: string } = {}
+  opts: { readonly structured?: boolean; readonly allocation?: boolean; readonly halfOpen?: boolean; readonly localAddress?: string; readonly host?: string } = {}
 ): Promise<Session> => {
-  const c = await connect(port, { halfOpen: opts.halfOpen ?? false, ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress }) })
+  const c = await connect(port, {
+    halfOpen: opts.halfOpen ?? false,
+    ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress }),
+    ...(opts.host === undefined ? {} : { host: opts.host })
+  })
   await c.read(18)
   c.write(Buffer.from([0, 0, 0, 3]))
   if (opts.structured) {

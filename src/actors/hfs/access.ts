@@ -21,6 +21,8 @@ export interface Ticket {
   /** The granted machine's IP (MDB), compared with the NBD peer address. */
   readonly ip: string
   readonly hostname: string
+  /** Clock millis of the grant or of its last renewal (the same machine asking again). */
+  readonly grantedAt: number
 }
 
 export type RejectReason = "malformed" | "no_grant" | "wrong_machine" | "stale_generation" | "bad_secret"

@@ -1,32 +1,34 @@
 import * as fs from "node:fs/promises"
 import { Clock, Effect, Option, Request } from "effect"
 import {
+  type Handover,
   HfsUnavailable,
   HomeCreationFailed,
   HomeElsewhere,
   type HomeGrant,
   HomeNotFound,
   type Location,
-  type OutOfSpace
+  type MigrateError
 } from "../../protocols/hfs.js"
 import * as Actor from "../../runtime/actor.js"
-import { exportNameOf, type HomeAccess, newSecret, type Ticket } from "./access.js"
+import { exportNameOf, newSecret, type Ticket } from "./access.js"
+import type { HfsContext } from "./context.js"
 import type { HfsMachine, HfsUser } from "./directory.js"
-import type { HomeExports } from "./home-exports.js"
-import { createHomeImage, type ImageSettings } from "./image.js"
-import type { LocationsService } from "./locations.js"
-import type { HfsMetrics } from "./metrics.js"
+import { handOver, retire } from "./handover.js"
+import { createHomeImage } from "./image.js"
 import { imagePathOf } from "./names.js"
+import { pull } from "./pull.js"
 
 // The HfsActor of one login on one HFS: it alone creates and serves that home there, one
 // request at a time (different logins run in parallel; the original served one request at a
 // time per HFS, so a long migration blocked every login). It keeps no state of its own: the
 // location row (database), the grant (the HFS's access table) and the export (the NBD
 // registry) are read afresh, so a restarted or passivated actor continues where it was.
-// Migration will be one more message here: the location row's `state`/`migrate_to` and the
-// generation CAS are what it needs.
+// Migration is three more messages: `HandOver` (this HFS is the source: fence, mark
+// migrating), `Pull` (this HFS is the destination: receive, commit) and `Retire` (the home
+// moved away: drop the copy). `Serve` of a home that lives elsewhere pulls it first.
 
-export type ServeError = HomeElsewhere | HomeNotFound | OutOfSpace | HomeCreationFailed | HfsUnavailable
+export type ServeError = MigrateError | HomeCreationFailed
 
 export class Serve extends Request.TaggedClass("Serve")<
   HomeGrant,
@@ -34,18 +36,16 @@ export class Serve extends Request.TaggedClass("Serve")<
   { readonly machine: HfsMachine; readonly user: HfsUser; readonly quotaBytes: number; readonly gid: number }
 > {}
 
-export type HfsMessage = Serve
+/** This HFS holds the home: fence it and let HFS `to` copy it. */
+export class HandOver extends Request.TaggedClass("HandOver")<Handover, MigrateError, { readonly to: number }> {}
 
-export interface HfsContext {
-  readonly hfs: number
-  /** Where clients reach this HFS's NBD listener. */
-  readonly nbd: { readonly host: string; readonly port: number }
-  readonly image: ImageSettings
-  readonly locations: LocationsService
-  readonly access: HomeAccess
-  readonly homes: HomeExports
-  readonly metrics: HfsMetrics
-}
+/** Move the home here now (operators: `prolo hfs migrate`), without granting it. */
+export class Pull extends Request.TaggedClass("Pull")<Location, MigrateError, {}> {}
+
+/** The home may have moved away: retire the copy here if the row names another HFS. */
+export class Retire extends Request.TaggedClass("Retire")<void, HfsUnavailable, {}> {}
+
+export type HfsMessage = Serve | HandOver | Pull | Retire
 
 const grantOf = (ctx: HfsContext, t: Ticket): HomeGrant => ({
   host: ctx.nbd.host,
@@ -92,17 +92,11 @@ const createHome = (ctx: HfsContext, login: string, msg: Serve) =>
 const serve = (ctx: HfsContext, login: string, msg: Serve): Effect.Effect<HomeGrant, ServeError> =>
   Effect.gen(function* () {
     const found = yield* ctx.locations.get(login)
-    const location: Location = Option.isSome(found) ? found.value : yield* createHome(ctx, login, msg)
-    if (location.hfs !== ctx.hfs || location.state !== "ready") {
-      return yield* new HomeElsewhere({
-        login,
-        hfs: location.hfs,
-        message:
-          location.state === "migrating"
-            ? `the home of ${login} is moving from hfs${location.hfs} to hfs${location.migrate_to}; retry`
-            : `the home of ${login} is on hfs${location.hfs}; moving it to hfs${ctx.hfs} is not available yet`
-      })
-    }
+    const row: Location = Option.isSome(found) ? found.value : yield* createHome(ctx, login, msg)
+    // Elsewhere: move it here first. Here but `migrating` (a hand-over that did not finish):
+    // the user is back on a machine of this HFS, so the grant below takes it back by CAS,
+    // and the destination's commit of that hand-over can no longer succeed.
+    const location = row.hfs === ctx.hfs ? row : yield* pull(ctx, login, row)
     const image = imagePathOf(ctx.image.imageDir, login)
     if (!(yield* exists(image))) {
       return yield* new HomeNotFound({
@@ -119,6 +113,8 @@ const serve = (ctx: HfsContext, login: string, msg: Serve): Effect.Effect<HomeGr
       current.ip === msg.machine.ip &&
       (yield* ctx.homes.exported(login))
     ) {
+      // renewed: the grant stays live (not moved away) for another live_grant_seconds
+      ctx.access.set({ ...current, grantedAt: yield* Clock.currentTimeMillis })
       return grantOf(ctx, current)
     }
     const next = location.generation + 1
@@ -134,7 +130,8 @@ const serve = (ctx: HfsContext, login: string, msg: Serve): Effect.Effect<HomeGr
       generation: granted.generation,
       secret: newSecret(),
       ip: msg.machine.ip,
-      hostname: msg.machine.hostname
+      hostname: msg.machine.hostname,
+      grantedAt: yield* Clock.currentTimeMillis
     }
     // The gate moves first: from now on only the new machine, secret and generation pass it;
     // then the export moves to the new generation, cutting older clients once their I/O settled.
@@ -152,6 +149,21 @@ export const hfsBehaviour = (ctx: HfsContext) => (login: string) =>
   Actor.behaviour<HfsMessage>()({
     init: Effect.void,
     receive: {
-      Serve: (_state, msg) => Effect.map(serve(ctx, login, msg), (reply) => ({ reply }))
+      Serve: (_state, msg) => Effect.map(serve(ctx, login, msg), (reply) => ({ reply })),
+      HandOver: (_state, msg) => Effect.map(handOver(ctx, login, msg.to), (reply) => ({ reply })),
+      Pull: () =>
+        Effect.map(
+          Effect.flatMap(ctx.locations.get(login), (found) =>
+            Option.isNone(found)
+              ? Effect.fail(new HomeNotFound({ login, message: `${login} has no home yet` }))
+              : found.value.hfs === ctx.hfs && found.value.state === "ready"
+                ? Effect.succeed(found.value)
+                : found.value.hfs === ctx.hfs
+                  ? Effect.fail(new HomeElsewhere({ login, hfs: ctx.hfs, message: `the home of ${login} is on hfs${ctx.hfs} and being handed over to hfs${found.value.migrate_to}; a login here takes it back` }))
+                  : pull(ctx, login, found.value)
+          ),
+          (reply) => ({ reply })
+        ),
+      Retire: () => Effect.map(retire(ctx, login), (reply) => ({ reply }))
     }
   })

@@ -73,6 +73,26 @@ export const HfsServerProfile = Schema.Struct({
    * where MDB holds LAN addresses this machine does not have). Leave out in production.
    */
   bind: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Ipv4 }), { default: () => ({}) }),
+  /** Each HFS's transfer listener (the source side of a migration), on its own address. */
+  transfer_port: Schema.optionalWith(Port, { default: () => 20101 }),
+  /**
+   * A grant is live (its home is not moved away) while an NBD client is attached, or for this
+   * long after getHome answered it (PAM mounts right after): a home is never moved under a user.
+   */
+  live_grant_seconds: Schema.optionalWith(Schema.Number.pipe(Schema.nonNegative()), { default: () => 30 }),
+  /**
+   * Old copies of homes that moved to another HFS, kept in `<export_base>/hfs<id>/.retired/`
+   * (the original kept `backup_<login>.nbd` forever): at most `count` per login, none older
+   * than `seconds`; pruned every `sweep_seconds`. `count: 0` deletes at once.
+   */
+  retention: Schema.optionalWith(
+    Schema.Struct({
+      count: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 100)), { default: () => 1 }),
+      seconds: Schema.optionalWith(Schema.Number.pipe(Schema.nonNegative()), { default: () => 86400 }),
+      sweep_seconds: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 60 })
+    }).annotations(exact),
+    { default: () => ({ count: 1, seconds: 86400, sweep_seconds: 60 }) }
+  ),
   /** A user's HfsActor is passivated after this long without a request (its export stays). */
   idle_seconds: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 600 })
 }).annotations(exact)

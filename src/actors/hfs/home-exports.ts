@@ -20,6 +20,12 @@ export interface HomeExports {
   /** Live NBD connections to the home. */
   readonly connections: (login: string) => Effect.Effect<number>
   readonly exported: (login: string) => Effect.Effect<boolean>
+  /**
+   * The fence before a home leaves this HFS: the export is removed (every connection cut once
+   * its in-flight I/O settled, new ones refused) and the image closed. No writer is left when
+   * it returns. Nothing to do when the home is not exported.
+   */
+  readonly withdraw: (login: string) => Effect.Effect<void>
 }
 
 export const makeHomeExports: Effect.Effect<HomeExports, never, NbdExports | Scope.Scope> = Effect.gen(function* () {
@@ -58,8 +64,18 @@ export const makeHomeExports: Effect.Effect<HomeExports, never, NbdExports | Sco
       )
     })
 
+  const withdraw: HomeExports["withdraw"] = (login) =>
+    Effect.gen(function* () {
+      const backend = backends.get(login)
+      if (backend === undefined) return
+      yield* Effect.ignore(exports.remove(login))
+      backends.delete(login)
+      yield* Effect.tryPromise(() => backend.close()).pipe(Effect.catchAll((e) => Effect.logWarning(`hfs: closing the image of ${login} failed`, e)))
+    })
+
   return {
     publish,
+    withdraw,
     connections: (login) => Effect.map(Effect.either(exports.get(login)), (e) => (e._tag === "Right" ? e.right.connections : 0)),
     exported: (login) => Effect.sync(() => backends.has(login))
   }

@@ -29,8 +29,8 @@ import { Hfs } from "./service.js"
 /** How long a getHome waits for the first mdb/udb snapshot after a start before answering "retry". */
 export const DIRECTORY_READY_WAIT = Duration.seconds(5)
 
-/** getHome and the read-only rpcs on HFS `id`'s own address, signed as over HTTP. */
-const rpcPorts = (options: {
+/** getHome, the server → server rpcs and the read-only rpcs on HFS `id`'s own address, signed as over HTTP. */
+export const rpcPorts = (options: {
   readonly ids: ReadonlyArray<number>
   readonly port: number
   readonly client: Redacted.Redacted<string>
@@ -90,7 +90,7 @@ export const hfsSubsystem = <E, R>(directory: Layer.Layer<HfsDirectory, E, R>) =
         rpcRoute({ service: HFS_STATUS_SERVICE, group: HfsStatusRpcs, handlers: HfsStatusHandlers, secret: status.shared_secret }),
         rpcPorts({ ids, port: profile.rpc_port, client: client.shared_secret, status: status.shared_secret })
       ).pipe(
-        Layer.provideMerge(Hfs.layer({ ids, profile })),
+        Layer.provideMerge(Hfs.layer({ ids, profile, secret: client.shared_secret })),
         Layer.provide(Locations.sql({ contest: profile.contest_enabled }))
       )
     })

@@ -13,6 +13,14 @@ export interface HfsMetrics {
   readonly served: Prom.Gauge<"hfs">
   readonly nbdRejected: Prom.Counter<"hfs" | "reason">
   readonly getHomeFailed: Prom.Counter<"hfs" | "error">
+  /** Migrations: `hfs` is the HFS that observes (the destination, or the source for `migrateSend`). */
+  readonly migrateReceive: Prom.Summary<"hfs">
+  readonly migrateSend: Prom.Summary<"hfs">
+  readonly migrationsInFlight: Prom.Gauge<"hfs">
+  readonly migrationsFailed: Prom.Counter<"hfs" | "reason">
+  readonly wireBytes: Prom.Counter<"hfs">
+  readonly allocatedBytes: Prom.Counter<"hfs">
+  readonly checksumFailures: Prom.Counter<"hfs">
 }
 
 const getOrCreate = <M extends Prom.Metric>(registry: Prom.Registry, name: string, create: () => M): M =>
@@ -37,5 +45,53 @@ export const hfsMetrics: Effect.Effect<HfsMetrics, never, Metrics> = Effect.gen(
     labelNames: ["hfs", "reason"]
   })
   const getHomeFailed = yield* promCounter({ name: "prolo_hfs_get_home_failed_total", help: "getHome requests refused, by error", labelNames: ["hfs", "error"] })
-  return { getHome, newUser, grants, served, nbdRejected, getHomeFailed }
+  const migrateReceive = getOrCreate(registry, "hfs_migrate_remote_user_summary", () =>
+    new Prom.Summary({
+      name: "hfs_migrate_remote_user_summary",
+      help: "Seconds to move a home here from another HFS (hand-over, transfer, commit)",
+      labelNames: ["hfs"],
+      registers
+    })
+  )
+  const migrateSend = getOrCreate(registry, "hfs_migrate_user_summary", () =>
+    new Prom.Summary({ name: "hfs_migrate_user_summary", help: "Seconds to send a home to another HFS (one transfer connection)", labelNames: ["hfs"], registers })
+  )
+  const migrationsInFlight = getOrCreate(registry, "prolo_hfs_migrations_in_flight", () =>
+    new Prom.Gauge({ name: "prolo_hfs_migrations_in_flight", help: "Homes being moved to this HFS now", labelNames: ["hfs"], registers })
+  )
+  const migrationsFailed = yield* promCounter({
+    name: "prolo_hfs_migrations_failed_total",
+    help: "Migrations to this HFS that failed (the home stayed on its source), by reason",
+    labelNames: ["hfs", "reason"]
+  })
+  const wireBytes = yield* promCounter({
+    name: "prolo_hfs_migration_wire_bytes_total",
+    help: "Bytes of home transfers received over the wire by this HFS",
+    labelNames: ["hfs"]
+  })
+  const allocatedBytes = yield* promCounter({
+    name: "prolo_hfs_migration_allocated_bytes_total",
+    help: "Allocated bytes of the homes moved to this HFS (compare with the wire bytes)",
+    labelNames: ["hfs"]
+  })
+  const checksumFailures = yield* promCounter({
+    name: "prolo_hfs_transfer_checksum_failures_total",
+    help: "Home transfer windows or whole images refused by this HFS because their checksum did not match",
+    labelNames: ["hfs"]
+  })
+  return {
+    getHome,
+    newUser,
+    grants,
+    served,
+    nbdRejected,
+    getHomeFailed,
+    migrateReceive,
+    migrateSend,
+    migrationsInFlight,
+    migrationsFailed,
+    wireBytes,
+    allocatedBytes,
+    checksumFailures
+  }
 })

@@ -1,11 +1,13 @@
-import { Clock, Context, Effect, Either, Layer, Option, Schedule } from "effect"
+import { Clock, Context, Effect, Either, Layer, Option, type Redacted, Schedule } from "effect"
 import {
   type GetHomeError,
+  type Handover,
   HfsUnavailable,
+  InvalidHfsRequest,
+  type MigrateError,
   type HfsStatus,
   type HomeGrant,
   HomeNotFound,
-  type InvalidHfsRequest,
   type Location,
   UnknownMachine,
   UnknownUser,
@@ -16,7 +18,9 @@ import type { Metrics } from "../../runtime/metrics.js"
 import type { ActorSupervisor } from "../../runtime/supervisor.js"
 import { gidOf, type HfsServerProfile, quotaOf } from "./config.js"
 import { HfsDirectory } from "./directory.js"
+import type { HfsContext } from "./context.js"
 import { addressOf, type HfsInstance, makeInstance } from "./instance.js"
+import { makePeers, type PeerAddress } from "./peers.js"
 import { Locations } from "./locations.js"
 import { hfsMetrics } from "./metrics.js"
 import { validateHostname, validateLogin } from "./names.js"
@@ -36,18 +40,30 @@ export interface HfsService {
   readonly instance: (id: number) => Effect.Effect<HfsInstance>
   /** Records where HFS `id` serves its rpc port (shown by `status`). */
   readonly setRpcPort: (id: number, port: number) => Effect.Effect<void>
+  /** Server → server: the home's HFS (`via`, or the row's) fences the home for HFS `to`. */
+  readonly handOver: (login: string, to: number, via?: number) => Effect.Effect<Handover, MigrateError>
+  /** Server → server: the home of `login` moved; the HFS here (`via`, or every one) retire their copy. */
+  readonly movedAway: (login: string, via?: number) => Effect.Effect<void, InvalidHfsRequest | HfsUnavailable>
+  /** Operators: move the home of `login` to HFS `to` (run by this node) now, without granting it. */
+  readonly migrate: (login: string, to: number) => Effect.Effect<Location, MigrateError>
+}
+
+export interface HfsOptions {
+  readonly ids: ReadonlyArray<number>
+  readonly profile: HfsServerProfile
+  /** The HFS secret (hfs-client.yml): calls to the other HFS and transfer tokens. */
+  readonly secret: Redacted.Redacted<string>
+  /** Tests: where the destination connects for a transfer (a damaging link). */
+  readonly transferRoute?: HfsContext["transferRoute"]
 }
 
 export class Hfs extends Context.Tag("prolo/hfs/Hfs")<Hfs, HfsService>() {
   /** Starts every id in the background: an HFS waits for its `hfs<id>` alias in MDB without holding up the node. */
-  static readonly layer = (options: {
-    readonly ids: ReadonlyArray<number>
-    readonly profile: HfsServerProfile
-  }): Layer.Layer<Hfs, never, HfsDirectory | Locations | Metrics | ActorTree | ActorSupervisor> =>
+  static readonly layer = (options: HfsOptions): Layer.Layer<Hfs, never, HfsDirectory | Locations | Metrics | ActorTree | ActorSupervisor> =>
     Layer.scoped(Hfs, makeHfs(options))
 }
 
-const makeHfs = (options: { readonly ids: ReadonlyArray<number>; readonly profile: HfsServerProfile }) =>
+const makeHfs = (options: HfsOptions) =>
   Effect.gen(function* () {
     const { profile } = options
     const directory = yield* HfsDirectory
@@ -57,6 +73,24 @@ const makeHfs = (options: { readonly ids: ReadonlyArray<number>; readonly profil
     const rpcPorts = new Map<number, number>()
     const waiters = new Map<number, Array<(i: HfsInstance) => void>>()
 
+    // Another HFS's rpc address: its own `hfs<id>` address (or `bind`) and the rpc port; an
+    // HFS of this node answers on the port it really bound (0 in tests and the dev loop).
+    const locate = (id: number): Effect.Effect<PeerAddress, HfsUnavailable> =>
+      Effect.gen(function* () {
+        const local = running.get(id)
+        const port = rpcPorts.get(id)
+        if (local !== undefined && port !== undefined) return { host: local.host, port }
+        if (profile.rpc_port === 0) {
+          return yield* new HfsUnavailable({ message: `hfs${id} does not run on this node and rpc_port is 0 in hfs-server.yml: its port is unknown` })
+        }
+        const bound = profile.bind[String(id)]
+        const host = bound !== undefined ? Option.some(bound) : yield* directory.hfsAddress(id)
+        if (Option.isNone(host)) return yield* new HfsUnavailable({ message: `no machine carries the alias hfs${id} in MDB: hfs${id} cannot be reached` })
+        return { host: host.value, port: profile.rpc_port }
+      })
+    const peers = makePeers({ secret: options.secret, locate })
+    const links = { secret: options.secret, peers, ...(options.transferRoute === undefined ? {} : { transferRoute: options.transferRoute }) }
+
     // Each id in its own fiber: a failure to start (address not up yet, port taken) is logged
     // and retried with backoff rather than taking the other ids down.
     for (const id of options.ids) {
@@ -64,7 +98,7 @@ const makeHfs = (options: { readonly ids: ReadonlyArray<number>; readonly profil
         Effect.scoped(
           Effect.gen(function* () {
             const host = yield* addressOf(id, profile)
-            const instance = yield* makeInstance(id, host, profile, metrics)
+            const instance = yield* makeInstance(id, host, profile, metrics, links)
             running.set(id, instance)
             for (const w of waiters.get(id) ?? []) w(instance)
             waiters.delete(id)
@@ -140,7 +174,39 @@ const makeHfs = (options: { readonly ids: ReadonlyArray<number>; readonly profil
           list.push((i) => resume(Effect.succeed(i)))
           waiters.set(id, list)
         }),
-      setRpcPort: (id, port) => Effect.sync(() => void rpcPorts.set(id, port))
+      setRpcPort: (id, port) => Effect.sync(() => void rpcPorts.set(id, port)),
+      handOver: (login, to, via) =>
+        Effect.gen(function* () {
+          const valid = yield* validateLogin(login)
+          const id = via ?? Option.match(yield* locations.get(valid), { onNone: () => -1, onSome: (l) => l.hfs })
+          const instance = running.get(id)
+          if (instance === undefined) {
+            return yield* new HfsUnavailable({ message: `the home of ${valid} is not on an HFS of this node (hfs${id}); retry` })
+          }
+          return yield* instance.handOver(valid, to)
+        }),
+      movedAway: (login, via) =>
+        Effect.gen(function* () {
+          const valid = yield* validateLogin(login)
+          const targets = [...running.values()].filter((i) => via === undefined || i.id === via)
+          yield* Effect.forEach(targets, (i) => i.retire(valid), { discard: true })
+        }),
+      migrate: (login, to) =>
+        Effect.gen(function* () {
+          const valid = yield* validateLogin(login)
+          if (Option.isNone(yield* directory.user(valid))) return yield* new UnknownUser({ login, message: `No such user: ${login}` })
+          const instance = running.get(to)
+          if (instance === undefined) {
+            return yield* new InvalidHfsRequest({
+              field: "to",
+              value: String(to),
+              message: options.ids.includes(to)
+                ? `hfs${to} is not serving yet (waiting for its address or its port); retry`
+                : `hfs${to} does not run on this node (it runs ${options.ids.map((i) => `hfs${i}`).join(", ") || "none"}): ask the node of hfs${to}`
+            })
+          }
+          return yield* instance.pull(valid)
+        })
     })
   })
 

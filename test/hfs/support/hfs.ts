@@ -1,10 +1,10 @@
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Layer, Redacted, Schema } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { HfsServerProfile } from "../../../src/actors/hfs/config.js"
 import { HfsDirectory, type HfsMachine, type HfsUser } from "../../../src/actors/hfs/directory.js"
 import { Locations } from "../../../src/actors/hfs/locations.js"
-import { Hfs } from "../../../src/actors/hfs/service.js"
+import { Hfs, type HfsOptions } from "../../../src/actors/hfs/service.js"
 import { ActorTree } from "../../../src/runtime/actor-tree.js"
 import { Metrics } from "../../../src/runtime/metrics.js"
 import { RootSupervisor } from "../../../src/runtime/supervisor.js"
@@ -40,19 +40,31 @@ export const hfsWork = Effect.acquireRelease(
 )
 
 export const profileOf = (over: Record<string, unknown>) =>
-  Schema.decodeUnknownSync(HfsServerProfile)({ bind: { "0": "127.0.0.1" }, nbd_port: 0, free_reserve: 0, quota: { user: "256M", orga: "512M" }, ...over })
+  Schema.decodeUnknownSync(HfsServerProfile)({ bind: { "0": "127.0.0.1" }, nbd_port: 0, rpc_port: 0, transfer_port: 0, free_reserve: 0, quota: { user: "256M", orga: "512M" }, ...over })
 
 export const runtimeServices = RootSupervisor.layerWithExit(() => Effect.void).pipe(
   Layer.provideMerge(Layer.mergeAll(ActorTree.layer, Metrics.layer))
 )
 
-export const hfsLayer = (options: { readonly exportBase: string; readonly skeleton: string; readonly ids?: ReadonlyArray<number>; readonly profile?: Record<string, unknown> }) =>
+/** The HFS secret of the tests (hfs-client.yml's). */
+export const hfsSecret = Redacted.make("hfs-test-secret")
+
+export const hfsLayer = (options: {
+  readonly exportBase: string
+  readonly skeleton: string
+  readonly ids?: ReadonlyArray<number>
+  readonly profile?: Record<string, unknown>
+  readonly transferRoute?: HfsOptions["transferRoute"]
+  readonly machines?: ReadonlyArray<HfsMachine>
+}) =>
   Hfs.layer({
     ids: options.ids ?? [0],
-    profile: profileOf({ export_base: options.exportBase, skeleton: options.skeleton, ...options.profile })
+    profile: profileOf({ export_base: options.exportBase, skeleton: options.skeleton, ...options.profile }),
+    secret: hfsSecret,
+    ...(options.transferRoute === undefined ? {} : { transferRoute: options.transferRoute })
   }).pipe(
     Layer.provideMerge(runtimeServices),
-    Layer.provide(HfsDirectory.fromRecords(machines, users)),
+    Layer.provide(HfsDirectory.fromRecords(options.machines ?? machines, users)),
     Layer.provideMerge(Locations.sql({ contest: false }))
   )
 

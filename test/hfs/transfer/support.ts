@@ -54,12 +54,12 @@ export const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
  * A TCP relay to `port` that flips one byte of the source→destination stream at `at`: a
  * link that damages data in flight. Closed with the scope.
  */
-export const corruptingRelay = (port: number, at: number) =>
+export const corruptingRelay = (port: number, at: number, host = "127.0.0.1") =>
   Effect.acquireRelease(
     Effect.async<{ port: number; server: net.Server; sockets: Set<net.Socket> }>((resume) => {
       const sockets = new Set<net.Socket>()
       const server = net.createServer((down) => {
-        const up = net.createConnection({ host: "127.0.0.1", port })
+        const up = net.createConnection({ host, port })
         sockets.add(down).add(up)
         let seen = 0
         up.on("data", (chunk: Buffer) => {
