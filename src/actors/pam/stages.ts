@@ -136,6 +136,8 @@ const getHome = (ctx: PamContext, login: string, hfs: number): Effect.Effect<Hom
           return failWith(EXIT.unavailable, `Login impossible: home server ${host} unreachable (${host}:${ctx.hfsClient.rpc_port}): ${firstLine(e.message)}`)
         case "HfsUnavailable":
           return failWith(EXIT.unavailable, `Login impossible: home server ${host} cannot answer now, retry: ${firstLine(e.message)}`)
+        case "HomeInUse":
+          return failWith(EXIT.unavailable, `Login impossible: your home is still in use on ${e.hostname}: ${firstLine(e.message)}`)
         case "HomeElsewhere":
           return failWith(EXIT.unavailable, `Login impossible: your home stays on hfs${e.hfs}: ${firstLine(e.message)}`)
         default:
@@ -184,7 +186,7 @@ const login = (ctx: PamContext, account: UserAccount) =>
     const work = Effect.gen(function* () {
       // From here the file makes presenced heartbeat this login: the lease holds during a long move.
       yield* writeSession(dir, session)
-      yield* ctx.say("Requesting home…")
+      yield* ctx.say("Requesting home (it may first be moved from another home server)…")
       const hfs = yield* traced("mdb", machineHfs(ctx))
       const grant = yield* traced("getHome", getHome(ctx, account.login, hfs))
       yield* writeSession(dir, { ...session, grant })

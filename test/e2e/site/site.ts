@@ -66,6 +66,8 @@ export interface Machine {
   readonly ip: string
   readonly hfs: number
   readonly config: string
+  /** How its /etc is made (see anchorMachine). */
+  readonly etcSetup: ReadonlyArray<string>
   /** The anchor holding its mount and UTS namespaces. */
   anchor: Spawned
   node: Spawned | undefined
@@ -310,7 +312,7 @@ const anchorMachine = async (site: Site, spec: MachineSpec, ns: string, ip: stri
       stdio: ["ignore", "pipe", "pipe"]
     })
   )
-  const machine: Machine = { name: spec.name, ns, ip, hfs: spec.hfs, config, anchor, node: undefined }
+  const machine: Machine = { name: spec.name, ns, ip, hfs: spec.hfs, config, etcSetup, anchor, node: undefined }
   site.machines.set(spec.name, machine)
   await waitForOutput(anchor, /anchor-ready/, 30_000)
   return machine
@@ -331,6 +333,13 @@ export const addLightMachine = async (site: Site, spec: MachineSpec, ip: string,
   const ns = await addNs(site, spec.name, ip, index)
   const binds = ["passwd", "shadow", "group", "hosts", "pam.d"].map((f) => `mount --bind ${snapshot}/${f} /etc/${f}`)
   return anchorMachine(site, spec, ns, ip, site.machine(like).config, binds)
+}
+
+/** A machine back after a power loss: fresh namespaces (its disk, the /etc overlay, kept) and its node. */
+export const rebootMachine = async (site: Site, name: string) => {
+  const m = site.machine(name)
+  await anchorMachine(site, { name, hfs: m.hfs }, m.ns, m.ip, m.config, m.etcSetup)
+  await bootMachine(site, name)
 }
 
 /** Starts the node of a machine (presenced, passwd sync) inside its namespaces. */
@@ -426,7 +435,7 @@ export const makeSite = async (options: SiteOptions): Promise<Site> => {
           .replace(/^skeleton: .*$/m, `skeleton: ${path.join(checkout, "etc/skeleton")}`)
           .replace(/^rpc_port: .*$/m, "rpc_port: 20100")
           .replace(/^nbd_port: .*$/m, "nbd_port: 10809")
-          .replace(/^bind: .*$/m, "")
+          .replace(/^bind: .*$/m, "# a logged-out home may move at once (the default keeps a fresh grant 30 s)\nlive_grant_seconds: 1")
         await copyConfig(config, { ...commonEdits(site), "hfs-server.yml": server })
         const node = await startNodeIn(site, name, ["--layer", "rhfs", "--hfs", String(id), "--listen", `10.12.1.1${id}:${NODE_PORT}`, "--config", config], ["ip", "netns", "exec", ns])
         await waitForOutput(node, new RegExp(`hfs${id}: rpc over tcp\\+msgpack on 10\\.12\\.1\\.1${id}:20100`), 60_000)
