@@ -1,10 +1,12 @@
 import { execFile, spawn } from "node:child_process"
+import { readdirSync, readFileSync } from "node:fs"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import pg from "pg"
 import { Redacted } from "effect"
+import { running } from "../../../src/runtime/process-alive.js"
 import { checkout, LISTENING, type Spawned, spawnTracked, waitForOutput } from "../node-process.js"
 
 // A small contest site in network namespaces, every part real: a switch namespace holding a
@@ -199,6 +201,7 @@ export class Site {
         "for t in $(findmnt -rn -o TARGET | grep -E '^/home/.|^/run/prolo-pam/' | sort -r); do umount -l \"$t\" || fusermount3 -u -z \"$t\"; done; true"
       ]).catch(() => undefined)
       await this.rememberLoops(m.name).catch(() => undefined)
+      await powerOff(this, m.name).catch(() => undefined)
     }
     for (const ns of [...this.namespaces].reverse()) {
       const pids = await execP("ip", ["netns", "pids", ns])
@@ -348,6 +351,15 @@ export const bootMachine = async (site: Site, name: string) => {
   m.node = await startNodeIn(site, name, ["--layer", "user", "--listen", `${m.ip}:${NODE_PORT}`, "--config", m.config], site.enter(name))
 }
 
+/** Every thread of `pid` has exited (a zombie whose other threads still run has not). */
+const ended = (pid: number): boolean => {
+  try {
+    return readdirSync(`/proc/${pid}/task`).every((tid) => !running(Number(tid)))
+  } catch {
+    return true
+  }
+}
+
 /** `MAJ:MIN INO` of the file behind a loop device ("" when none, or gone). */
 const loopBacking = async (loop: string) => (await execP("losetup", ["-l", "-n", "-O", "BACK-MAJ:MIN,BACK-INO", loop])).stdout.trim().replace(/\s+/g, " ")
 
@@ -358,14 +370,31 @@ const loopBacking = async (loop: string) => (await execP("losetup", ["-l", "-n",
  */
 export const powerOff = async (site: Site, name: string) => {
   const m = site.machine(name)
-  const pids = await execP("ip", ["netns", "pids", m.ns])
-  for (const pid of pids.stdout.split("\n").filter((p) => p !== "")) {
-    try {
-      process.kill(Number(pid), "SIGKILL")
-    } catch {
-      // gone
+  const pidsOf = async () => (await execP("ip", ["netns", "pids", m.ns])).stdout.split("\n").filter((p) => p !== "").map(Number)
+  const comm = (pid: number) => readFileSync(`/proc/${pid}/comm`, "utf8").trim()
+  const kill = (pids: ReadonlyArray<number>) => {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL")
+      } catch {
+        // gone
+      }
     }
   }
+  // nbdfuse first, and wait until it has ended. Killed together with the rest, it may be the last
+  // process of the machine's mount namespace: tearing that down unmounts the home's ext4, whose
+  // final flush goes through the loop device to nbdfuse's FUSE file, served by the very process
+  // doing the teardown: stuck for ever in D state. A real machine has no such teardown.
+  const fuse = (await pidsOf()).filter((pid) => {
+    try {
+      return comm(pid) === "nbdfuse"
+    } catch {
+      return false
+    }
+  })
+  kill(fuse)
+  await waitUntil("the machine's nbdfuse to end", async () => fuse.every(ended), 10_000)
+  kill(await pidsOf())
   await m.anchor.exited
   if (m.node !== undefined) await m.node.exited
   await site.detachLoops(name)
