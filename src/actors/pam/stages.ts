@@ -1,4 +1,4 @@
-import { Duration, Effect, Schema } from "effect"
+import { Duration, Effect, type Redacted, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { HFS_SERVICE, HfsRpcs, type HomeGrant } from "../../protocols/hfs.js"
@@ -40,7 +40,7 @@ const failWith = (code: number, message: string) => new PamFailure({ code, messa
 export interface PamContext {
   readonly profile: PamProfile
   readonly presence: PresenceTarget
-  readonly hfsClient: { readonly shared_secret: import("effect").Redacted.Redacted<string>; readonly rpc_port: number }
+  readonly hfsClient: { readonly shared_secret: Redacted.Redacted<string>; readonly rpc_port: number }
   /** This machine's MDB hostname. */
   readonly hostname: string
   /** One progress line for the greeter (stdout under pam_exec's `stdout`). */
