@@ -227,4 +227,22 @@ describe.skipIf(skip)("site: prolo-pam under real PAM, homes over NBD, in networ
     await login("pas-a", user)
     await logout("pas-a", user)
   }, 120_000)
+
+  it("a misspelt key in pam.yml: one line naming the file and the key, nothing asked, nothing mounted", async () => {
+    const user = site.logins[3]!
+    const file = path.join(site.machine("pas-a").config, "pam.yml")
+    const good = await fs.readFile(file, "utf8")
+    await fs.writeFile(file, good.replace("mdb_url:", "mdb_ulr:"))
+    try {
+      const r = await site.pam("pas-a", user, ["authenticate", "acct_mgmt", "open_session"])
+      expect(r.code).not.toBe(0)
+      expect(r.stdout.split("\n").filter((l) => l.startsWith("Login"))).toEqual([
+        expect.stringMatching(new RegExp(`^Login impossible: configuration: ${file.replaceAll(".", "\\.")}: mdb_ulr: `))
+      ])
+      expect(r.stdout).not.toContain("Checking user")
+      expect(await site.homeMounts("pas-a")).toEqual([])
+    } finally {
+      await fs.writeFile(file, good)
+    }
+  }, 60_000)
 })
