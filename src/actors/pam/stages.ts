@@ -1,4 +1,4 @@
-import { Duration, Effect, type Redacted, Schema } from "effect"
+import { Clock, Duration, Effect, Fiber, type Redacted, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { HFS_SERVICE, HfsRpcs, type HomeGrant } from "../../protocols/hfs.js"
@@ -147,6 +147,22 @@ const getHome = (ctx: PamContext, login: string, hfs: number): Effect.Effect<Hom
   )
 }
 
+/**
+ * A line every few seconds while `effect` runs: getHome may first move the home from another
+ * HFS (its answer carries no progress), and a silent greeter looks hung.
+ */
+export const withProgress = <A, E>(ctx: PamContext, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+  Effect.gen(function* () {
+    const started = yield* Clock.currentTimeMillis
+    const tick = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      ctx.say(`Still preparing your home (it may be moving from another home server)… ${Math.round((now - started) / 1000)} s`)
+    )
+    const ticker = yield* Effect.fork(Effect.forever(Effect.delay(tick, PROGRESS_EVERY)))
+    return yield* Effect.ensuring(effect, Fiber.interrupt(ticker))
+  })
+
+const PROGRESS_EVERY = Duration.seconds(3)
+
 const mountpointOf = (ctx: PamContext, login: string) => path.join(ctx.profile.home_base, login)
 
 /** Attaches and mounts with the session's grant; on failure nothing stays attached or mounted. */
@@ -188,7 +204,7 @@ const login = (ctx: PamContext, account: UserAccount) =>
       yield* writeSession(dir, session)
       yield* ctx.say("Requesting home (it may first be moved from another home server)…")
       const hfs = yield* traced("mdb", machineHfs(ctx))
-      const grant = yield* traced("getHome", getHome(ctx, account.login, hfs))
+      const grant = yield* traced("getHome", withProgress(ctx, getHome(ctx, account.login, hfs)))
       yield* writeSession(dir, { ...session, grant })
       yield* ctx.say(`Mounting home from hfs${hfs}…`)
       yield* traced("attach+mount", attachAndMount(ctx, { ...session, grant }))
