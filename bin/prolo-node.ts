@@ -142,7 +142,12 @@ const report = (exit: Exit.Exit<unknown, unknown>): string | undefined => {
 // Our `--log-level` (the level of the node's own logger) replaces @effect/cli's built-in one,
 // which was listed beside it with other choices: the built-ins stay out of the help, which
 // names the two an operator needs (--help, --version) in its description.
-cli(process.argv).pipe(
+// @effect/cli reads its built-in --help/--version only before the command's own options
+// (`--layer rhfs --help` was "unknown argument"): an operator may put them anywhere.
+const builtIns = new Set(["--help", "-h", "--version"])
+const argv = [...process.argv.slice(0, 2), ...process.argv.slice(2).filter((a) => builtIns.has(a)), ...process.argv.slice(2).filter((a) => !builtIns.has(a))]
+
+cli(argv).pipe(
   withPlainConsole,
   Effect.provide(CliConfig.layer({ showBuiltIns: false })),
   Effect.onExit((exit) => {

@@ -23,6 +23,8 @@ export const subsystems = {
   presence: { name: "presence", load: () => import("./actors/presence/layer.js").then((m) => m.PresenceLayer) },
   dhcp: { name: "dhcp", load: () => import("./actors/dhcp/layer.js").then((m) => m.DhcpLayer) },
   dns: { name: "dns", load: () => import("./actors/dns/layer.js").then((m) => m.DnsLayer) },
+  firewall: { name: "firewall", load: () => import("./actors/firewall/layer.js").then((m) => m.FirewallLayer) },
+  sso: { name: "sso", load: () => import("./actors/sso/layer.js").then((m) => m.SsoLayer) },
   netboot: { name: "netboot", load: () => import("./actors/netboot/layer.js").then((m) => m.NetbootLayer) },
   presenced: { name: "presenced", load: () => import("./actors/presenced/layer.js").then((m) => m.PresencedLayer) },
   hfs: { name: "hfs", load: () => import("./actors/hfs/layer.js").then((m) => m.HfsLayer) },
@@ -50,6 +52,8 @@ const machineRoles: Record<(typeof roleNames)[number], Role> = {
       subsystems.dns,
       subsystems.dhcp,
       subsystems.netboot,
+      subsystems.sso,
+      subsystems.firewall,
     ]
   },
   rhfs: {

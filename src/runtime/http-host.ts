@@ -13,6 +13,7 @@ import { Health } from "./health.js"
 import { type BodyAccounting, HttpBodyAccounting, makeBodyAccounting } from "./http-body.js"
 import { defaultHttpLimits, type HttpLimits, HttpLimitsRef } from "./http-limits.js"
 import { Metrics } from "./metrics.js"
+import { limitWebsocketMessages } from "./websocket-limit.js"
 
 // One HTTP server per node. Everything a node serves over HTTP is a route layer that needs
 // `HttpLayerRouter.HttpRouter`:
@@ -163,6 +164,7 @@ export const httpHostLayer = <E, R>(
         headersTimeout: Math.min(requestTimeout, 60_000),
         connectionsCheckingInterval: Math.min(5000, Math.max(250, requestTimeout / 4))
       })
+      limitWebsocketMessages(server, limits.websocketMessageBytes)
       // The socket is bound before the subsystems behind the routes are up (they may need its
       // address), and Node leaves a request nobody listens for unanswered forever: until the
       // router's handler is attached, say 503 so that a caller retries instead of hanging.

@@ -40,7 +40,9 @@ export const HttpLimitsProfile = Schema.Struct({
     { default: () => 30 }
   ),
   /** Bytes a websocket subscriber may leave unread on the node before it is detached as lagging. */
-  websocketUnsentBytes: bytes(4 * MiB)
+  websocketUnsentBytes: bytes(4 * MiB),
+  /** Largest websocket message a client may send (`/rpc/sync` publishes one batch per message); beyond, the socket is closed (1009). */
+  websocketMessageBytes: bytes(4 * MiB)
 }).annotations({ parseOptions: { onExcessProperty: "error" } })
 export type HttpLimits = typeof HttpLimitsProfile.Type
 

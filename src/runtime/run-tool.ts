@@ -12,8 +12,11 @@ export interface ToolResult {
   readonly output: string
 }
 
-/** `argv[0]` with the rest as arguments; never fails: a missing tool is a result with code -1. */
-export const runTool = (argv: ReadonlyArray<string>, timeoutMs = 30_000): Effect.Effect<ToolResult> =>
+/**
+ * `argv[0]` with the rest as arguments, `input` (if any) on its stdin (a batch for `ipset
+ * restore`); never fails: a missing tool is a result with code -1.
+ */
+export const runTool = (argv: ReadonlyArray<string>, timeoutMs = 30_000, input?: string): Effect.Effect<ToolResult> =>
   Effect.async<ToolResult>((resume) => {
     const [command = "", ...args] = argv
     const child = execFile(command, args, { timeout: timeoutMs, maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
@@ -23,5 +26,8 @@ export const runTool = (argv: ReadonlyArray<string>, timeoutMs = 30_000): Effect
       const why = code === -1 ? `${command}: ${error.message}` : ""
       resume(Effect.succeed({ code, output: [output, why].filter((s) => s !== "").join("\n") }))
     })
+    // A tool that exits without reading all of its input must not raise EPIPE in the node.
+    child.stdin?.on("error", () => undefined)
+    child.stdin?.end(input)
     return Effect.sync(() => child.kill())
   })

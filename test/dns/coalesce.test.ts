@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, TestClock } from "effect"
-import { makeCoalescer } from "../../src/actors/dns/coalesce.js"
+import { makeCoalescer } from "../../src/runtime/coalesce.js"
 
 // Bursts of changes become one action per 100 ms window, driven by the Clock.
 

@@ -46,6 +46,10 @@ describe("prolo and prolo-node help and usage errors", () => {
     expect(out.split("\n").filter((l) => l.startsWith("--log-level"))).toEqual(["--log-level trace | debug | info | warning | error | none"])
     expect(out).not.toContain("fatal") // the built-in one's choices
     expect(out).not.toContain(ESC)
+    // after the options, as an operator types it under a unit's command line: the same help
+    const late = await run("prolo-node", ["--layer", "rhfs", "--hfs", "0,1", "--help"])
+    expect(late.code).toBe(0)
+    expect(late.out).toBe(out)
   }, 70_000)
 
   it("a mistyped subcommand is reported against the command it was typed under", async () => {

@@ -79,6 +79,12 @@ describe("prolo-node binary", () => {
         ["/root/dns", "supervisor"],
         ["/root/dns/follow-mdb", "loop"],
         ["/root/dns/reload", "loop"],
+        ["/root/firewall", "supervisor"],
+        ["/root/firewall/follow-mdb", "loop"],
+        ["/root/firewall/follow-presence", "loop"],
+        ["/root/firewall/follow-udb", "loop"],
+        ["/root/firewall/policy", "loop"],
+        ["/root/firewall/swap", "loop"],
         ["/root/hfs", "supervisor"],
         ["/root/hfs/follow-mdb", "loop"],
         ["/root/hfs/follow-udb", "loop"],
@@ -92,6 +98,10 @@ describe("prolo-node binary", () => {
         ["/root/presence/leases", "actor"],
         ["/root/presenced", "supervisor"],
         ["/root/presenced/heartbeat", "loop"],
+        ["/root/sso", "supervisor"],
+        ["/root/sso/follow-mdb", "loop"],
+        ["/root/sso/follow-presence", "loop"],
+        ["/root/sso/staleness", "loop"],
         ["/root/sync", "supervisor"],
         ["/root/sync/mdb", "loop"],
         ["/root/sync/mdb-prune", "loop"],
@@ -103,13 +113,14 @@ describe("prolo-node binary", () => {
         ["/root/udbsync-passwd/follow-udb", "loop"]
       ])
       expect(actors.every((a) => a.restarts === 0 && a.ageSeconds >= 0)).toBe(true)
-      // presence, dns, dhcp and hfs follow mdb in process, presence and hfs udb too; passwd sync's follower comes over the websocket
+      // presence, dns, dhcp, hfs, sso and firewall follow mdb in process, presence, hfs and firewall udb too, sso and
+      // firewall presence; passwd sync's follower comes over the websocket
       const subscribers = (topic: string) => actors.find((a) => a.path === `/root/sync/${topic}`)?.children
-      expect(subscribers("mdb")).toBe(4)
-      expect(subscribers("presence")).toBe(0)
+      expect(subscribers("mdb")).toBe(6)
+      expect(subscribers("presence")).toBe(2)
       const status = spawnBin("prolo", ["--node", url, "status"])
       expect(await exitWithin(status, 60_000)).toBe(0)
-      expect(status.stdout).toMatch(/^\/root\/sync\/mdb\s+loop\s+0\s+\d+\s+0\s+\S+\s+4\s*$/m)
+      expect(status.stdout).toMatch(/^\/root\/sync\/mdb\s+loop\s+0\s+\d+\s+0\s+\S+\s+6\s*$/m)
       expect(status.stdout).toMatch(/^\/root\/presence\/leases\s+actor\s+/m)
       node.child.kill("SIGTERM")
       expect(await exitWithin(node, STOP_MS), node.stderr).toBe(0)

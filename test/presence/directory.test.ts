@@ -15,7 +15,7 @@ const follower = () => {
     Effect.sync(() => {
       handlers.set(topic, handler)
       if (handlers.size === 2) Effect.runSync(Deferred.succeed(ready, undefined))
-      return { run: Effect.never }
+      return { run: Effect.never, lastFrameAt: () => undefined }
     })
   const layer = Layer.succeed(SyncClient, {
     follow: (topic, handler) => Effect.zipRight(follower(topic, handler), Effect.never),

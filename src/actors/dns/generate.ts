@@ -3,7 +3,7 @@ import { Effect, Either, Schema } from "effect"
 import { Machine } from "../../protocols/mdb.js"
 import type { SyncRecord } from "../../protocols/sync.js"
 import type { ToolResult } from "../../runtime/run-tool.js"
-import { parseSerial, recordsOf, renderZones, ZONES, type ZoneSpec, zoneFileName, zoneText } from "./render.js"
+import { hasNameServer, parseSerial, recordsOf, renderZones, ZONES, type ZoneSpec, zoneFileName, zoneText } from "./render.js"
 import { readText, validatedSwap } from "./swap.js"
 
 // From a state of the `mdb` topic to the zone files on disk: render every zone, and for each
@@ -32,6 +32,7 @@ export interface ZoneWriterOptions {
 /** A writer that remembers the records of each zone it last wrote (read back from disk at first use). */
 export const makeZoneWriter = (options: ZoneWriterOptions) => {
   const written = new Map<string, string>()
+  let waitingForNs = false
   return (machines: Iterable<Machine>) =>
     Effect.gen(function* () {
       const rendered = renderZones(machines)
@@ -46,6 +47,16 @@ export const makeZoneWriter = (options: ZoneWriterOptions) => {
           if (onDisk !== undefined) written.set(zone.name, onDisk)
         }
         if (written.get(zone.name) === records) continue
+        if (zone.origin === "prolo" && !hasNameServer(records)) {
+          if (!waitingForNs) {
+            yield* Effect.logWarning(
+              `dns: zone prolo (${zone.view} view) not written yet: no machine in MDB has the alias "ns" (the gateway: add it with \`prolo mdb add … --aliases ns,…\`); ${written.has(zone.name) || current !== undefined ? "the last written zone stays live" : "no zone prolo is served until then"}`
+            )
+          }
+          waitingForNs = true
+          continue
+        }
+        if (zone.origin === "prolo") waitingForNs = false
         // The serial of the live file, not of a rejected one: a refused zone is never served.
         const serial = (parseSerial((yield* readText(file)) ?? "") ?? 0) + 1
         const outcome = yield* validatedSwap({

@@ -42,6 +42,13 @@ const HEADER = (serial: number) =>
     ""
   ].join("\n")
 
+/**
+ * Whether the records give `ns.prolo` (the zones' NS, the gateway's alias `ns`) an address.
+ * Without it BIND refuses the zone `prolo`: it is the state of a site before its gateway is
+ * registered in MDB, not an error, so the writer waits rather than producing a refused file.
+ */
+export const hasNameServer = (records: string): boolean => /^ns\tIN\tA\t/m.test(records)
+
 /** The records part of a zone file: one TAB-joined line each, ending with one `\n`. */
 export const recordsText = (records: ReadonlyArray<ReadonlyArray<string>>): string =>
   `${records.map((r) => r.join("\t")).join("\n")}\n`

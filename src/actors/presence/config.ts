@@ -1,23 +1,8 @@
-import { Duration, Either, ParseResult, Schema } from "effect"
+import { Duration, Schema } from "effect"
 import { loadProfile } from "../../runtime/config.js"
-import { parseListen } from "../../runtime/http-host.js"
+import { HostPort } from "../../runtime/profiles.js"
 import { DEFAULT_TCP_MAX_IN_FLIGHT } from "../../runtime/rpc-tcp.js"
 import { DEFAULT_LEASE_SECONDS } from "./service.js"
-
-/** `HOST:PORT` (`[::1]:20061` for IPv6), decoded to an address; the message names the expected form. */
-const HostPort = Schema.transformOrFail(
-  Schema.String,
-  Schema.Struct({ host: Schema.String, port: Schema.Number }),
-  {
-    strict: true,
-    decode: (input, _, ast) =>
-      Either.match(parseListen(input), {
-        onLeft: () => ParseResult.fail(new ParseResult.Type(ast, input, "expected HOST:PORT with a port in 0-65535, e.g. 127.0.0.1:20061")),
-        onRight: (address) => ParseResult.succeed(address)
-      }),
-    encode: (address) => ParseResult.succeed(address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`)
-  }
-).annotations({ description: "HOST:PORT, e.g. 127.0.0.1:20061" })
 
 /** `presence.yml`, shared by the gateway and the user machines. */
 export const PresenceProfile = Schema.Struct({

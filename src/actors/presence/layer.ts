@@ -1,14 +1,12 @@
 import { Duration, Effect, Layer, type Redacted } from "effect"
 import { PRESENCE_LIST_SERVICE, PRESENCE_SERVICE, PresenceListRpcs, PresenceRpcs } from "../../protocols/presence.js"
-import type { FileSystem } from "@effect/platform/FileSystem"
-import { type ConfigDir, loadProfile } from "../../runtime/config.js"
+import { loadProfile } from "../../runtime/config.js"
 import { PresenceSubProfile, SharedSecretProfile } from "../../runtime/profiles.js"
 import { rpcRoute } from "../../runtime/rpc-route.js"
 import { supervisorGroup } from "../../runtime/supervisor.js"
 import { RpcTcpServer, rpcTcpServerLayer } from "../../runtime/rpc-tcp.js"
 import { DatabaseLive } from "../../store/database.js"
-import { makeSyncClient, SyncClient } from "../sync/client.js"
-import { inProcessConnector } from "../sync/connection.js"
+import { inProcessSyncClientOf } from "../sync/in-process-client.js"
 import { SyncHub } from "../sync/hub.js"
 import { SyncHubLive } from "../sync/layer.js"
 import { leaseOf, loadPresenceProfile } from "./config.js"
@@ -52,22 +50,7 @@ export const presenceTcpLayer = (options: {
 export const DIRECTORY_READY_WAIT = Duration.seconds(5)
 
 /** A follower of the node's own hub (subscriber secrets of mdbsync and udbsync). */
-export const inProcessSyncClient: Layer.Layer<SyncClient, unknown, SyncHub | ConfigDir | FileSystem> = Layer.effect(
-    SyncClient,
-    Effect.gen(function* () {
-      const hub = yield* SyncHub
-      const mdb = yield* loadProfile("mdbsync-sub", SharedSecretProfile)
-      const udb = yield* loadProfile("udbsync-sub", SharedSecretProfile)
-      const secrets: Record<string, typeof mdb.shared_secret> = { mdb: mdb.shared_secret, udb: udb.shared_secret }
-      return makeSyncClient({
-        connect: Effect.provideService(inProcessConnector, SyncHub, hub),
-        credentials: (topic) => {
-          const secret = secrets[topic]
-          return secret === undefined ? {} : { subscribe: secret }
-        }
-      })
-    })
-  )
+export const inProcessSyncClient = inProcessSyncClientOf(["mdb", "udb"])
 
 /**
  * The routes and the actor; needs the node's `SyncHub` (give the same layer value the sync

@@ -111,6 +111,12 @@ export interface Follower {
    * network) is resumed from the revision held, after a jittered backoff.
    */
   readonly run: Effect.Effect<never, never, Scope.Scope>
+  /**
+   * `Clock` time of the last frame received (progress frames included: the hub sends one every
+   * progress interval even when nothing changes); undefined before the first. Synchronous, so a
+   * hot path (SSO's whois) can refuse to answer from a state nobody vouches for any more.
+   */
+  readonly lastFrameAt: () => number | undefined
 }
 
 export interface SyncClientService {
@@ -160,6 +166,7 @@ export const makeSyncClient = (config: SyncClientConfig): SyncClientService => {
       const state: State = new Map()
       let position: Option.Option<Position> = Option.none()
       let lastFrameAt = yield* Clock.currentTimeMillis
+      let heard = false
       let owed: { readonly metadata: Metadata; readonly info: FrameInfo } | undefined
 
       const deliver = (metadata: Metadata, info: FrameInfo) =>
@@ -176,6 +183,7 @@ export const makeSyncClient = (config: SyncClientConfig): SyncClientService => {
       const onFrame = (frame: Frame): Effect.Effect<void, OutOfSequence> =>
         Effect.gen(function* () {
           lastFrameAt = yield* Clock.currentTimeMillis
+          heard = true
           yield* Metric.set(metrics.staleness, 0)
           switch (frame._tag) {
             case "Snapshot": {
@@ -248,7 +256,7 @@ export const makeSyncClient = (config: SyncClientConfig): SyncClientService => {
         if (owed !== undefined) yield* deliver(owed.metadata, owed.info)
         return yield* Effect.repeat(delivered, afterFrames).pipe(Effect.zipRight(Effect.never))
       })
-      return { run }
+      return { run, lastFrameAt: () => (heard ? lastFrameAt : undefined) }
     })
 
   const follow = (topic: string, handler: FollowHandler, options?: FollowOptions): Effect.Effect<never, NoSecret> =>
