@@ -1,4 +1,5 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import type { FileSystem } from "@effect/platform/FileSystem"
 import type { Rpc, RpcGroup } from "@effect/rpc"
 import { Cause, Console, Effect, Option, type Redacted, type Scope } from "effect"
 import { makeRpcClient } from "./cli-client.js"
@@ -12,14 +13,18 @@ import { SharedSecretProfile } from "./profiles.js"
 const profileSecret = (
   name: string,
   dir: string,
-  required: boolean
+  required: boolean,
+  load: SecretLoader = Effect.map(loadProfile(name, SharedSecretProfile), (p) => p.shared_secret)
 ): Effect.Effect<Option.Option<Redacted.Redacted<string>>, unknown> =>
-  loadProfile(name, SharedSecretProfile).pipe(
-    Effect.map((p) => Option.some(p.shared_secret)),
+  load.pipe(
+    Effect.map(Option.some),
     required ? (e) => e : Effect.orElseSucceed(() => Option.none()),
     Effect.provide(ConfigDir.layer(dir)),
     Effect.provide(NodeContext.layer)
   )
+
+/** Reads the secret from a profile with keys of its own (hfs-client's `rpc_port`), in the config directory. */
+export type SecretLoader = Effect.Effect<Redacted.Redacted<string>, unknown, ConfigDir | FileSystem>
 
 // "Failed to send HTTP request: fetch failed: connect ECONNREFUSED 127.0.0.1:20000": each
 // message of the cause chain once, outermost first.
@@ -95,6 +100,8 @@ export const withRpcClient =
     readonly profile: string
     readonly group: RpcGroup.RpcGroup<Rpcs>
     readonly service: string
+    /** When the profile has more keys than `url` and `shared_secret`. */
+    readonly secret?: SecretLoader
   }) =>
   <A>(
     where: { readonly node: string; readonly config: string },
@@ -102,7 +109,7 @@ export const withRpcClient =
     body: (client: Client<Rpcs>) => Effect.Effect<A, unknown>
   ): Effect.Effect<void> =>
     Effect.gen(function* () {
-      const secret = yield* profileSecret(options.profile, where.config, needsSecret)
+      const secret = yield* profileSecret(options.profile, where.config, needsSecret, options.secret)
       const client = yield* makeRpcClient(options.group, {
         url: where.node,
         service: options.service,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, TestClock } from "effect"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
@@ -64,6 +64,7 @@ describe("HFS migration", () => {
         expect(wire / allocated).toBeLessThan(1.05)
         expect(yield* Effect.promise(() => metricValue(metrics, "prolo_hfs_migrations_in_flight", 'hfs="1"'))).toBe(0)
         expect(yield* Effect.promise(() => metricValue(metrics, "hfs_migrate_remote_user_summary_count", 'hfs="0"'))).toBe(1)
+        expect(yield* Effect.promise(() => metricValue(metrics, "hfs_migrate_user_summary_count", 'hfs="0"'))).toBe(1)
         // hfs0 retired its copy (told in the background right after the commit)
         for (let i = 0; i < 200 && (yield* exists(source)); i++) yield* Effect.promise(() => new Promise((r) => setTimeout(r, 10)))
         expect(yield* exists(source)).toBe(false)
@@ -71,17 +72,56 @@ describe("HFS migration", () => {
       })
     )
 
-    it.scoped("two HFS moving users to each other at the same moment: no deadlock, both move", () =>
+    it.scoped("two HFS moving users to each other at the same moment: no deadlock, all move (3 users each way, 3 rounds back and forth)", () =>
       Effect.gen(function* () {
         const { hfs } = yield* startPair({ profile: { live_grant_seconds: 0 } })
+        const east = ["user0", "user1", "user2"]
+        const west = ["user3", "user4", "user5"]
+        yield* Effect.forEach(east, (u) => hfs.getHome(u, "pas-a"), { concurrency: "unbounded" })
+        yield* Effect.forEach(west, (u) => hfs.getHome(u, "alt-b"), { concurrency: "unbounded" })
+        for (let round = 0; round < 3; round++) {
+          // east users log on at hfs1 while west users log on at hfs0, all at once
+          const [to1, to0] = round % 2 === 0 ? [east, west] : [west, east]
+          const grants = yield* Effect.all(
+            [...to1.map((u) => hfs.getHome(u, "alt-b")), ...to0.map((u) => hfs.getHome(u, "pas-a"))],
+            { concurrency: "unbounded" }
+          ) // a deadlock would hang here until the test's timeout
+          expect(grants.map((g) => g.host)).toEqual([...to1.map(() => "127.0.10.2"), ...to0.map(() => "127.0.10.1")])
+          const rows = new Map((yield* hfs.list).map((l) => [l.login, l]))
+          for (const u of to1) expect(rows.get(u)).toMatchObject({ hfs: 1, state: "ready" })
+          for (const u of to0) expect(rows.get(u)).toMatchObject({ hfs: 0, state: "ready" })
+        }
+      })
+    )
+
+    it.scoped("a copy whose row names another HFS (a lost moved-away notice) is retired by the sweep; retired copies are pruned by age", () =>
+      Effect.gen(function* () {
+        yield* TestClock.setTime(1_700_000_000_000)
+        const { hfs, work } = yield* startPair({ profile: { live_grant_seconds: 0, retention: { count: 1, seconds: 100, sweep_seconds: 60 } } })
         yield* hfs.getHome("alice", "pas-a")
-        yield* hfs.getHome("bob", "alt-b")
-        const [alice, bob] = yield* Effect.all([hfs.getHome("alice", "alt-b"), hfs.getHome("bob", "pas-a")], { concurrency: "unbounded" })
-        expect([alice.host, bob.host]).toEqual(["127.0.10.2", "127.0.10.1"])
-        expect((yield* hfs.list).map((l) => [l.login, l.hfs, l.state])).toEqual([
-          ["alice", 1, "ready"],
-          ["bob", 0, "ready"]
-        ])
+        yield* hfs.getHome("alice", "alt-b")
+        const dir0 = path.join(work.exportBase, "hfs0")
+        const stale = path.join(dir0, "alice.nbd")
+        for (let i = 0; i < 200 && (yield* exists(stale)); i++) yield* Effect.promise(() => new Promise((r) => setTimeout(r, 10)))
+        // as if hfs0 had been down when told: its copy is back in the served set
+        yield* Effect.promise(() => fs.copyFile(path.join(work.exportBase, "hfs1", "alice.nbd"), stale))
+        // each step jumps past a sweep and waits for it (it runs in real time between the jumps)
+        const sweepUntil = (done: Effect.Effect<boolean>) =>
+          Effect.gen(function* () {
+            for (let step = 0; step < 5 && !(yield* done); step++) {
+              yield* TestClock.adjust("61 seconds")
+              for (let i = 0; i < 100 && !(yield* done); i++) yield* Effect.promise(() => new Promise((r) => setTimeout(r, 10)))
+            }
+            return yield* done
+          })
+        expect(yield* sweepUntil(Effect.map(exists(stale), (e) => !e))).toBe(true)
+        const retired = () => Effect.promise(() => fs.readdir(path.join(dir0, ".retired")))
+        expect((yield* retired()).length).toBe(1) // count 1: the newest copy only
+        // a few sweeps later the copy is older than 100 s: pruned
+        yield* sweepUntil(Effect.map(retired(), (r) => r.length === 0))
+        expect(yield* retired()).toEqual([])
+        // hfs1's home was never touched
+        expect(yield* hfs.where("alice")).toMatchObject({ hfs: 1, state: "ready" })
       })
     )
   })

@@ -1,13 +1,16 @@
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import { Console, Effect } from "effect"
-import { HFS_STATUS_SERVICE, HfsStatusRpcs, type Location } from "../../protocols/hfs.js"
+import { HFS_SERVICE, HFS_STATUS_SERVICE, HfsRpcs, HfsStatusRpcs, type Location } from "../../protocols/hfs.js"
 import { configOption, nodeOption } from "../../runtime/cli-client-options.js"
 import { withRpcClient } from "../../runtime/cli-run.js"
 import { table } from "../../runtime/cli-table.js"
+import { loadHfsClientProfile } from "./config.js"
 
 // `prolo hfs …`: where homes live and what each HFS serves, over the node's `/rpc/hfs-status`
-// (signed with hfs-status.yml's secret). Any failure is one line on stderr and exit status 2.
+// (signed with hfs-status.yml's secret); `migrate` moves a home, over `/rpc/hfs` (hfs-client.yml's
+// secret: a reader cannot move homes). Any failure is one line on stderr and exit status 2.
 
 const hfs = Command.make("hfs", { node: nodeOption, config: configOption })
 
@@ -57,7 +60,36 @@ const status = Command.make("status", {}, () =>
   )
 ).pipe(Command.withDescription("the HFS of this node: addresses, granted homes and their NBD connections"))
 
+const mover = withRpcClient({
+  command: "hfs migrate",
+  profile: "hfs-client",
+  group: HfsRpcs,
+  service: HFS_SERVICE,
+  secret: Effect.map(loadHfsClientProfile, (p) => p.shared_secret)
+})
+
+const migrate = Command.make(
+  "migrate",
+  {
+    login: Args.text({ name: "LOGIN" }),
+    to: Options.integer("to").pipe(Options.withDescription("the HFS id to move the home to (run by the node this command talks to)"))
+  },
+  ({ login, to }) =>
+    Effect.flatMap(hfs, (node) =>
+      mover(node, true, (c) =>
+        Effect.gen(function* () {
+          const l = yield* c.migrate({ login, to })
+          yield* Console.log(`${l.login}: hfs${l.hfs}, generation ${l.generation}, ${row(l)[3]}`)
+        })
+      )
+    )
+).pipe(
+  Command.withDescription(
+    "move a user's home to HFS --to now (refused while the home is attached on a machine, or was granted less than live_grant_seconds ago)"
+  )
+)
+
 export const hfsCommand = hfs.pipe(
-  Command.withDescription("home file servers: where homes live (list, where) and what is served (status)"),
-  Command.withSubcommands([list, where, status])
+  Command.withDescription("home file servers: where homes live (list, where), what is served (status), moving a home (migrate)"),
+  Command.withSubcommands([list, where, status, migrate])
 )

@@ -30,6 +30,8 @@ export interface HfsInstance {
   readonly id: number
   readonly host: string
   readonly nbdPort: number
+  /** The transfer listener's port (the source side of migrations). */
+  readonly transferPort: number
   readonly serve: (
     machine: HfsMachine,
     user: HfsUser,
@@ -142,7 +144,9 @@ export const makeInstance = (
         if (!("ok" in outcome)) return
         const since = sending.get(outcome.ok.login)
         sending.delete(outcome.ok.login)
-        if (since !== undefined) metrics.migrateSend.observe({ hfs }, (Date.now() - since) / 1000)
+        if (since !== undefined) {
+          runBackground(Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => metrics.migrateSend.observe({ hfs }, (now - since) / 1000))))
+        }
       }
     })
     transfer.port = listening.port
@@ -183,6 +187,7 @@ export const makeInstance = (
       id,
       host,
       nbdPort: server.address.port,
+      transferPort: listening.port,
       serve: (machine, user, home) => asked(registry.ask(user.login, new Serve({ machine, user, quotaBytes: home.quotaBytes, gid: home.gid }))),
       handOver: (login, to) => asked(registry.ask(login, new HandOver({ to }))),
       pull: (login) => asked(registry.ask(login, new Pull())),

@@ -1,4 +1,4 @@
-import { Context, Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Layer, Redacted, type Scope } from "effect"
 import { SqlClient } from "@effect/sql"
 import { rpcPorts } from "../../../src/actors/hfs/layer.js"
 import type { HfsMachine } from "../../../src/actors/hfs/directory.js"
@@ -25,11 +25,19 @@ export const pairMachines: ReadonlyArray<HfsMachine> = [
   { hostname: "far-c", ip: "127.0.10.13", hfs: 2, aliases: [] }
 ]
 
-export const startPair = (options: { readonly profile?: Record<string, unknown>; readonly transferRoute?: HfsOptions["transferRoute"] } = {}) =>
+export const startPair = (
+  options: {
+    readonly profile?: Record<string, unknown>
+    readonly transferRoute?: HfsOptions["transferRoute"]
+    /** Runs in the test's scope before the HFS start (released after they stop): a small file system under hfs1. */
+    readonly before?: (work: Effect.Effect.Success<typeof hfsWork>) => Effect.Effect<void, never, Scope.Scope>
+  } = {}
+) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     yield* sql`TRUNCATE hfs_location`
     const work = yield* hfsWork
+    if (options.before !== undefined) yield* options.before(work)
     const layer = rpcPorts({ ids: [0, 1], port: 0, client: hfsSecret, status: Redacted.make("hfs-status-test-secret") }).pipe(
       Layer.provideMerge(
         hfsLayer({

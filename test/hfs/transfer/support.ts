@@ -51,7 +51,7 @@ export const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
 }
 
 /**
- * A TCP relay to `port` that flips one byte of the source→destination stream at `at`: a
+ * A TCP relay to `host:port` (listening on `host` too) that flips one byte of the source→destination stream at `at`: a
  * link that damages data in flight. Closed with the scope.
  */
 export const corruptingRelay = (port: number, at: number, host = "127.0.0.1") =>
@@ -80,7 +80,7 @@ export const corruptingRelay = (port: number, at: number, host = "127.0.0.1") =>
           })
         }
       })
-      server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ port: (server.address() as net.AddressInfo).port, server, sockets })))
+      server.listen(0, host, () => resume(Effect.succeed({ port: (server.address() as net.AddressInfo).port, server, sockets })))
     }),
     ({ server, sockets }) =>
       Effect.async<void>((resume) => {
