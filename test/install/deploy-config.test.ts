@@ -1,0 +1,111 @@
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { NodeFileSystem } from "@effect/platform-node"
+import { Effect, Either, Schema } from "effect"
+import { afterAll, describe, expect, it } from "vitest"
+import { parse, stringify } from "yaml"
+import { ClusterProfile } from "../../src/actors/cluster/config.js"
+import { FirewallProfile } from "../../src/actors/firewall/config.js"
+import { HfsServerProfile } from "../../src/actors/hfs/config.js"
+import { SsoProfile } from "../../src/actors/sso/config.js"
+import { WebProfile } from "../../src/actors/web/config.js"
+import { ConfigDir, loadProfile } from "../../src/runtime/config.js"
+import { runTool } from "../../src/runtime/run-tool.js"
+import { checkout } from "../e2e/node-process.js"
+import { deploySection } from "./install-files.js"
+
+// The production values README.md's "Deploying on a LAN" gives (its ```yaml blocks, each headed
+// `# <profile>.yml`), applied over the etc/prologin example as an operator edits it, pass the
+// profile's real schema (unknown keys refused, as at a node's start); and the nginx files it
+// installs on the gateway pass the real `nginx -t` together.
+
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "prolo-deploy-"))
+afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }))
+
+const schemas: Record<string, Schema.Schema<unknown, never, never>> = {
+  cluster: ClusterProfile as unknown as Schema.Schema<unknown>,
+  firewall: FirewallProfile as unknown as Schema.Schema<unknown>,
+  "hfs-server": HfsServerProfile as unknown as Schema.Schema<unknown>,
+  sso: SsoProfile as unknown as Schema.Schema<unknown>,
+  web: WebProfile as unknown as Schema.Schema<unknown>
+}
+
+const snippets = (): ReadonlyArray<{ profile: string; values: Record<string, unknown> }> =>
+  [...deploySection().matchAll(/```yaml\n# ([a-z-]+)\.yml\b[^\n]*\n([\s\S]*?)```/g)].map((m) => ({
+    profile: m[1] ?? "",
+    values: parse(m[2] ?? "") as Record<string, unknown>
+  }))
+
+/** The example with the snippet's top-level keys set, written to a fresh config dir, then decoded. */
+const decodeEdited = (profile: string, values: Record<string, unknown>, name: string) => {
+  const dir = path.join(scratch, name)
+  fs.mkdirSync(dir, { recursive: true })
+  const example = parse(fs.readFileSync(path.join(checkout, "etc/prologin", `${profile}.yml`), "utf8")) as Record<string, unknown>
+  fs.writeFileSync(path.join(dir, `${profile}.yml`), stringify({ ...example, ...values }))
+  const schema = schemas[profile]
+  if (schema === undefined) throw new Error(`no schema for ${profile}.yml in this test`)
+  return Effect.runPromise(
+    Effect.either(loadProfile(profile, schema)).pipe(Effect.provideService(ConfigDir, dir), Effect.provide(NodeFileSystem.layer))
+  )
+}
+
+describe("README's production profile values", () => {
+  it("names the gateway's, the RHFS's and the web's edits", () => {
+    expect(snippets().map((s) => s.profile).sort()).toEqual(["cluster", "firewall", "hfs-server", "sso", "web"])
+  })
+
+  it.each(["cluster", "firewall", "hfs-server", "sso", "web"])("%s.yml with the README's values decodes with its schema", async (profile) => {
+    const snippet = snippets().find((s) => s.profile === profile)
+    expect(snippet).toBeDefined()
+    const decoded = await decodeEdited(profile, snippet?.values ?? {}, profile)
+    expect(Either.isRight(decoded) ? "ok" : decoded.left.message).toBe("ok")
+  })
+
+  it("the same check refuses a key the schema does not have (it can fail)", async () => {
+    const decoded = await decodeEdited("firewall", { ipset: ["ipset"], iptables: ["iptables-restore"] }, "bad-firewall")
+    expect(Either.isLeft(decoded) && decoded.left.message).toContain("iptables")
+  })
+
+  it("sso.yml's production port is the one etc/nginx/sso/upstream.conf names", () => {
+    const listen = String(snippets().find((s) => s.profile === "sso")?.values.listen)
+    const upstream = fs.readFileSync(path.join(checkout, "etc/nginx/sso/upstream.conf"), "utf8")
+    expect(upstream).toContain(`server ${listen};`)
+  })
+
+  it("cluster.yml and web.yml share one file store, under the web unit's state directory", () => {
+    const cluster = snippets().find((s) => s.profile === "cluster")?.values
+    const web = snippets().find((s) => s.profile === "web")?.values as { concours?: { files_dir?: string } } | undefined
+    expect(cluster?.files_dir).toBe(web?.concours?.files_dir)
+    expect(String(cluster?.files_dir)).toMatch(/^\/var\/lib\/prolo\//)
+    expect(String((cluster?.executor as { work_dir?: string } | undefined)?.work_dir)).toMatch(/^\/var\/lib\/prolo\//)
+  })
+})
+
+describe("the gateway's nginx files", () => {
+  it("nginx -t accepts sso/upstream.conf in http {} with the website's server {} (sso/handler, sso/protect)", async () => {
+    const conf = path.join(scratch, "nginx")
+    fs.mkdirSync(path.join(conf, "sso"), { recursive: true })
+    fs.mkdirSync(path.join(conf, "sites"), { recursive: true })
+    for (const f of ["handler", "protect"]) fs.copyFileSync(path.join(checkout, "etc/nginx/sso", f), path.join(conf, "sso", f))
+    // The cache and the upstream host are the gateway's; here, the test's own directory and a
+    // literal address (nginx -t resolves `web` at load).
+    const upstream = fs.readFileSync(path.join(checkout, "etc/nginx/sso/upstream.conf"), "utf8").replace("/var/cache/nginx/sso", path.join(conf, "cache"))
+    expect(upstream).not.toContain("/var/cache/nginx/sso")
+    fs.writeFileSync(path.join(conf, "sso/upstream.conf"), upstream)
+    const site = fs.readFileSync(path.join(checkout, "etc/nginx/sites/prolo-web.conf"), "utf8")
+    expect(site).toContain("proxy_pass http://web:20000;")
+    fs.writeFileSync(path.join(conf, "sites/prolo-web.conf"), site.replace("http://web:20000", "http://127.0.17.130:20000").replace("listen 80;", "listen 127.0.17.130:8080;"))
+    const main = `pid ${path.join(conf, "nginx.pid")};\nerror_log stderr;\nevents {}\nhttp {\n  access_log off;\n  include sso/upstream.conf;\n  include sites/prolo-web.conf;\n}\n`
+    fs.writeFileSync(path.join(conf, "nginx.conf"), main)
+    const ok = await Effect.runPromise(runTool(["nginx", "-t", "-p", conf, "-c", path.join(conf, "nginx.conf")]))
+    expect(ok.output).toContain("test is successful")
+    expect(ok.code).toBe(0)
+    // The check can fail: without sso/handler and the upstream, $sso_backend_status (set by the
+    // handler) is unknown to nginx.
+    fs.writeFileSync(path.join(conf, "sites/prolo-web.conf"), fs.readFileSync(path.join(conf, "sites/prolo-web.conf"), "utf8").replace("include sso/handler;", ""))
+    fs.writeFileSync(path.join(conf, "nginx.conf"), main.replace("include sso/upstream.conf;", ""))
+    const bad = await Effect.runPromise(runTool(["nginx", "-t", "-p", conf, "-c", path.join(conf, "nginx.conf")]))
+    expect(bad.code).not.toBe(0)
+  })
+})
