@@ -2,7 +2,8 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { NodeFileSystem } from "@effect/platform-node"
-import { Effect, Either, Schema } from "effect"
+import type { FileSystem } from "@effect/platform"
+import { Effect, Either } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 import { parse, stringify } from "yaml"
 import { ClusterProfile } from "../../src/actors/cluster/config.js"
@@ -10,7 +11,7 @@ import { FirewallProfile } from "../../src/actors/firewall/config.js"
 import { HfsServerProfile } from "../../src/actors/hfs/config.js"
 import { SsoProfile } from "../../src/actors/sso/config.js"
 import { WebProfile } from "../../src/actors/web/config.js"
-import { ConfigDir, loadProfile } from "../../src/runtime/config.js"
+import { ConfigDir, type ConfigError, loadProfile } from "../../src/runtime/config.js"
 import { runTool } from "../../src/runtime/run-tool.js"
 import { checkout } from "../e2e/node-process.js"
 import { deploySection } from "./install-files.js"
@@ -23,12 +24,13 @@ import { deploySection } from "./install-files.js"
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "prolo-deploy-"))
 afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }))
 
-const schemas: Record<string, Schema.Schema<unknown, never, never>> = {
-  cluster: ClusterProfile as unknown as Schema.Schema<unknown>,
-  firewall: FirewallProfile as unknown as Schema.Schema<unknown>,
-  "hfs-server": HfsServerProfile as unknown as Schema.Schema<unknown>,
-  sso: SsoProfile as unknown as Schema.Schema<unknown>,
-  web: WebProfile as unknown as Schema.Schema<unknown>
+// Each profile read exactly as its subsystem reads it.
+const loaders: Record<string, Effect.Effect<unknown, ConfigError, ConfigDir | FileSystem.FileSystem>> = {
+  cluster: loadProfile("cluster", ClusterProfile),
+  firewall: loadProfile("firewall", FirewallProfile),
+  "hfs-server": loadProfile("hfs-server", HfsServerProfile),
+  sso: loadProfile("sso", SsoProfile),
+  web: loadProfile("web", WebProfile)
 }
 
 const snippets = (): ReadonlyArray<{ profile: string; values: Record<string, unknown> }> =>
@@ -43,10 +45,10 @@ const decodeEdited = (profile: string, values: Record<string, unknown>, name: st
   fs.mkdirSync(dir, { recursive: true })
   const example = parse(fs.readFileSync(path.join(checkout, "etc/prologin", `${profile}.yml`), "utf8")) as Record<string, unknown>
   fs.writeFileSync(path.join(dir, `${profile}.yml`), stringify({ ...example, ...values }))
-  const schema = schemas[profile]
-  if (schema === undefined) throw new Error(`no schema for ${profile}.yml in this test`)
+  const load = loaders[profile]
+  if (load === undefined) throw new Error(`no loader for ${profile}.yml in this test`)
   return Effect.runPromise(
-    Effect.either(loadProfile(profile, schema)).pipe(Effect.provideService(ConfigDir, dir), Effect.provide(NodeFileSystem.layer))
+    Effect.either(load).pipe(Effect.provideService(ConfigDir, dir), Effect.provide(NodeFileSystem.layer))
   )
 }
 

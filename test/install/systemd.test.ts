@@ -136,6 +136,19 @@ describe("etc/systemd: prolo-node@<role>", () => {
     expect((await under("mount -o remount,hidepid=invisible /proc && ")).output.trim()).toBe("jail-ok")
   })
 
+  it("hands the web unit, as a credential, the secret of every profile the web role reads", () => {
+    const source = (f: string) => fs.readFileSync(path.join(checkout, "src/actors", f), "utf8")
+    const loaded = (text: string) => [...text.matchAll(/(?:secret|loadProfile)\("([a-z-]+)"/g)].map((m) => m[1] ?? "")
+    // The site's own profiles, then the master's (ClusterMasterLayer: cluster.yml and its two rpc secrets).
+    const master = ["cluster", "cluster-status", "cluster-admin"]
+    expect(loaded(source("cluster/layer.ts")).concat(["cluster"])).toEqual(expect.arrayContaining(master))
+    const profiles = [...new Set([...loaded(source("web/layer.ts")), ...master])]
+    expect(profiles).toEqual(expect.arrayContaining(["web", "udbsync-shadow", "presencesync-sub"]))
+    const withSecret = profiles.filter((p) => /^(shared|session)_secret:/m.test(fs.readFileSync(path.join(checkout, "etc/prologin", `${p}.yml`), "utf8")))
+    const credentials = roleSettings("web").filter(([k]) => k === "LoadCredential").map(([, v]) => v)
+    expect(credentials.sort()).toEqual(["database-url", ...withSecret].map((n) => `${n}:/etc/prologin/secrets/${n}`).sort())
+  })
+
   it("systemd-analyze security --offline: every role's exposure is low (web lowest)", async () => {
     const levels: Record<string, number> = {}
     for (const role of roleNames) {
