@@ -14,7 +14,7 @@ import { WebProfile } from "../../src/actors/web/config.js"
 import { ConfigDir, type ConfigError, loadProfile } from "../../src/runtime/config.js"
 import { runTool } from "../../src/runtime/run-tool.js"
 import { checkout } from "../e2e/node-process.js"
-import { deploySection } from "./install-files.js"
+import { deploySection, lastSetting, roleSettings } from "./install-files.js"
 
 // The production values README.md's "Deploying on a LAN" gives (its ```yaml blocks, each headed
 // `# <profile>.yml`), applied over the etc/prologin example as an operator edits it, pass the
@@ -80,7 +80,10 @@ describe("README's production profile values", () => {
     const web = snippets().find((s) => s.profile === "web")?.values as { concours?: { files_dir?: string } } | undefined
     expect(cluster?.files_dir).toBe(web?.concours?.files_dir)
     expect(String(cluster?.files_dir)).toMatch(/^\/var\/lib\/prolo\//)
-    expect(String((cluster?.executor as { work_dir?: string } | undefined)?.work_dir)).toMatch(/^\/var\/lib\/prolo\//)
+    // The worker's boxes: under its unit's own state directory, which `cluster` may traverse.
+    const worker = roleSettings("worker")
+    expect(lastSetting(worker, "StateDirectoryMode")).toBe("0751")
+    expect(String((cluster?.executor as { work_dir?: string } | undefined)?.work_dir)).toMatch(new RegExp(`^/var/lib/${lastSetting(worker, "StateDirectory")}/`))
   })
 })
 

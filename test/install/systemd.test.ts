@@ -114,6 +114,9 @@ describe("etc/systemd: prolo-node@<role>", () => {
     expect(w.filter(([k]) => k === "SystemCallFilter").map(([, v]) => v)).toContain("@mount pivot_root")
     expect(w.filter(([k]) => k === "ReadWritePaths")).toEqual([])
     expect(lastSetting(w, "StateDirectoryMode")).toBe("0751")
+    // Not the user node's /var/lib/prolo, which that unit sets to 0750 at each start.
+    expect(lastSetting(w, "StateDirectory")).not.toBe(lastSetting(roleSettings("user"), "StateDirectory"))
+    expect(lastSetting(w, "Environment")).toBe(`PROLO_DATA_DIR=/var/lib/${lastSetting(w, "StateDirectory")}`)
     // Its own port: prolo-node@user listens on the template's on the same machine.
     const port = (role: string) => /--listen \S+:(\d+)/.exec(lastSetting(roleSettings(role), "ExecStart") ?? "")?.[1]
     expect(port("user")).toBe("20000")
