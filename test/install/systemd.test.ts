@@ -1,8 +1,9 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { ExecutorConfig } from "../../src/actors/worker/config.js"
 import { roleNames } from "../../src/roles.js"
 import { runTool } from "../../src/runtime/run-tool.js"
 import { checkout } from "../e2e/node-process.js"
@@ -175,5 +176,11 @@ describe("etc/systemd: prolo-node@<role>", () => {
     const passwd = fs.readFileSync(path.join(sysRoot, "etc/passwd"), "utf8")
     const user = lastSetting(roleSettings("web"), "User")
     expect(passwd).toMatch(new RegExp(`^${user}:x:\\d+:\\d+:[^:]*:/var/lib/prolo:/usr/sbin/nologin$`, "m"))
+    // And the user the worker's jails run as (cluster.yml executor.user, default `cluster`).
+    const defaults = Schema.decodeUnknownSync(ExecutorConfig)({ game: { server: ["s"], client: ["c"], rules: "r" } })
+    const jailUser = defaults.user
+    // (Its default box directory is under the worker unit's own state directory.)
+    expect(defaults.work_dir.startsWith(`/var/lib/${lastSetting(roleSettings("worker"), "StateDirectory")}/`)).toBe(true)
+    expect(passwd).toMatch(new RegExp(`^${jailUser}:x:\\d+:\\d+:[^:]*:[^:]*:/usr/sbin/nologin$`, "m"))
   })
 })
