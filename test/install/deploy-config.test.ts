@@ -69,6 +69,11 @@ describe("README's production profile values", () => {
     expect(Either.isLeft(decoded) && decoded.left.message).toContain("iptables")
   })
 
+  it("hfs-server.yml's production rpc_port is the one hfs-client.yml gives its callers", () => {
+    const client = parse(fs.readFileSync(path.join(checkout, "etc/prologin/hfs-client.yml"), "utf8")) as { rpc_port?: number }
+    expect(snippets().find((s) => s.profile === "hfs-server")?.values.rpc_port).toBe(client.rpc_port)
+  })
+
   it("sso.yml's production port is the one etc/nginx/sso/upstream.conf names", () => {
     const listen = String(snippets().find((s) => s.profile === "sso")?.values.listen)
     const upstream = fs.readFileSync(path.join(checkout, "etc/nginx/sso/upstream.conf"), "utf8")
@@ -84,6 +89,34 @@ describe("README's production profile values", () => {
     const worker = roleSettings("worker")
     expect(lastSetting(worker, "StateDirectoryMode")).toBe("0751")
     expect(String((cluster?.executor as { work_dir?: string } | undefined)?.work_dir)).toMatch(new RegExp(`^/var/lib/${lastSetting(worker, "StateDirectory")}/`))
+  })
+})
+
+describe("README step 3's secret loop", () => {
+  it("gives every profile with a secret (shared_secret or session_secret) its own file, and the profiles still decode", async () => {
+    const block = /```sh\n[^`]*?(for f in \*\.yml; do[\s\S]*?\ndone)\n/.exec(deploySection())?.[1]
+    expect(block).toBeDefined()
+    const dir = path.join(scratch, "secrets-loop")
+    fs.mkdirSync(path.join(dir, "secrets"), { recursive: true })
+    const examples = fs.readdirSync(path.join(checkout, "etc/prologin")).filter((f) => f.endsWith(".yml"))
+    for (const f of examples) fs.copyFileSync(path.join(checkout, "etc/prologin", f), path.join(dir, f))
+    const ran = await Effect.runPromise(runTool(["bash", "-euo", "pipefail", "-c", `cd ${JSON.stringify(dir)}\n${block ?? ""}`]))
+    expect(ran.output).toBe("")
+    expect(ran.code).toBe(0)
+    const withSecret = examples.filter((f) => /^(shared|session)_secret:/m.test(fs.readFileSync(path.join(checkout, "etc/prologin", f), "utf8")))
+    expect(withSecret).toEqual(expect.arrayContaining(["web.yml", "cluster.yml", "mdb-server.yml"]))
+    for (const f of withSecret) {
+      const name = f.replace(/\.yml$/, "")
+      expect(fs.readFileSync(path.join(dir, f), "utf8"), f).toMatch(new RegExp(`^(shared|session)_secret: \\{ file: secrets/${name} \\}$`, "m"))
+      expect(fs.readFileSync(path.join(dir, "secrets", name), "utf8"), f).toMatch(/^[0-9a-f]{64}\n$/)
+      expect(fs.statSync(path.join(dir, "secrets", name)).mode & 0o077, f).toBe(0)
+    }
+    // The profiles read their new secret files.
+    for (const profile of ["web", "cluster"]) {
+      const load = loaders[profile] ?? Effect.void
+      const decoded = await Effect.runPromise(Effect.either(load).pipe(Effect.provideService(ConfigDir, dir), Effect.provide(NodeFileSystem.layer)))
+      expect(Either.isRight(decoded) ? "ok" : decoded.left.message, profile).toBe("ok")
+    }
   })
 })
 
