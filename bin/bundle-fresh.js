@@ -20,7 +20,7 @@ const newestSource = (dir) => {
 export const bundlePath = (name) => path.join(root, "dist", `${name}.mjs`)
 
 /** Whether each named binary (default: all) would start from dist/ right now. */
-export const bundleIsFresh = (names = ["prolo-node", "prolo", "prolo-nbd"]) => {
+export const bundleIsFresh = (names = ["prolo-node", "prolo", "prolo-nbd", "prolo-pam"]) => {
   const sources = Math.max(newestSource(path.join(root, "src")), newestSource(path.join(root, "bin")))
   return names.every((name) => {
     try {

@@ -39,6 +39,8 @@ export const buildDist = async () => {
   // The HFS transfer's hash threads (src/actors/hfs/transfer/hash-pool.ts) load this file,
   // found beside the chunk that starts them.
   await build({ ...common, entryPoints: { "hfs-hash-worker": "src/actors/hfs/transfer/hash-worker.ts" }, splitting: false })
+  // `prolo-pam` on its own too: PAM starts it at every login stage, it loads only what it runs.
+  await build({ ...common, entryPoints: { "prolo-pam": "bin/prolo-pam.ts" }, splitting: false })
   const dist = path.join(root, "dist")
   if (fs.existsSync(dist)) fs.renameSync(dist, old)
   fs.renameSync(fresh, dist)

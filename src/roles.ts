@@ -37,7 +37,7 @@ export const subsystems = {
   clusterWorker: { name: "cluster-worker", load: () => import("./actors/cluster/layer.js").then((m) => m.ClusterWorkerLayer) }
 } satisfies Record<string, Subsystem>
 
-export const roleNames = ["gw", "rhfs", "web", "user"] as const
+export const roleNames = ["gw", "rhfs", "web", "user", "worker"] as const
 export type RoleName = (typeof roleNames)[number] | "all"
 
 export interface Role {
@@ -70,8 +70,14 @@ const machineRoles: Record<(typeof roleNames)[number], Role> = {
     subsystems: [subsystems.clusterMaster, subsystems.web]
   },
   user: {
-    description: "user machine: presence heartbeat, match worker, passwd/rootssh sync",
-    subsystems: [subsystems.udbsyncPasswd, subsystems.presenced, subsystems.clusterWorker]
+    description: "user machine: presence heartbeat, passwd/rootssh sync",
+    subsystems: [subsystems.udbsyncPasswd, subsystems.presenced]
+  },
+  // Its own role, so its own unit: the jails need namespaces, mounts and setuid, which the
+  // `user` node (root, rewriting /etc/shadow) must not have (etc/systemd/prolo-node@worker.service.d).
+  worker: {
+    description: "user machine's match worker: runs compilations and matches in bubblewrap jails",
+    subsystems: [subsystems.clusterWorker]
   }
 }
 

@@ -26,7 +26,7 @@ describe("role map", () => {
 
   it("refuses an unknown or missing role with a message naming it", () => {
     const unknown = parseRoles(["gw,nope"])
-    expect(Either.isLeft(unknown) && unknown.left.message).toBe(`--layer: unknown role "nope" (expected gw, rhfs, web, user, all)`)
+    expect(Either.isLeft(unknown) && unknown.left.message).toBe(`--layer: unknown role "nope" (expected gw, rhfs, web, user, worker, all)`)
     const none = parseRoles([",", ""])
     expect(Either.isLeft(none) && none.left.message).toContain("no role given")
     const proto = parseRoles(["constructor"])

@@ -13,7 +13,7 @@ import { ensureClusterUser, sample } from "../worker/support.js"
 import { checkout, killAll, LISTENING, spawnBin, waitForOutput } from "./node-process.js"
 
 // The cluster end to end with the real parts: a master node (`prolo-node --layer web`) and a
-// worker node (`--layer user`, the live executor: bubblewrap jails as the cluster user, the
+// worker node (`--layer user,worker`, the live executor: bubblewrap jails as the cluster user, the
 // repo's reference game) on a real PostgreSQL. Two sample champions (C and Python) are queued,
 // compiled on the worker, then a match between them runs in the sandbox; scores, logs, dump and
 // replay are recorded and readable. `prolo cluster status` shows the worker; `prolo cluster
@@ -78,7 +78,7 @@ describe.skipIf(skipUnlessRoot("cluster end to end: the worker's bwrap jails as 
         path.join(workerEtc, "cluster.yml"),
         (await fs.readFile(path.join(etc, "cluster.yml"), "utf8")).replace("listen: 127.0.13.2:0", `master: 127.0.13.2:${port}\nworker_name: game-worker`)
       )
-      const worker = spawnBin("prolo-node", ["--layer", "user", "--config", workerEtc, "--listen", "127.0.13.3:0"])
+      const worker = spawnBin("prolo-node", ["--layer", "user,worker", "--config", workerEtc, "--listen", "127.0.13.3:0"])
       await waitForOutput(worker, LISTENING, 60_000)
 
       const db = new pg.Client({ connectionString: url })

@@ -97,6 +97,7 @@ describe("prolo-node binary", () => {
         ["/root/hfs/follow-mdb", "loop"],
         ["/root/hfs/follow-udb", "loop"],
         ["/root/hfs/hfs0", "registry"],
+        ["/root/hfs/hfs0-retention", "loop"],
         ["/root/mdb", "supervisor"],
         ["/root/netboot", "supervisor"],
         ["/root/presence", "supervisor"],

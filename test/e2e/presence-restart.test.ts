@@ -136,7 +136,7 @@ describe("presence over TCP+msgpack (tcp_listen / tcp_connect)", () => {
             Effect.provide(
               Layer.mergeAll(
                 Layer.succeed(SessionSource, { users: Effect.succeed(["user0"]) }),
-                HeartbeatSender.tcp({ host: "127.0.0.1", port }, secret),
+                HeartbeatSender.to({ tcp: { host: "127.0.0.1", port }, url: "", secret }),
                 Metrics.layer
               )
             )

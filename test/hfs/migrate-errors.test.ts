@@ -2,7 +2,7 @@ import { SqlClient } from "@effect/sql"
 import { Headers } from "@effect/platform"
 import { RpcMiddleware, RpcTest } from "@effect/rpc"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Layer, Redacted, TestClock } from "effect"
+import { Clock, Effect, Layer, Redacted, Schedule, TestClock, TestServices } from "effect"
 import { createHmac, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
@@ -43,6 +43,25 @@ const fill = (grant: HomeGrant, offset: number, bytes: number) =>
 
 describe("HFS migration: bad input and failures", () => {
   it.layer(PgTest, { timeout: 120_000 })((it) => {
+    it.scoped("live_grant_seconds: granted and not attached yet → HomeInUse; attached, then detached (logout) → moves at once", () =>
+      Effect.gen(function* () {
+        const { hfs } = yield* startPair({ profile: { live_grant_seconds: 3600 } })
+        const grant = yield* hfs.getHome("alice", "pas-a")
+        // PAM's account stage answered, the mount comes next: the home is not moved under it
+        const early = yield* Effect.flip(hfs.getHome("alice", "alt-b"))
+        expect(early._tag).toBe("HomeInUse")
+        // the machine attaches (the session), writes, and logs out (detaches)
+        yield* fill(grant, 0, 1 << 20)
+        // (the server sees the disconnect a moment later: retried for at most 2 s, far below the hour)
+        const moved = yield* hfs.getHome("alice", "alt-b").pipe(
+          Effect.retry({ while: (e) => e._tag === "HomeInUse", schedule: Schedule.spaced("50 millis"), times: 40 }),
+          TestServices.provideLive
+        )
+        expect(moved.generation).toBeGreaterThan(grant.generation)
+        expect(yield* hfs.where("alice")).toMatchObject({ hfs: 1, state: "ready" })
+      })
+    )
+
     it.scoped("unknown HFS, machine of another HFS, source HFS down: a clear error each, the home stays put and served", () =>
       Effect.gen(function* () {
         const { hfs, work } = yield* startPair({ profile: noLiveGrant })

@@ -123,6 +123,32 @@ describe("commands named by the install", () => {
     expect(commands.has("hfs stats")).toBe(false)
   })
 
+  it("every /opt/prolo path the README's deployment section names is in the checkout", () => {
+    const named = [...new Set([...deploySection().matchAll(/\/opt\/prolo\/([^\s`'"),;{}[\]]+)/g)].map((m) => m[1] ?? ""))]
+    expect(named).toEqual(expect.arrayContaining(["etc/firewall/iptables.rules", "etc/nginx/sso/upstream.conf", "etc/nginx/sites/prolo-web.conf"]))
+    // A trailing `*` (`dashboards/*.json`, `prometheus/*`) must match at least one file.
+    const exists = (rel: string): boolean => {
+      if (!rel.includes("*")) return fs.existsSync(path.join(checkout, rel))
+      const dir = path.join(checkout, path.dirname(rel))
+      const pattern = new RegExp(`^${path.basename(rel).replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`)
+      return fs.existsSync(dir) && fs.readdirSync(dir).some((n) => pattern.test(n))
+    }
+    expect(named.filter((rel) => !exists(rel))).toEqual([])
+    // The check can fail.
+    expect(exists("etc/nginx/sso/handler.conf")).toBe(false)
+  })
+
+  it("every profile the section names is an etc/prologin example, and every example is named", () => {
+    const section = deploySection()
+    const examples = fs.readdirSync(path.join(checkout, "etc/prologin")).filter((f) => f.endsWith(".yml")).sort()
+    // Bare names only: `/etc/prometheus/prometheus.yml`, `targets/prolo-user.yml`, `*.test.yml` are other files.
+    const named = new Set([...section.matchAll(/(?<![\w/.*-])([a-z][a-z-]*\.yml)\b/g)].map((m) => m[1] ?? ""))
+    // (The monitoring host's own files, e.g. `prometheus.yml`, are named bare too.)
+    const monitoring = ["etc/prometheus", "etc/grafana"].flatMap((d) => fs.readdirSync(path.join(checkout, d), { recursive: true, encoding: "utf8" })).map((f) => path.basename(f))
+    expect([...named].filter((n) => !examples.includes(n) && !monitoring.includes(n))).toEqual([])
+    expect(examples.filter((e) => !named.has(e))).toEqual([])
+  })
+
   it("every shell block of the README's deployment section is valid bash (bash -n)", async () => {
     const blocks = [...deploySection().matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] ?? "")
     expect(blocks.length).toBeGreaterThanOrEqual(5)

@@ -85,7 +85,8 @@ export const invocations = (): ReadonlyArray<Invocation> => {
     const rel = path.relative(checkout, file)
     const text = fs.readFileSync(file, "utf8")
     for (const [key, value] of unitSettings(file)) {
-      if (key === "ExecStart") {
+      // (An empty `ExecStart=` resets the template's before a drop-in gives its own.)
+      if (key === "ExecStart" && value !== "") {
         const inv = invocationIn(value, `${rel} ExecStart`)
         if (inv === undefined) throw new Error(`${rel}: ExecStart=${value} does not run prolo-node`)
         found.push(inv)

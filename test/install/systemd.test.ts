@@ -1,11 +1,13 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { ExecutorConfig } from "../../src/actors/worker/config.js"
 import { roleNames } from "../../src/roles.js"
 import { runTool } from "../../src/runtime/run-tool.js"
 import { checkout } from "../e2e/node-process.js"
+import { skipUnlessRoot } from "../support/root.js"
 import { dropInRoles, installPrefix, lastSetting, roleSettings, systemdDir, unitSettings } from "./install-files.js"
 
 // etc/systemd: `systemd-analyze verify` on every role's unit, in a temporary root that holds
@@ -21,7 +23,7 @@ const execPaths = (): ReadonlyArray<string> =>
   [template, ...dropInRoles().map((r) => path.join(systemdDir, `prolo-node@${r}.service.d`))]
     .flatMap((f) => (fs.statSync(f).isDirectory() ? fs.readdirSync(f).map((n) => path.join(f, n)) : [f]))
     .flatMap(unitSettings)
-    .filter(([k]) => k === "ExecStart")
+    .filter(([k, v]) => k === "ExecStart" && v !== "")
     .map(([, v]) => v.split(/\s+/)[0] ?? "")
 
 /** A root with the system units, ours installed, and the binaries the units start. */
@@ -51,7 +53,7 @@ describe("etc/systemd: prolo-node@<role>", () => {
   })
 
   it("starts the checkout's own binary at its installed path", () => {
-    const execs = execPaths()
+    const execs = [...new Set(execPaths())]
     expect(execs).toEqual([`${installPrefix}/bin/prolo-node.js`])
     for (const exec of execs) {
       const file = path.join(checkout, path.relative(installPrefix, exec))
@@ -77,7 +79,11 @@ describe("etc/systemd: prolo-node@<role>", () => {
   })
 
   it("runs web as the dedicated user without capabilities, the others as root with a bounded set", () => {
-    const allowed = new Set(["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_NET_ADMIN"])
+    const allowed = new Set(["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER"])
+    // The gateway's firewall (ipset, iptables-restore's set match): only it has these two.
+    const gwOnly = new Set(["CAP_NET_ADMIN", "CAP_NET_RAW"])
+    // The worker drops to `cluster` (setpriv) and ends its jails: only it has these three.
+    const workerOnly = new Set(["CAP_SETUID", "CAP_SETGID", "CAP_KILL"])
     for (const role of roleNames) {
       const s = roleSettings(role)
       expect(lastSetting(s, "NoNewPrivileges"), role).toBe("yes")
@@ -91,10 +97,60 @@ describe("etc/systemd: prolo-node@<role>", () => {
       } else {
         expect(lastSetting(s, "User"), role).toBe("root")
         expect(caps.length, role).toBeGreaterThan(0)
-        expect(caps.filter((c) => !allowed.has(c)), role).toEqual([])
+        expect(caps.filter((c) => !allowed.has(c) && !(role === "worker" && workerOnly.has(c)) && !(role === "gw" && gwOnly.has(c))), role).toEqual([])
       }
     }
     expect(lastSetting(roleSettings("gw"), "CapabilityBoundingSet")).toContain("CAP_NET_ADMIN")
+  })
+
+  it("only the worker unit can build jails, and it writes nothing of the system", () => {
+    const jailSettings = ["RestrictNamespaces", "ProtectKernelTunables", "ProtectKernelLogs", "ProtectControlGroups"]
+    for (const role of roleNames.filter((r) => r !== "worker")) {
+      const s = roleSettings(role)
+      expect(jailSettings.map((k) => lastSetting(s, k)), role).toEqual(["yes", "yes", "yes", "yes"])
+      expect(lastSetting(s, "SystemCallFilter"), role).toBe("@system-service")
+    }
+    const w = roleSettings("worker")
+    expect(lastSetting(w, "RestrictNamespaces")).toBe("user mnt pid net ipc uts cgroup")
+    expect(w.filter(([k]) => k === "SystemCallFilter").map(([, v]) => v)).toContain("@mount pivot_root")
+    expect(w.filter(([k]) => k === "ReadWritePaths")).toEqual([])
+    expect(lastSetting(w, "StateDirectoryMode")).toBe("0751")
+    // Not the user node's /var/lib/prolo, which that unit sets to 0750 at each start.
+    expect(lastSetting(w, "StateDirectory")).not.toBe(lastSetting(roleSettings("user"), "StateDirectory"))
+    expect(lastSetting(w, "Environment")).toBe(`PROLO_DATA_DIR=/var/lib/${lastSetting(w, "StateDirectory")}`)
+    // Its own port: prolo-node@user listens on the template's on the same machine.
+    const port = (role: string) => /--listen \S+:(\d+)/.exec(lastSetting(roleSettings(role), "ExecStart") ?? "")?.[1]
+    expect(port("user")).toBe("20000")
+    expect(port("worker")).toBe("20001")
+  })
+
+  it("bwrap cannot mount the jail's /proc under ProtectKernelTunables' or ProtectKernelLogs' overmounts (why the worker lifts them)", async () => {
+    if (skipUnlessRoot("unshare -m, setpriv to the cluster user, bwrap")) return
+    // The jail of src/actors/worker/sandbox/jail.ts, reduced to what matters here.
+    const jail = "setpriv --reuid cluster --regid cluster --clear-groups bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev /bin/echo jail-ok"
+    const under = (mounts: string) => run(["unshare", "-m", "--propagation", "private", "sh", "-c", `${mounts}${jail}`])
+    const bare = await under("")
+    expect(bare.output.trim()).toBe("jail-ok")
+    for (const overmount of ["mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && ", "mount --bind /dev/null /proc/kmsg && "]) {
+      const refused = await under(overmount)
+      expect(refused.output, overmount).toContain("Can't mount proc on /newroot/proc: Operation not permitted")
+      expect(refused.code).not.toBe(0)
+    }
+    // ProtectProc=invisible (hidepid) is harmless: the worker keeps it.
+    expect((await under("mount -o remount,hidepid=invisible /proc && ")).output.trim()).toBe("jail-ok")
+  })
+
+  it("hands the web unit, as a credential, the secret of every profile the web role reads", () => {
+    const source = (f: string) => fs.readFileSync(path.join(checkout, "src/actors", f), "utf8")
+    const loaded = (text: string) => [...text.matchAll(/(?:secret|loadProfile)\("([a-z-]+)"/g)].map((m) => m[1] ?? "")
+    // The site's own profiles, then the master's (ClusterMasterLayer: cluster.yml and its two rpc secrets).
+    const master = ["cluster", "cluster-status", "cluster-admin"]
+    expect(loaded(source("cluster/layer.ts")).concat(["cluster"])).toEqual(expect.arrayContaining(master))
+    const profiles = [...new Set([...loaded(source("web/layer.ts")), ...master])]
+    expect(profiles).toEqual(expect.arrayContaining(["web", "udbsync-shadow", "presencesync-sub"]))
+    const withSecret = profiles.filter((p) => /^(shared|session)_secret:/m.test(fs.readFileSync(path.join(checkout, "etc/prologin", `${p}.yml`), "utf8")))
+    const credentials = roleSettings("web").filter(([k]) => k === "LoadCredential").map(([, v]) => v)
+    expect(credentials.sort()).toEqual(["database-url", ...withSecret].map((n) => `${n}:/etc/prologin/secrets/${n}`).sort())
   })
 
   it("systemd-analyze security --offline: every role's exposure is low (web lowest)", async () => {
@@ -106,7 +162,9 @@ describe("etc/systemd: prolo-node@<role>", () => {
       levels[role] = Number(m?.[1])
     }
     console.log(`exposure (0 best, 10 worst): ${Object.entries(levels).map(([r, l]) => `${r} ${l}`).join(", ")}`)
-    for (const role of roleNames) expect(levels[role], role).toBeLessThanOrEqual(3)
+    // The worker builds jails (namespaces, mounts, setuid to `cluster`, a delegated cgroup): 4.5
+    // at most, in a unit that writes nothing of the system; every other role 3 at most.
+    for (const role of roleNames) expect(levels[role], role).toBeLessThanOrEqual(role === "worker" ? 4.5 : 3)
     expect(levels.web).toBeLessThan(Math.min(...roleNames.filter((r) => r !== "web").map((r) => levels[r] ?? 0)))
   })
 
@@ -118,5 +176,11 @@ describe("etc/systemd: prolo-node@<role>", () => {
     const passwd = fs.readFileSync(path.join(sysRoot, "etc/passwd"), "utf8")
     const user = lastSetting(roleSettings("web"), "User")
     expect(passwd).toMatch(new RegExp(`^${user}:x:\\d+:\\d+:[^:]*:/var/lib/prolo:/usr/sbin/nologin$`, "m"))
+    // And the user the worker's jails run as (cluster.yml executor.user, default `cluster`).
+    const defaults = Schema.decodeUnknownSync(ExecutorConfig)({ game: { server: ["s"], client: ["c"], rules: "r" } })
+    const jailUser = defaults.user
+    // (Its default box directory is under the worker unit's own state directory.)
+    expect(defaults.work_dir.startsWith(`/var/lib/${lastSetting(roleSettings("worker"), "StateDirectory")}/`)).toBe(true)
+    expect(passwd).toMatch(new RegExp(`^${jailUser}:x:\\d+:\\d+:[^:]*:[^:]*:/usr/sbin/nologin$`, "m"))
   })
 })

@@ -5,8 +5,7 @@ import { parse } from "yaml"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { DEFAULT_LEASE_SECONDS } from "../../src/actors/presence/service.js"
 import { roleNames } from "../../src/roles.js"
-import { unitSettings } from "../install/install-files.js"
-import { checkout } from "../e2e/node-process.js"
+import { lastSetting, roleSettings } from "../install/install-files.js"
 import { knownMetrics, unknownNames, type Known } from "./metric-check.js"
 import { alertCases, alertRules, prometheusDir, promtool, ruleFiles, ruleTestFiles } from "./monitoring-files.js"
 
@@ -85,10 +84,12 @@ describe("etc/prometheus", () => {
     const config = parse(fs.readFileSync(path.join(prometheusDir, "prometheus.yml"), "utf8")) as {
       scrape_configs: ReadonlyArray<{ job_name: string; static_configs?: ReadonlyArray<{ targets: ReadonlyArray<string> }>; file_sd_configs?: ReadonlyArray<{ files: ReadonlyArray<string> }> }>
     }
-    const exec = unitSettings(path.join(checkout, "etc/systemd/prolo-node@.service")).find(([k]) => k === "ExecStart")?.[1] ?? ""
-    const port = /--listen \S+:(\d+)/.exec(exec)?.[1]
-    expect(port).toBe("20000")
+    // Each role's port: the template's, or its drop-in's own ExecStart (the worker's).
+    const portOf = (role: string) => /--listen \S+:(\d+)/.exec(lastSetting(roleSettings(role), "ExecStart") ?? "")?.[1]
+    expect(portOf("gw")).toBe("20000")
     for (const role of roleNames) {
+      const port = portOf(role)
+      expect(port, role).toMatch(/^\d+$/)
       const job = config.scrape_configs.find((j) => j.job_name === `prolo-${role}`)
       expect(job, role).toBeDefined()
       const fromFiles = (job?.file_sd_configs ?? []).flatMap((sd) =>

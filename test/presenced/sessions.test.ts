@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { machineName } from "../../src/actors/presenced/hostname.js"
-import { type CommandRunner, parseLoginctlJson, parsePasswd, parseWhoQ, systemSessions } from "../../src/actors/presenced/sessions.js"
+import { type CommandRunner, pamSessionUsers, parseLoginctlJson, parsePasswd, parseWhoQ, systemSessions } from "../../src/actors/presenced/sessions.js"
+import { encodePamSession } from "../../src/protocols/pam-session.js"
 
 const loginctlJson = JSON.stringify([
   { session: "1", uid: 0, user: "root", seat: null, tty: "tty1" },
@@ -73,6 +74,29 @@ describe("presenced sessions", () => {
         const none = systemSessions({ run: runner({}), passwdFile: file })
         const e = yield* Effect.flip(none.users)
         expect(e.message).toContain("cannot list sessions: loginctl: not found; fallback: who: not found")
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    })
+  )
+})
+
+describe("presenced: users prolo-pam holds a home for", () => {
+  const session = (login: string, uid: number) =>
+    encodePamSession({ login, hostname: "pas-r01p01", uid, gid: 10000, grant: null, attachment: null, mountpoint: null })
+
+  it.effect("every well-formed session file of a contest user counts, beside loginctl's sessions", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(path.join(os.tmpdir(), "presenced-pam-"))
+      try {
+        writeFileSync(path.join(dir, "carol"), session("carol", 10007))
+        writeFileSync(path.join(dir, "mallory"), session("alice", 10001)) // file name and login disagree
+        writeFileSync(path.join(dir, "root"), session("root", 0)) // not a contest uid
+        writeFileSync(path.join(dir, "broken"), "{not json")
+        expect(yield* pamSessionUsers(dir)).toEqual(["carol"])
+        expect(yield* pamSessionUsers(path.join(dir, "missing"))).toEqual([])
+        const source = systemSessions({ run: runner({ loginctl: loginctlJson, who: "" }), pamStateDir: dir })
+        expect(yield* source.users).toEqual(["alice", "carol", "olga"])
       } finally {
         rmSync(dir, { recursive: true, force: true })
       }

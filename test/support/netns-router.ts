@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto"
-import { sh } from "./netns.js"
+import { removeNamespaces, sh } from "./netns.js"
 
 // Three network namespaces of our own for the gateway's forwarding tests: `user` (the LAN
 // machines, several addresses on one interface) — `gw` (interfaces named `lan` and `uplink` as
@@ -16,20 +16,6 @@ export interface Routed {
 
 export const GW_LAN = "10.16.1.254"
 export const OUTSIDE = "10.16.8.1"
-
-const removeNamespaces = async (names: ReadonlyArray<string>) => {
-  for (const ns of names) {
-    const pids = await sh(["ip", "netns", "pids", ns]).catch(() => "")
-    for (const pid of pids.split("\n").filter((p) => p !== "")) {
-      try {
-        process.kill(Number(pid), "SIGKILL")
-      } catch {
-        // already gone
-      }
-    }
-    await sh(["ip", "netns", "delete", ns]).catch(() => undefined)
-  }
-}
 
 export const makeRouted = async (userAddrs: ReadonlyArray<string>): Promise<Routed> => {
   const tag = randomBytes(3).toString("hex")

@@ -15,6 +15,21 @@ export const sh = async (argv: ReadonlyArray<string>): Promise<string> => {
   return `${stdout}${stderr}`
 }
 
+/** Kills every process left in each namespace, then deletes it (missing ones are fine). */
+export const removeNamespaces = async (names: ReadonlyArray<string>): Promise<void> => {
+  for (const ns of names) {
+    const pids = await sh(["ip", "netns", "pids", ns]).catch(() => "")
+    for (const pid of pids.split("\n").filter((p) => p !== "")) {
+      try {
+        process.kill(Number(pid), "SIGKILL")
+      } catch {
+        // already gone
+      }
+    }
+    await sh(["ip", "netns", "delete", ns]).catch(() => undefined)
+  }
+}
+
 export interface NetPair {
   /** The server side (named, dhcpd) and the client side (dig, udhcpc). */
   readonly server: string
@@ -37,19 +52,8 @@ export const makeNetPair = async (
   const serverIf = `pvs${tag}`
   const clientIf = `pvc${tag}`
   const exec = (ns: string) => ["ip", "netns", "exec", ns]
-  const remove = async () => {
-    for (const ns of [server, client]) {
-      const pids = await sh(["ip", "netns", "pids", ns]).catch(() => "")
-      for (const pid of pids.split("\n").filter((p) => p !== "")) {
-        try {
-          process.kill(Number(pid), "SIGKILL")
-        } catch {
-          // already gone
-        }
-      }
-      await sh(["ip", "netns", "delete", ns]).catch(() => undefined)
-    }
-  }
+  const remove = () => removeNamespaces([server, client])
+
   try {
     await sh(["ip", "netns", "add", server])
     await sh(["ip", "netns", "add", client])

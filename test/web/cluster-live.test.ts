@@ -11,7 +11,7 @@ import { checkout, killAll, LISTENING, spawnBin, waitForOutput } from "../e2e/no
 import { ARTIFACTS, logIn, NODE_HOST, rpcClients, startWebNode, WORKER_ADDRESS } from "./support.js"
 
 // The website with the real match cluster: `prolo-node --layer gw,web` (website + master) and a
-// worker node (`--layer user`: bubblewrap jails as the cluster user, the repo's reference game).
+// worker node (`--layer user,worker`: bubblewrap jails as the cluster user, the repo's reference game).
 // In chromium a contestant uploads the reference C champion, watches it compile for real,
 // launches a match against another contestant's Python champion and steps through the replay
 // the game server wrote.
@@ -46,7 +46,7 @@ describe.skipIf(skipUnlessRoot("website + cluster end to end: the worker's bwrap
         path.join(workerEtc, "cluster.yml"),
         `shared_secret: test-cluster-secret\nmaster: ${NODE_HOST}:${port}\nworker_name: web-worker\n${executor}\n`
       )
-      const worker = spawnBin("prolo-node", ["--layer", "user", "--config", workerEtc, "--listen", `${WORKER_ADDRESS}:0`])
+      const worker = spawnBin("prolo-node", ["--layer", "user,worker", "--config", workerEtc, "--listen", `${WORKER_ADDRESS}:0`])
       await waitForOutput(worker, LISTENING, 60_000)
 
       await Effect.runPromise(

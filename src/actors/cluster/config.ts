@@ -7,7 +7,7 @@ import { Secret } from "../../runtime/secret.js"
 import { dataPath } from "../dns/config.js"
 import { ExecutorConfig } from "../worker/config.js"
 
-// `cluster.yml`: read by the master (role web) and by every worker (role user). The original's
+// `cluster.yml`: read by the master (role web) and by every worker (role worker). The original's
 // masternode.yml + workernode.yml in one file, since both sides share the secret and the
 // master's address. Defaults are the original's (spec matches.md §1).
 

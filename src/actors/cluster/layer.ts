@@ -60,7 +60,7 @@ export const ClusterMasterLayer: Layer.Layer<never, unknown, NodeServices> = clu
   Layer.provide(DatabaseLive)
 )
 
-/** The worker (role user): `/root/cluster-worker/connection`, running tasks through `executor`. */
+/** The worker (role worker): `/root/cluster-worker/connection`, running tasks through `executor`. */
 export const clusterWorkerLayer = <E, R>(executor: Layer.Layer<Executor, E, R>) =>
   Layer.scopedDiscard(
     Effect.gen(function* () {
@@ -114,5 +114,5 @@ const executorOfProfile = Layer.unwrapEffect(
   })
 )
 
-/** `prolo-node` subsystem (role user): the worker, with the live executor. */
+/** `prolo-node` subsystem (role worker): the worker, with the live executor. */
 export const ClusterWorkerLayer: Layer.Layer<never, unknown, NodeServices> = clusterWorkerLayer(executorOfProfile)

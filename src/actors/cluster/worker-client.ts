@@ -6,7 +6,7 @@ import { makeRpcTcpClient } from "../../runtime/rpc-tcp.js"
 import { Executor } from "../worker/executor.js"
 import { workerMetrics } from "./metrics.js"
 
-// The worker's side of the cluster (role user): one connection to the master, over which it
+// The worker's side of the cluster (role worker): one connection to the master, over which it
 // joins with its slots, receives orders, heartbeats and sends results. Each task runs through
 // the `Executor` (the sandbox) in a fiber of its own; a `Cancel` order interrupts it.
 //

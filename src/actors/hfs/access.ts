@@ -23,6 +23,12 @@ export interface Ticket {
   readonly hostname: string
   /** Clock millis of the grant or of its last renewal (the same machine asking again). */
   readonly grantedAt: number
+  /**
+   * A client was admitted since the grant or its renewal. Once it has attached, the grant is
+   * live only while a connection stays: a logout (the client detaching) frees the home at once
+   * for a login elsewhere, instead of after live_grant_seconds.
+   */
+  readonly attached?: boolean
 }
 
 export type RejectReason = "malformed" | "no_grant" | "wrong_machine" | "stale_generation" | "bad_secret"
@@ -67,6 +73,7 @@ export const makeHomeAccess = (onRejected: (reason: RejectReason, peer: string, 
     if (!timingSafeEqual(Buffer.from(m[3]!, "hex"), Buffer.from(ticket.secret, "hex"))) {
       return refuse("bad_secret", peer, wireName, `wrong secret for the home of ${login}`)
     }
+    if (ticket.attached !== true) byLogin.set(login, { ...ticket, attached: true })
     return { _tag: "Allow", wireName: `${login}@${generation}` }
   }
   return {

@@ -113,8 +113,9 @@ const serve = (ctx: HfsContext, login: string, msg: Serve): Effect.Effect<HomeGr
       current.ip === msg.machine.ip &&
       (yield* ctx.homes.exported(login))
     ) {
-      // renewed: the grant stays live (not moved away) for another live_grant_seconds
-      ctx.access.set({ ...current, grantedAt: yield* Clock.currentTimeMillis })
+      // renewed: the grant stays live (not moved away) for another live_grant_seconds, or
+      // while the client that attaches next stays attached
+      ctx.access.set({ ...current, grantedAt: yield* Clock.currentTimeMillis, attached: false })
       return grantOf(ctx, current)
     }
     const next = location.generation + 1

@@ -21,14 +21,17 @@ import { SourceImageMissing } from "./transfer/errors.js"
 
 const exists = (file: string) => Effect.promise(() => fs.access(file).then(() => true, () => false))
 
-/** Whether the home's grant here is live: a client attached, or answered recently (PAM mounts next). */
+/**
+ * Whether the home's grant here is live: a client attached, or answered recently and nobody has
+ * attached yet (PAM mounts next). A grant whose client attached and then detached (logout) is over.
+ */
 export const liveGrant = (ctx: HfsContext, login: string) =>
   Effect.gen(function* () {
     const ticket = ctx.access.get(login)
     if (ticket === undefined || !(yield* ctx.homes.exported(login))) return Option.none()
     const connections = yield* ctx.homes.connections(login)
     const age = (yield* Clock.currentTimeMillis) - ticket.grantedAt
-    return connections > 0 || age < ctx.liveGrantMillis ? Option.some({ ticket, connections }) : Option.none()
+    return connections > 0 || (ticket.attached !== true && age < ctx.liveGrantMillis) ? Option.some({ ticket, connections }) : Option.none()
   })
 
 export const handOver = (ctx: HfsContext, login: string, to: number): Effect.Effect<Handover, MigrateError> =>

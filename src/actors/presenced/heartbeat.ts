@@ -1,8 +1,6 @@
-import { Clock, Context, Duration, Effect, Layer, Redacted, Schedule, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Schedule, Schema } from "effect"
 import * as Prom from "prom-client"
-import { PRESENCE_SERVICE, PresenceRpcs } from "../../protocols/presence.js"
-import { makeRpcClient } from "../../runtime/cli-client.js"
-import { makeRpcTcpClient } from "../../runtime/rpc-tcp.js"
+import { makePresenceClient, type PresenceTarget } from "./client.js"
 import { Metrics, promCounter } from "../../runtime/metrics.js"
 import { SessionSource } from "./sessions.js"
 
@@ -43,25 +41,15 @@ const sendWith =
     )
 
 export class HeartbeatSender extends Context.Tag("prolo/presenced/HeartbeatSender")<HeartbeatSender, HeartbeatSenderService>() {
-  /** The gateway's `presence` rpc group at `url`, signed with the presencesync-pub secret. */
-  static readonly rpc = (url: string, secret: Redacted.Redacted<string>): Layer.Layer<HeartbeatSender> =>
-    Layer.scoped(
-      HeartbeatSender,
-      Effect.map(makeRpcClient(PresenceRpcs, { url, service: PRESENCE_SERVICE, secret }), (client) => ({
-        send: sendWith(client.Heartbeat)
-      }))
-    )
-
   /**
-   * The same group over the gateway's TCP+msgpack port (presence.yml `tcp_connect`): one
-   * connection, reopened on the next heartbeat after a drop (a gateway restart).
+   * The gateway's `presence` rpc group, signed with the presencesync-pub secret: over TCP+msgpack
+   * at presence.yml's `tcp_connect` when given (one connection, reopened on the next heartbeat
+   * after a drop), else over HTTP at presencesync-pub.yml's `url` (client.ts).
    */
-  static readonly tcp = (address: { readonly host: string; readonly port: number }, secret: Redacted.Redacted<string>): Layer.Layer<HeartbeatSender> =>
+  static readonly to = (target: PresenceTarget): Layer.Layer<HeartbeatSender> =>
     Layer.scoped(
       HeartbeatSender,
-      Effect.map(makeRpcTcpClient(PresenceRpcs, { host: address.host, port: address.port, secret }), (client) => ({
-        send: sendWith(client.Heartbeat)
-      }))
+      Effect.map(makePresenceClient(target), (client) => ({ send: sendWith(client.Heartbeat) }))
     )
 }
 

@@ -5,6 +5,7 @@ import { SharedSecretProfile } from "../../runtime/profiles.js"
 import { supervisedLoop } from "../../runtime/supervised-loop.js"
 import { supervisorGroup } from "../../runtime/supervisor.js"
 import { heartbeatPeriodOf, loadPresenceProfile } from "../presence/config.js"
+import { describeTarget, presenceTargetOf } from "./client.js"
 import { HeartbeatSender, runHeartbeats } from "./heartbeat.js"
 import { machineName } from "./hostname.js"
 import { SystemSessionsLive } from "./sessions.js"
@@ -14,19 +15,15 @@ import { SystemSessionsLive } from "./sessions.js"
 // TCP+msgpack when given, else over HTTP at `presencesync-pub.yml` → `url` (default
 // http://presencesync/). In `/__actors`: `/root/presenced/heartbeat`, a supervised loop.
 
-export const DEFAULT_PRESENCE_URL = "http://presencesync/"
-
 export const PresencedLayer = Layer.unwrapEffect(
   Effect.gen(function* () {
     const profile = yield* loadPresenceProfile
     const pub = yield* loadProfile("presencesync-pub", SharedSecretProfile)
     const hostname = machineName(os.hostname())
     const period = heartbeatPeriodOf(profile)
-    const tcp = profile.tcp_connect
-    const sender =
-      tcp === undefined ? HeartbeatSender.rpc(pub.url ?? DEFAULT_PRESENCE_URL, pub.shared_secret) : HeartbeatSender.tcp(tcp, pub.shared_secret)
-    const to = tcp === undefined ? (pub.url ?? DEFAULT_PRESENCE_URL) : `tcp ${tcp.host}:${tcp.port}`
-    yield* Effect.logInfo(`presenced: heartbeats for ${hostname} every ${Duration.format(period)} to ${to}`)
+    const target = presenceTargetOf(profile, pub)
+    const sender = HeartbeatSender.to(target)
+    yield* Effect.logInfo(`presenced: heartbeats for ${hostname} every ${Duration.format(period)} to ${describeTarget(target)}`)
     return Layer.scopedDiscard(supervisedLoop("heartbeat", runHeartbeats({ period, hostname }))).pipe(
       Layer.provide(sender),
       Layer.provide(SystemSessionsLive)

@@ -1,10 +1,14 @@
 import { Context, Effect, Either, Layer, Schema } from "effect"
 import { execFile } from "node:child_process"
-import { readFile } from "node:fs/promises"
+import { readdir, readFile } from "node:fs/promises"
+import * as path from "node:path"
+import { decodePamSession, PAM_STATE_DIR } from "../../protocols/pam-session.js"
 
 // Who is logged in on this machine. systemd-logind knows every session with its uid; `who`
 // (the original's source, utmp) is the fallback when loginctl is missing or fails. Only
-// Prologin users count: uid in [10000, 20000) (spec presence.md §3).
+// Prologin users count: uid in [10000, 20000) (spec presence.md §3). Plus every user prolo-pam
+// holds a home grant for here (its session files, src/protocols/pam-session.ts): the lease must
+// last as long as the home is attached to this machine, whatever logind or utmp say.
 
 export const PROLOGIN_UID_MIN = 10000
 export const PROLOGIN_UID_MAX = 19999
@@ -72,7 +76,22 @@ export interface SystemSessionOptions {
   readonly run?: CommandRunner
   /** Where `who` names are resolved to uids. */
   readonly passwdFile?: string
+  /** prolo-pam's session files (default /run/prolo-pam); a missing directory holds none. */
+  readonly pamStateDir?: string
 }
+
+/** Logins with a prolo-pam session file in `dir` (unreadable or foreign files are skipped). */
+export const pamSessionUsers = (dir: string): Effect.Effect<ReadonlyArray<string>> =>
+  Effect.promise(async () => {
+    const names = await readdir(dir).catch(() => [] as Array<string>)
+    const logins: Array<string> = []
+    for (const name of names) {
+      const text = await readFile(path.join(dir, name), "utf8").catch(() => "")
+      const session = decodePamSession(text)
+      if (session._tag === "Right" && session.right.login === name && isProloginUid(session.right.uid)) logins.push(name)
+    }
+    return logins
+  })
 
 /** The sessions of this machine: loginctl first, `who -q` + passwd when loginctl fails. */
 export const systemSessions = (options: SystemSessionOptions = {}): SessionSourceService => {
@@ -89,6 +108,7 @@ export const systemSessions = (options: SystemSessionOptions = {}): SessionSourc
     const uids = parsePasswd(passwd)
     return unique(names.filter((n) => isProloginUid(uids.get(n) ?? -1)))
   })
+  const fromPam = pamSessionUsers(options.pamStateDir ?? PAM_STATE_DIR)
   return {
     users: fromLoginctl.pipe(
       Effect.catchAll((loginctl) =>
@@ -96,7 +116,8 @@ export const systemSessions = (options: SystemSessionOptions = {}): SessionSourc
           Effect.tap(() => Effect.logDebug(`presenced: loginctl unusable (${loginctl}), used who`)),
           Effect.mapError((who) => new SessionSourceError({ message: `cannot list sessions: ${loginctl}; fallback: ${who}` }))
         )
-      )
+      ),
+      Effect.zipWith(fromPam, (system, pam) => unique([...system, ...pam]))
     )
   }
 }
