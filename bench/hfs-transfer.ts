@@ -61,6 +61,10 @@ const sparse = (file: string, size: number) => {
   fs.truncateSync(file, size)
 }
 
+// HFS_BENCH_CHECKPOINT_MIB: the destination's checkpoint interval (receive.ts default: 32).
+const checkpointMiB = process.env["HFS_BENCH_CHECKPOINT_MIB"]
+const checkpoint = checkpointMiB === undefined ? {} : { checkpointBytes: Number(checkpointMiB) * 1024 * 1024 }
+
 const ours = async (src: string, dir: string): Promise<{ seconds: number; wire: number; digest: string }> => {
   fs.rmSync(dir, { recursive: true, force: true })
   fs.mkdirSync(dir, { recursive: true })
@@ -76,7 +80,7 @@ const ours = async (src: string, dir: string): Promise<{ seconds: number; wire: 
     fs.rmSync(path.join(dir, "warm.nbd"))
     const t0 = performance.now()
     const r = await Effect.runPromise(
-      receiveHome({ host: "127.0.0.1", port, secret: Redacted.make(secret), login: "bench", generation: 1, dir, finalPath: path.join(dir, "bench.nbd") })
+      receiveHome({ host: "127.0.0.1", port, secret: Redacted.make(secret), login: "bench", generation: 1, dir, finalPath: path.join(dir, "bench.nbd"), ...checkpoint })
     )
     return { seconds: (performance.now() - t0) / 1000, wire: r.wireBytes, digest: r.digest }
   } finally {

@@ -3,7 +3,7 @@ import { Effect, Option, Schema } from "effect"
 import { NbdExports } from "./exports.js"
 import { openFileBackend } from "./file-backend.js"
 import { makeMemoryBackend } from "./memory-backend.js"
-import { DEFAULT_EXPORT_NAME, parseExportArg, parseListen, parseMemoryBudget, type ExportArg } from "./serve-args.js"
+import { DEFAULT_EXPORT_NAME, parseDeadPeer, parseExportArg, parseListen, parseMemoryBudget, type ExportArg } from "./serve-args.js"
 import { defaultMemoryBudget, make as makeServer } from "./server.js"
 
 // `prolo nbd serve --listen HOST:PORT --export NAME=FILE[,ro] [--export …]`: serve files
@@ -36,11 +36,17 @@ const memoryBudget = Options.text("memory-budget").pipe(
   Options.optional
 )
 
+const deadPeer = Options.text("dead-peer").pipe(
+  Options.withDescription("IDLE,INTERVAL,COUNT: TCP keepalive probes after IDLE s of silence, every INTERVAL s; COUNT unanswered cut the connection (a crashed client), e.g. 10,2,5"),
+  Options.optional
+)
+
 export const serve = (args: {
   readonly listen: string
   readonly exports: ReadonlyArray<string>
   readonly default?: Option.Option<string>
   readonly memoryBudget?: Option.Option<string>
+  readonly deadPeer?: Option.Option<string>
 }) =>
   Effect.gen(function* () {
     const addr = parseListen(args.listen)
@@ -48,6 +54,9 @@ export const serve = (args: {
     const budgetText = Option.getOrUndefined(args.memoryBudget ?? Option.none())
     const budget = budgetText === undefined ? defaultMemoryBudget : parseMemoryBudget(budgetText)
     if (typeof budget === "string") return yield* new NbdUsageError({ message: budget })
+    const deadPeerText = Option.getOrUndefined(args.deadPeer ?? Option.none())
+    const dead = deadPeerText === undefined ? undefined : parseDeadPeer(deadPeerText)
+    if (typeof dead === "string") return yield* new NbdUsageError({ message: dead })
     if (args.exports.length === 0) return yield* new NbdUsageError({ message: "give at least one --export NAME=FILE[,ro]" })
     const specs: Array<ExportArg> = []
     for (const text of args.exports) {
@@ -81,12 +90,12 @@ export const serve = (args: {
       yield* Effect.log(`nbd default export (nbd://HOST:PORT): ${defaultName}`)
     }
     // Acquired after the files, so released before them.
-    const server = yield* makeServer({ host: addr.host, port: addr.port, memoryBudget: budget })
+    const server = yield* makeServer({ host: addr.host, port: addr.port, memoryBudget: budget, ...(dead === undefined ? {} : { deadPeer: dead }) })
     yield* Effect.log(`nbd serving on ${server.address.host}:${server.address.port}`)
     return yield* Effect.never
   }).pipe(Effect.scoped, Effect.provide(NbdExports.layer))
 
-const serveCommand = Command.make("serve", { listen, exports: exportOpt, default: defaultOpt, memoryBudget }, serve).pipe(
+const serveCommand = Command.make("serve", { listen, exports: exportOpt, default: defaultOpt, memoryBudget, deadPeer }, serve).pipe(
   Command.withDescription("serve files or memory disks over NBD")
 )
 

@@ -119,3 +119,12 @@ export const fadvise = async (fd: number, offset: number, length: number, advice
 // whether anything was released.
 const mallocTrimFn = libc.func("int malloc_trim(size_t pad)")
 export const mallocTrim = (): boolean => Number(mallocTrimFn(0)) === 1
+
+// setsockopt on a socket's descriptor: the TCP knobs Node's net module does not expose
+// (tcp-dead-peer.ts). The value is an int, passed by pointer.
+const setsockoptFn = libc.func("int setsockopt(int fd, int level, int optname, void *optval, uint32_t optlen)")
+const optval = Buffer.alloc(4)
+export const setsockoptInt = (fd: number, level: number, name: number, value: number): SyscallError | undefined => {
+  optval.writeInt32LE(value, 0)
+  return setsockoptFn(fd, level, name, optval, 4) === 0 ? undefined : syscallError("setsockopt", koffi.errno())
+}

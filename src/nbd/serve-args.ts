@@ -69,3 +69,13 @@ export const parseListen = (text: string): ListenArg | string => {
   const host = m[1] ?? (m[2] === undefined || m[2] === "" ? "127.0.0.1" : m[2])
   return { host, port }
 }
+
+// --dead-peer IDLE,INTERVAL,COUNT (seconds, seconds, probes): cut a dead client within
+// IDLE + INTERVAL × COUNT seconds (tcp-dead-peer.ts).
+export const parseDeadPeer = (text: string): { idleSeconds: number; intervalSeconds: number; count: number } | string => {
+  const m = /^([0-9]{1,4}),([0-9]{1,3}),([0-9]{1,2})$/.exec(text)
+  if (m === null) return `bad --dead-peer ${JSON.stringify(text)}: expected IDLE,INTERVAL,COUNT (e.g. 10,2,5)`
+  const [idleSeconds, intervalSeconds, count] = [Number(m[1]), Number(m[2]), Number(m[3])]
+  if (idleSeconds < 1 || intervalSeconds < 1 || count < 1) return `bad --dead-peer ${JSON.stringify(text)}: every figure is at least 1`
+  return { idleSeconds, intervalSeconds, count }
+}

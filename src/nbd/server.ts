@@ -13,6 +13,7 @@ import { NbdListenError } from "./errors.js"
 import { type ExportAccess, NbdExports } from "./exports.js"
 import { releaseFreedMemory } from "./release-memory.js"
 import { readIntoSharedBuffer } from "./socket-reads.js"
+import { armDeadPeer, type DeadPeerTimeouts } from "./tcp-dead-peer.js"
 
 // The NBD listener: a node:net server whose lifetime is a Scope. Closing the scope stops
 // accepting, lets every connection answer what it already received, closes them, and
@@ -37,6 +38,9 @@ export interface NbdServerOptions {
   readonly releaseMemory?: () => void
   // Who may attach what, by peer address (exports.ts `ExportAccess`); everyone when absent.
   readonly access?: ExportAccess
+  // Cut a connection whose peer died (no FIN, no RST) within a bound (tcp-dead-peer.ts);
+  // none when absent (the kernel's defaults: hours).
+  readonly deadPeer?: DeadPeerTimeouts
 }
 
 // 4 MiB: nbdcopy's 4 connections keep 1 MiB each in flight (4 of its 256 KiB requests per
@@ -97,6 +101,10 @@ export const make = (options: NbdServerOptions) =>
     const onConnection = (socket: net.Socket) => {
       socket.setNoDelay(true)
       const remote = `${socket.remoteAddress}:${socket.remotePort}`
+      if (options.deadPeer !== undefined) {
+        const failed = armDeadPeer(socket, options.deadPeer)
+        if (failed !== undefined) runFork(Effect.logWarning(`nbd: no dead-peer timeouts on a connection: ${String(failed)}`).pipe(Effect.annotateLogs("remote", remote)))
+      }
       let onData = (_chunk: Buffer) => {}
       let nextRead = (shared: Buffer) => shared
       const sharedReads = readIntoSharedBuffer(

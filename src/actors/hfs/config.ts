@@ -73,6 +73,20 @@ export const HfsServerProfile = Schema.Struct({
    * where MDB holds LAN addresses this machine does not have). Leave out in production.
    */
   bind: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Ipv4 }), { default: () => ({}) }),
+  /**
+   * A client machine that died (no FIN, no RST) keeps its NBD connection, hence its home's
+   * grant, until TCP gives up: keepalive probes after `idle_seconds` of silence, every
+   * `interval_seconds`, `count` of them unanswered and the connection is cut (unacknowledged
+   * writes too: TCP_USER_TIMEOUT of the same bound). Default: cut within 20 s.
+   */
+  nbd_keepalive: Schema.optionalWith(
+    Schema.Struct({
+      idle_seconds: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 3600)), { default: () => 10 }),
+      interval_seconds: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 600)), { default: () => 2 }),
+      count: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 50)), { default: () => 5 })
+    }).annotations(exact),
+    { default: () => ({ idle_seconds: 10, interval_seconds: 2, count: 5 }) }
+  ),
   /** Each HFS's transfer listener (the source side of a migration), on its own address. */
   transfer_port: Schema.optionalWith(Port, { default: () => 20101 }),
   /**

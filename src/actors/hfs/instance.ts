@@ -109,7 +109,12 @@ export const makeInstance = (
       const shown = JSON.stringify(wireName.slice(0, 80).replace(/:[^:]*$/, ":…"))
       runFork(Effect.logWarning(`hfs${id}: refused NBD attach of ${shown} from ${peer} (${reason})`))
     })
-    const server = yield* Effect.provideService(makeNbdServer({ host, port: profile.nbd_port, access: access.gate }), NbdExports, exports)
+    const server = yield* Effect.provideService(makeNbdServer({
+        host,
+        port: profile.nbd_port,
+        access: access.gate,
+        deadPeer: { idleSeconds: profile.nbd_keepalive.idle_seconds, intervalSeconds: profile.nbd_keepalive.interval_seconds, count: profile.nbd_keepalive.count }
+      }), NbdExports, exports)
     const exportBase = locations.contest ? profile.export_base_contest : profile.export_base
     const background = yield* FiberSet.make()
     const runBackground = yield* FiberSet.runtime(background)<never>()

@@ -2,8 +2,10 @@
 // node's HFS subsystem (Hfs.layer, its rpc port, transfer listener and NBD listener on the
 // HFS's own address, locations in the real PostgreSQL), with machines and users given as
 // records instead of followed from a hub. The test SIGKILLs it and starts it again.
-//   hfs-child.ts <id> <database url> <export base> <skeleton>
-// Prints `ready` once its rpc port is open.
+//   hfs-child.ts <id> <database url> <export base> <skeleton> [standby]
+// Prints `ready` once its rpc port is open. With `standby` it loads, prints `loaded` and waits
+// for a line on stdin before it starts: the suite keeps one loaded spare per HFS so a restart
+// after a kill costs the layer's start, not node's start and the bundle's load.
 import { Effect, Layer, Redacted } from "effect"
 import { rpcPorts } from "../../../src/actors/hfs/layer.js"
 import { Hfs } from "../../../src/actors/hfs/service.js"
@@ -16,7 +18,7 @@ import { Metrics } from "../../../src/runtime/metrics.js"
 import { RootSupervisor } from "../../../src/runtime/supervisor.js"
 import { hfsSecret } from "./setup.js"
 
-const [idArg, url, exportBase, skeleton] = process.argv.slice(2) as [string, string, string, string]
+const [idArg, url, exportBase, skeleton, mode] = process.argv.slice(2) as [string, string, string, string, string | undefined]
 const id = Number(idArg)
 
 const layer = rpcPorts({ ids: [id], port: faultProfile.rpc_port, client: hfsSecret, status: statusSecret }).pipe(
@@ -38,7 +40,15 @@ const program = Effect.gen(function* () {
   return yield* Effect.never
 }).pipe(Effect.provide(layer), Effect.scoped)
 
-Effect.runPromise(program).catch((e: unknown) => {
+const go =
+  mode === "standby"
+    ? new Promise<void>((resolve) => {
+        process.stdin.once("data", () => resolve())
+        process.stderr.write("loaded\n")
+      })
+    : Promise.resolve()
+
+go.then(() => Effect.runPromise(program)).catch((e: unknown) => {
   process.stderr.write(`failed ${String(e)}\n`)
   process.exit(1)
 })

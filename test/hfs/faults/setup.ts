@@ -5,17 +5,21 @@ import type { HfsMachine, HfsUser } from "../../../src/actors/hfs/directory.js"
 // The two HFS of the migration fault suite, each its own process on lane hfs-perf's loopback
 // addresses (127.0.11.1 and .2) with fixed ports (all HFS share their port numbers, as in
 // production), and the client machines the user moves between.
+//   HFS_FAULTS_HOST (default 1): the last octet of HFS 0's address; HFS 1 is the next one, the
+//   client machines +9 and +10 (another lane of 127.0.11.x can run the suite beside CI).
+const host0 = Number(process.env["HFS_FAULTS_HOST"] ?? "1")
+const ip = (n: number) => `127.0.11.${host0 + n}`
 
 export const faultMachines: ReadonlyArray<HfsMachine> = [
-  { hostname: "rhfs0", ip: "127.0.11.1", hfs: 0, aliases: ["hfs0"] },
-  { hostname: "rhfs1", ip: "127.0.11.2", hfs: 1, aliases: ["hfs1"] },
-  { hostname: "pas-a", ip: "127.0.11.10", hfs: 0, aliases: [] },
-  { hostname: "alt-b", ip: "127.0.11.11", hfs: 1, aliases: [] }
+  { hostname: "rhfs0", ip: ip(0), hfs: 0, aliases: ["hfs0"] },
+  { hostname: "rhfs1", ip: ip(1), hfs: 1, aliases: ["hfs1"] },
+  { hostname: "pas-a", ip: ip(9), hfs: 0, aliases: [] },
+  { hostname: "alt-b", ip: ip(10), hfs: 1, aliases: [] }
 ]
 export const faultUsers: ReadonlyArray<HfsUser> = [{ login: "mover", uid: 12000, group: "user" }]
 /** The client machine of each HFS. */
 export const machineOf = ["pas-a", "alt-b"] as const
-export const hostOf = ["127.0.11.1", "127.0.11.2"] as const
+export const hostOf = [ip(0), ip(1)] as const
 
 export const hfsSecret = Redacted.make("hfs-faults-secret")
 export const statusSecret = Redacted.make("hfs-faults-status-secret")
