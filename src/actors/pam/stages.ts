@@ -279,9 +279,12 @@ export const closeSessionStage = (ctx: PamContext, account: UserAccount) =>
     yield* traced("kill", step(killUserProcesses(account.uid)))
     yield* traced("unmount", step(unmountHome(session?.mountpoint ?? mountpointOf(ctx, account.login))))
     if (session?.attachment) yield* traced("detach", step(detach(session.attachment)))
-    yield* traced("logout", step(logout(ctx, account.login)))
     // The file stays only while the home is still mounted here: the next close finishes the job.
+    // It goes before the presence logout: presenced heartbeats every user holding a session
+    // file, and a round between the logout and the removal logged the user back in (the
+    // machine then stayed "busy" until the lease ended).
     const mountpoint = session?.mountpoint ?? null
     if (mountpoint === null || !isMounted(mountpoint)) yield* removeSession(dir, account.login)
+    yield* traced("logout", step(logout(ctx, account.login)))
     if (problems.length > 0) return yield* failWith(EXIT.systemError, `Logout incomplete: ${problems.join("; ")}`)
   })
