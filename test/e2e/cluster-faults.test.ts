@@ -2,14 +2,13 @@ import { Effect, Redacted } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import * as fs from "node:fs/promises"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import pg from "pg"
 import { makeFileStore } from "../../src/actors/concours/files.js"
 import { createTestDatabase } from "../support/pg.js"
 import { mulberry32 } from "../support/random.js"
-import { checkout, killAll, LISTENING, spawnBin, spawnNode, type Spawned, waitForOutput } from "./node-process.js"
+import { checkout, freePortOn, killAll, LISTENING, spawnBin, spawnNode, type Spawned, waitForOutput } from "./node-process.js"
 
 // The fault suite of the match cluster (issue 12): the master (a real `prolo-node --layer web`
 // on a real PostgreSQL) and 3 real worker processes (the real cluster client over the real TCP
@@ -23,16 +22,6 @@ const MATCHES = Number(process.env.CLUSTER_FAULT_MATCHES ?? 200)
 const SEED = Number(process.env.CLUSTER_FAULT_SEED ?? Date.now() % 1_000_000)
 const KILLS = 12
 const HOST = "127.0.13.1"
-
-const freePortOn = (host: string): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once("error", reject)
-    s.listen(0, host, () => {
-      const { port } = s.address() as net.AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
 
 interface Event {
   readonly ev: "start" | "end" | "stopped"

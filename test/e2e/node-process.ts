@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process"
+import * as net from "node:net"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -99,3 +100,14 @@ export const killAll = async (): Promise<void> => {
   for (const child of children) child.kill("SIGKILL")
   await Promise.all(children.map((c) => new Promise((resolve) => (c.exitCode !== null || c.signalCode !== null ? resolve(undefined) : c.once("exit", resolve)))))
 }
+
+/** A port free on `host` now (for a node that must be given its port before it starts). */
+export const freePortOn = (host: string): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.once("error", reject)
+    s.listen(0, host, () => {
+      const { port } = s.address() as net.AddressInfo
+      s.close(() => resolve(port))
+    })
+  })

@@ -6,10 +6,9 @@ import { UDB_SERVICE, UdbRpcs } from "../../src/protocols/udb.js"
 import { makeRpcClient } from "../../src/runtime/cli-client.js"
 import { DEV_SECRETS } from "../presence/support/spawn-node.js"
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
-import { checkout, type Spawned, spawnBin, spawnNode, waitForOutput } from "../e2e/node-process.js"
+import { checkout, freePortOn, type Spawned, spawnBin, spawnNode, waitForOutput } from "../e2e/node-process.js"
 
 // `prolo-node --layer gw,web` on this lane's loopback addresses (127.0.15.x) over a given
 // database: the website follows the gateway's topics over websockets, as on the real LAN.
@@ -26,16 +25,6 @@ export const OTHER_ADDRESS = host(3)
 export const WORKER_ADDRESS = host(4)
 export const ARTIFACTS = path.join(checkout, "test-artifacts", "web")
 
-const portOn = (host: string): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once("error", reject)
-    s.listen(0, host, () => {
-      const { port } = s.address() as net.AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
-
 export interface WebNode {
   readonly url: string
   readonly database: Redacted.Redacted<string>
@@ -45,7 +34,7 @@ export interface WebNode {
 
 /** `prolo-node --layer gw,web` over `database`, `webExtra` appended to web.yml. */
 export const startWebNodeOn = async (database: Redacted.Redacted<string>, webExtra = "", clusterExtra = ""): Promise<WebNode> => {
-  const port = await portOn(NODE_HOST)
+  const port = await freePortOn(NODE_HOST)
   const url = `http://${NODE_HOST}:${port}`
   const dir = mkdtempSync(path.join(os.tmpdir(), "prolo-web-"))
   const etc = path.join(checkout, "etc", "prologin")
