@@ -3,6 +3,7 @@ import { ExecutorFailure } from "../../protocols/cluster-task.js"
 import { compileChampion } from "./compile.js"
 import { ExecutorConfig, type ExecutorConfigInput } from "./config.js"
 import { Executor } from "./executor.js"
+import { makeBindSources } from "./bind-sources.js"
 import { runMatch } from "./match.js"
 import { makeSandboxEnv } from "./sandbox/env.js"
 
@@ -17,6 +18,7 @@ export const makeExecutor = (input: ExecutorConfigInput) =>
   Effect.gen(function* () {
     const config = yield* Schema.decodeUnknown(ExecutorConfig)(input)
     const env = yield* makeSandboxEnv(config)
+    const bindFrom = makeBindSources(config.work_dir)
     return Executor.of({
       compile: (task) =>
         compileChampion(config, env, task).pipe(
@@ -24,7 +26,7 @@ export const makeExecutor = (input: ExecutorConfigInput) =>
           Effect.withSpan("executor.compile", { attributes: { champion: task.championId } })
         ),
       runMatch: (task) =>
-        runMatch(config, env, task).pipe(
+        runMatch(config, env, task, bindFrom).pipe(
           Effect.catchAllDefect(failure(task.taskId, task.attempt)),
           Effect.withSpan("executor.runMatch", { attributes: { match: task.matchId } })
         )

@@ -43,7 +43,12 @@ export const parseScores = (stdout: string): Array<ScoreLine> => {
 
 const gz = (b: Uint8Array | undefined) => (b === undefined ? {} : { data: new Uint8Array(gzipSync(b)) })
 
-export const runMatch = (config: ExecutorConfig, env: SandboxEnv, task: MatchTask): Effect.Effect<MatchResult, ExecutorFailure> =>
+export const runMatch = (
+  config: ExecutorConfig,
+  env: SandboxEnv,
+  task: MatchTask,
+  bindFrom: (source: string) => Effect.Effect<string>
+): Effect.Effect<MatchResult, ExecutorFailure> =>
   Effect.gen(function* () {
     const started = yield* Effect.clockWith((c) => c.currentTimeMillis)
     const base = { taskId: task.taskId, attempt: task.attempt, matchId: task.matchId }
@@ -61,7 +66,7 @@ export const runMatch = (config: ExecutorConfig, env: SandboxEnv, task: MatchTas
     yield* jailDir(serverBox, env.drop)
     const hasMap = task.map !== ""
     if (hasMap) yield* Effect.promise(() => writeFile(path.join(serverBox, "map.txt"), task.map, { mode: 0o644 }))
-    const ro = g.binds.map((b) => [b, b] as const)
+    const ro = yield* Effect.forEach(g.binds, (b) => Effect.map(bindFrom(b), (from) => [from, b] as const))
 
     const boxes: Array<string> = []
     for (const [i, p] of task.players.entries()) {
