@@ -22,6 +22,16 @@ const reachableByOthers = async (p: string): Promise<boolean> => {
   return true
 }
 
+/** Whether "others" may traverse every ancestor of `dir` (the jail user must reach the boxes in it). */
+export const ancestorsTraversable = async (dir: string): Promise<boolean> => {
+  let at = path.resolve(dir)
+  for (let parent = path.dirname(at); parent !== at; at = parent, parent = path.dirname(at)) {
+    const st = await stat(parent).catch(() => undefined)
+    if (st !== undefined && (st.mode & 0o001) === 0) return false
+  }
+  return true
+}
+
 const stage = async (workDir: string, source: string): Promise<string> => {
   if (await reachableByOthers(source)) return source
   const staged = `${path.resolve(workDir)}.binds`

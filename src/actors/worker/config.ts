@@ -52,10 +52,12 @@ export const GameCommands = Schema.Struct({
 }).annotations(exact)
 export type GameCommands = typeof GameCommands.Type
 
+export const DEFAULT_WORK_DIR = "/var/lib/prolo-worker/boxes"
+
 export const ExecutorConfig = Schema.Struct({
   /** Scratch space: one directory per task, removed after it. The default is under prolo-node@worker's
    * own state directory (etc/systemd/prolo-node@worker.service.d: 0751, `cluster` traverses it). */
-  work_dir: Schema.optionalWith(Schema.NonEmptyString, { default: () => "/var/lib/prolo-worker/boxes" }),
+  work_dir: Schema.optionalWith(Schema.NonEmptyString, { default: () => DEFAULT_WORK_DIR }),
   /** The unprivileged user the jails run as (outside their user namespace). */
   user: Schema.optionalWith(Schema.NonEmptyString, { default: () => "cluster" }),
   /** A cgroup v2 directory the worker may create children in; `auto` looks for one. */

@@ -1,9 +1,9 @@
 import { Effect, Layer, Schema } from "effect"
 import { ExecutorFailure } from "../../protocols/cluster-task.js"
 import { compileChampion } from "./compile.js"
-import { ExecutorConfig, type ExecutorConfigInput } from "./config.js"
+import { DEFAULT_WORK_DIR, ExecutorConfig, type ExecutorConfigInput } from "./config.js"
 import { Executor } from "./executor.js"
-import { makeBindSources } from "./bind-sources.js"
+import { ancestorsTraversable, makeBindSources } from "./bind-sources.js"
 import { runMatch } from "./match.js"
 import { makeSandboxEnv } from "./sandbox/env.js"
 
@@ -16,7 +16,18 @@ const failure = (taskId: number, attempt: number) => (cause: unknown) =>
 
 export const makeExecutor = (input: ExecutorConfigInput) =>
   Effect.gen(function* () {
-    const config = yield* Schema.decodeUnknown(ExecutorConfig)(input)
+    const decoded = yield* Schema.decodeUnknown(ExecutorConfig)(input)
+    // A work dir the jail user cannot reach (the example's `var/worker` in a checkout under a
+    // 0700 directory: /root, `mktemp -d`) would fail every jail: use the default one instead, as
+    // the embedded database does for its data (said once in the log).
+    const reachable = yield* Effect.promise(() => ancestorsTraversable(decoded.work_dir))
+    const fallback = DEFAULT_WORK_DIR
+    if (!reachable) {
+      yield* Effect.logWarning(
+        `worker: ${decoded.work_dir} is inside a directory the ${decoded.user} user cannot enter; jails work in ${fallback} instead (set executor.work_dir to a reachable directory)`
+      )
+    }
+    const config = reachable ? decoded : { ...decoded, work_dir: fallback }
     const env = yield* makeSandboxEnv(config)
     const bindFrom = makeBindSources(config.work_dir)
     return Executor.of({
