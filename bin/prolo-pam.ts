@@ -4,16 +4,12 @@
 // shows them on the greeter); the exit status is 0 or a PAM code (src/actors/pam/stages.ts).
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Console, Effect, Layer } from "effect"
-import * as os from "node:os"
-import { loadPamProfile } from "../src/actors/pam/config.js"
-import { accountStage, closeSessionStage, EXIT, handles, lookupAccount, openSessionStage, type PamContext } from "../src/actors/pam/stages.js"
-import { loadPresenceProfile } from "../src/actors/presence/config.js"
-import { presenceTargetOf } from "../src/actors/presenced/client.js"
-import { machineName } from "../src/actors/presenced/hostname.js"
-import { loadHfsClientProfile } from "../src/actors/hfs/config.js"
+import { loadPamSetup } from "../src/actors/pam/base.js"
+import { perCallClients } from "../src/actors/pam/clients.js"
+import { PAM_STAGES, runPamStage } from "../src/actors/pam/run-stage.js"
+import { EXIT } from "../src/actors/pam/stages.js"
 import { defaultConfigDir } from "../src/runtime/cli-client-options.js"
-import { ConfigDir, loadProfile } from "../src/runtime/config.js"
-import { SharedSecretProfile } from "../src/runtime/profiles.js"
+import { ConfigDir } from "../src/runtime/config.js"
 
 // pam_exec gives its program only the PAM variables: no PATH. The tools we run (losetup, mount,
 // nbd-client, nbdfuse) are found in the system directories, never in a caller's PATH.
@@ -23,32 +19,22 @@ const argv = process.argv.slice(2)
 const at = argv.indexOf("--config")
 const configDir = at >= 0 && argv[at + 1] !== undefined ? argv[at + 1]! : (process.env.PROLO_CONFIG_DIR ?? defaultConfigDir())
 
-const stage = process.env.PAM_TYPE ?? ""
-const user = process.env.PAM_USER ?? ""
-const service = process.env.PAM_SERVICE ?? ""
+const request = {
+  stage: process.env.PAM_TYPE ?? "",
+  user: process.env.PAM_USER ?? "",
+  service: process.env.PAM_SERVICE ?? "",
+  rhost: process.env.PAM_RHOST ?? ""
+}
 
 const say = (line: string) => Console.log(line)
 
 const program = Effect.gen(function* () {
-  if (!["account", "open_session", "close_session"].includes(stage)) return EXIT.ok
-  const account = yield* lookupAccount(user)
-  if (!handles(service, account)) return EXIT.ok
-  const ctx: PamContext = {
-    profile: yield* loadPamProfile,
-    presence: presenceTargetOf(yield* loadPresenceProfile, yield* loadProfile("presencesync-pub", SharedSecretProfile)),
-    hfsClient: yield* loadHfsClientProfile,
-    hostname: machineName(os.hostname()),
-    say
-  }
-  const run = stage === "account" ? accountStage : stage === "open_session" ? openSessionStage : closeSessionStage
-  yield* run(ctx, account)
-  return EXIT.ok
+  // No configuration is read for a stage prolo-pam does not handle.
+  if (!(PAM_STAGES as ReadonlyArray<string>).includes(request.stage)) return EXIT.ok
+  const setup = yield* loadPamSetup
+  return yield* runPamStage({ ...setup, clients: perCallClients(setup) }, request, say)
 }).pipe(
-  Effect.catchTags({
-    PamFailure: (e) => Effect.as(say(e.message), e.code),
-    ConfigError: (e) => Effect.as(say(`Login impossible: configuration: ${e.message}`), EXIT.systemError)
-  }),
-  Effect.catchAllDefect((d) => Effect.as(say(`Login impossible: prolo-pam failed: ${d instanceof Error ? d.message : String(d)}`), EXIT.systemError)),
+  Effect.catchTag("ConfigError", (e) => Effect.as(say(`Login impossible: configuration: ${e.message}`), EXIT.systemError)),
   Effect.provide(Layer.merge(NodeFileSystem.layer, ConfigDir.layer(configDir)))
 )
 

@@ -26,6 +26,7 @@ export const subsystems = {
   firewall: { name: "firewall", load: () => import("./actors/firewall/layer.js").then((m) => m.FirewallLayer) },
   sso: { name: "sso", load: () => import("./actors/sso/layer.js").then((m) => m.SsoLayer) },
   netboot: { name: "netboot", load: () => import("./actors/netboot/layer.js").then((m) => m.NetbootLayer) },
+  login: { name: "login", load: () => import("./actors/pam/layer.js").then((m) => m.LoginLayer) },
   presenced: { name: "presenced", load: () => import("./actors/presenced/layer.js").then((m) => m.PresencedLayer) },
   hfs: { name: "hfs", load: () => import("./actors/hfs/layer.js").then((m) => m.HfsLayer) },
   // `--layer all`: the same HFS, following mdb/udb from the node's own hub instead of the gateway's.
@@ -37,7 +38,7 @@ export const subsystems = {
   clusterWorker: { name: "cluster-worker", load: () => import("./actors/cluster/layer.js").then((m) => m.ClusterWorkerLayer) }
 } satisfies Record<string, Subsystem>
 
-export const roleNames = ["gw", "rhfs", "web", "user", "worker"] as const
+export const roleNames = ["gw", "rhfs", "web", "user", "login", "worker"] as const
 export type RoleName = (typeof roleNames)[number] | "all"
 
 export interface Role {
@@ -73,6 +74,12 @@ const machineRoles: Record<(typeof roleNames)[number], Role> = {
     description: "user machine: presence heartbeat, passwd/rootssh sync",
     subsystems: [subsystems.udbsyncPasswd, subsystems.presenced]
   },
+  // Its own role, so its own unit: it mounts homes, attaches block devices and kills a leaving
+  // user's processes, which the `user` node must not be able to (etc/systemd/prolo-node@login.service.d).
+  login: {
+    description: "user machine's login helper: prolo-pam's stages, resident (bin/prolo-pam hands them over a unix socket)",
+    subsystems: [subsystems.login]
+  },
   // Its own role, so its own unit: the jails need namespaces, mounts and setuid, which the
   // `user` node (root, rewriting /etc/shadow) must not have (etc/systemd/prolo-node@worker.service.d).
   worker: {
@@ -92,7 +99,9 @@ export const roles: Record<RoleName, Role> = {
   all: {
     description: "every role on one machine, embedded database: the demo and the dev loop",
     subsystems: unique(
-      roleNames.flatMap((r) => machineRoles[r].subsystems).map((s) => (s === subsystems.hfs ? subsystems.hfsLocal : s === subsystems.web ? subsystems.webLocal : s))
+      // Not the login helper: the demo logs nobody in through PAM, and a node run by any user
+      // cannot own the root-only socket directory.
+      roleNames.filter((r) => r !== "login").flatMap((r) => machineRoles[r].subsystems).map((s) => (s === subsystems.hfs ? subsystems.hfsLocal : s === subsystems.web ? subsystems.webLocal : s))
     )
   }
 }

@@ -3,8 +3,8 @@ import { Either } from "effect"
 import { describeRoles, parseRoles, roleNames, roles, subsystemsOf } from "../src/roles.js"
 
 describe("role map", () => {
-  it("`all` runs every subsystem of every role, each once", () => {
-    const everyName = new Set(roleNames.flatMap((r) => roles[r].subsystems.map((s) => s.name)))
+  it("`all` runs every subsystem of every role but the login helper, each once", () => {
+    const everyName = new Set(roleNames.filter((r) => r !== "login").flatMap((r) => roles[r].subsystems.map((s) => s.name)))
     const allNames = roles.all.subsystems.map((s) => s.name)
     expect(new Set(allNames)).toEqual(everyName)
     expect(allNames).toHaveLength(everyName.size)
@@ -26,7 +26,7 @@ describe("role map", () => {
 
   it("refuses an unknown or missing role with a message naming it", () => {
     const unknown = parseRoles(["gw,nope"])
-    expect(Either.isLeft(unknown) && unknown.left.message).toBe(`--layer: unknown role "nope" (expected gw, rhfs, web, user, worker, all)`)
+    expect(Either.isLeft(unknown) && unknown.left.message).toBe(`--layer: unknown role "nope" (expected gw, rhfs, web, user, login, worker, all)`)
     const none = parseRoles([",", ""])
     expect(Either.isLeft(none) && none.left.message).toContain("no role given")
     const proto = parseRoles(["constructor"])

@@ -169,7 +169,7 @@ describe("prolo-node binary", () => {
   it("an unknown role: one line naming it, exit 2", async () => {
     const node = spawnBin("prolo-node", ["--layer", "nope", "--listen", "127.0.0.1:0", "--config", "etc/prologin"])
     expect(await exitWithin(node, 60_000)).toBe(2)
-    expect(stderrLines(node.stderr)).toEqual([`prolo-node: --layer: unknown role "nope" (expected gw, rhfs, web, user, worker, all)`])
+    expect(stderrLines(node.stderr)).toEqual([`prolo-node: --layer: unknown role "nope" (expected gw, rhfs, web, user, login, worker, all)`])
   }, 70_000)
 
   it("a bad --listen: one line naming it, exit 2", async () => {

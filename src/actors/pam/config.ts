@@ -1,4 +1,5 @@
 import { Schema } from "effect"
+import * as path from "node:path"
 import { PAM_STATE_DIR } from "../../protocols/pam-session.js"
 import { loadProfile } from "../../runtime/config.js"
 
@@ -21,9 +22,16 @@ export const PamProfile = Schema.Struct({
   home_base: Schema.optionalWith(Schema.NonEmptyString, { default: () => "/home" }),
   /** Session files (root-only; tmpfs in production). */
   state_dir: Schema.optionalWith(Schema.NonEmptyString, { default: () => PAM_STATE_DIR }),
+  /**
+   * The resident login helper's socket (`prolo-node --layer login`), which `bin/prolo-pam`
+   * hands the stages to. Default `<state_dir>/.helper.sock` (no login starts with a dot).
+   */
+  helper_socket: Schema.optional(Schema.NonEmptyString),
   /** Bound on getHome, which may move the home from another HFS first. */
   home_timeout_seconds: Schema.optionalWith(Schema.Number.pipe(Schema.between(1, 3600)), { default: () => 300 })
 }).annotations({ parseOptions: { onExcessProperty: "error" } })
 export type PamProfile = typeof PamProfile.Type
+
+export const helperSocketOf = (profile: PamProfile): string => profile.helper_socket ?? path.join(profile.state_dir, ".helper.sock")
 
 export const loadPamProfile = loadProfile("pam", PamProfile)

@@ -1,16 +1,13 @@
-import { Clock, Duration, Effect, Fiber, type Redacted, Schema } from "effect"
+import { Clock, Duration, Effect, Fiber, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { HFS_SERVICE, HfsRpcs, type HomeGrant } from "../../protocols/hfs.js"
-import { MDB_SERVICE, MdbRpcs } from "../../protocols/mdb.js"
+import type { HomeGrant } from "../../protocols/hfs.js"
 import type { PamSession } from "../../protocols/pam-session.js"
-import { makeRpcClient } from "../../runtime/cli-client.js"
-import { makeRpcTcpClient } from "../../runtime/rpc-tcp.js"
 import { runTool } from "../../runtime/run-tool.js"
-import { describeTarget, makePresenceClient, type PresenceTarget } from "../presenced/client.js"
+import { describeTarget } from "../presenced/client.js"
+import type { PamClients, PamTargets } from "./clients.js"
 import { isProloginUid } from "../presenced/sessions.js"
 import { attach, deviceOf, detach, isMounted, mountHome, unmountHome } from "./attach.js"
-import type { PamProfile } from "./config.js"
 import { readSession, removeSession, workDirOf, writeSession } from "./state.js"
 
 // The three PAM stages prolo-pam handles (pam_exec: PAM_TYPE), for contest users only.
@@ -37,10 +34,8 @@ export class PamFailure extends Schema.TaggedError<PamFailure>()("PamFailure", {
 
 const failWith = (code: number, message: string) => new PamFailure({ code, message })
 
-export interface PamContext {
-  readonly profile: PamProfile
-  readonly presence: PresenceTarget
-  readonly hfsClient: { readonly shared_secret: Redacted.Redacted<string>; readonly rpc_port: number }
+export interface PamContext extends PamTargets {
+  readonly clients: PamClients
   /** This machine's MDB hostname. */
   readonly hostname: string
   /** One progress line for the greeter (stdout under pam_exec's `stdout`). */
@@ -84,7 +79,7 @@ const CALL_TIMEOUT = Duration.seconds(15)
 
 const requestLogin = (ctx: PamContext, login: string) =>
   Effect.scoped(
-    Effect.flatMap(makePresenceClient(ctx.presence), (client) => client.RequestLogin({ login, hostname: ctx.hostname }))
+    Effect.flatMap(ctx.clients.presence, (client) => client.RequestLogin({ login, hostname: ctx.hostname }))
   ).pipe(
     Effect.timeoutFail({ duration: CALL_TIMEOUT, onTimeout: () => ({ _tag: "Timeout" as const, message: `no answer within ${Duration.format(CALL_TIMEOUT)}` }) }),
     Effect.mapError((e) =>
@@ -96,7 +91,7 @@ const requestLogin = (ctx: PamContext, login: string) =>
 
 /** Best effort: a logout presence cannot take is reported, never fatal (the lease ends anyway). */
 const logout = (ctx: PamContext, login: string) =>
-  Effect.scoped(Effect.flatMap(makePresenceClient(ctx.presence), (client) => client.Logout({ login, hostname: ctx.hostname }))).pipe(
+  Effect.scoped(Effect.flatMap(ctx.clients.presence, (client) => client.Logout({ login, hostname: ctx.hostname }))).pipe(
     Effect.timeoutFail({ duration: CALL_TIMEOUT, onTimeout: () => ({ _tag: "Timeout" as const, message: `no answer within ${Duration.format(CALL_TIMEOUT)}` }) }),
     Effect.catchTag("LogoutRefused", () => Effect.void), // not logged in (lease over) or elsewhere now: nothing of ours to end
     Effect.mapError((e) => `presence logout (${describeTarget(ctx.presence)}): ${firstLine(e.message)}`)
@@ -107,9 +102,7 @@ const logout = (ctx: PamContext, login: string) =>
 /** Which HFS serves this machine: MDB's public query, as the original client. */
 const machineHfs = (ctx: PamContext) =>
   Effect.scoped(
-    Effect.flatMap(makeRpcClient(MdbRpcs, { url: ctx.profile.mdb_url, service: MDB_SERVICE }), (client) =>
-      client.query({ filters: { hostname: ctx.hostname } })
-    )
+    Effect.flatMap(ctx.clients.mdb, (client) => client.query({ filters: { hostname: ctx.hostname } }))
   ).pipe(
     Effect.timeoutFail({ duration: CALL_TIMEOUT, onTimeout: () => ({ _tag: "Timeout" as const, message: `no answer within ${Duration.format(CALL_TIMEOUT)}` }) }),
     Effect.mapError((e) => failWith(EXIT.unavailable, `Login impossible: machine database unreachable (${ctx.profile.mdb_url}): ${firstLine(e.message)}`)),
@@ -124,9 +117,7 @@ const getHome = (ctx: PamContext, login: string, hfs: number): Effect.Effect<Hom
   const host = `hfs${hfs}`
   const timeout = Duration.seconds(ctx.profile.home_timeout_seconds)
   return Effect.scoped(
-    Effect.flatMap(makeRpcTcpClient(HfsRpcs, { host, port: ctx.hfsClient.rpc_port, secret: ctx.hfsClient.shared_secret }), (client) =>
-      client.getHome({ login, hostname: ctx.hostname })
-    )
+    Effect.flatMap(ctx.clients.hfs(host), (client) => client.getHome({ login, hostname: ctx.hostname }))
   ).pipe(
     Effect.timeoutFail({ duration: timeout, onTimeout: () => ({ _tag: "Timeout" as const, message: `no answer within ${Duration.format(timeout)}` }) }),
     Effect.mapError((e) => {

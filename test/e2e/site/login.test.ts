@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { running } from "../../../src/runtime/process-alive.js"
 import { createTestDatabase } from "../../support/pg.js"
 import { skipUnlessRoot } from "../../support/root.js"
-import { makeSite, powerOff, rebootMachine, type Site, waitUntil } from "./site.js"
+import { bootMachine, makeSite, powerOff, rebootMachine, type Site, waitUntil } from "./site.js"
 
 // The login path end to end on a site in network namespaces (site.ts): real PAM (pamtester,
 // pam_unix on the machine's synced /etc/shadow, pam_exec → prolo-pam), real presence and HFS
@@ -235,21 +235,30 @@ describe.skipIf(skip)("site: prolo-pam under real PAM, homes over NBD, in networ
     await logout("pas-a", user)
   }, 120_000)
 
-  it("a misspelt key in pam.yml: one line naming the file and the key, nothing asked, nothing mounted", async () => {
+  it("a misspelt key in pam.yml: the login helper does not start (exit 2, file and key named); prolo-pam says it in one line, nothing asked, nothing mounted", async () => {
     const user = site.logins[3]!
     const file = path.join(site.machine("pas-a").config, "pam.yml")
     const good = await fs.readFile(file, "utf8")
+    const key = new RegExp(`${file.replaceAll(".", "\\.")}: mdb_ulr: `)
     await fs.writeFile(file, good.replace("mdb_url:", "mdb_ulr:"))
+    const running = site.machine("pas-a").node!
+    running.child.kill("SIGTERM")
+    await running.exited
     try {
+      // The helper reads pam.yml once, at its start: its node refuses to start, and says why.
+      await expect(bootMachine(site, "pas-a")).rejects.toThrow(key)
+      expect(await site.nodes.get("pas-a")!.exited).toBe(2)
+      // No helper answers: bin/prolo-pam runs the stage in process, which reads pam.yml itself.
       const r = await site.pam("pas-a", user, ["authenticate", "acct_mgmt", "open_session"])
       expect(r.code).not.toBe(0)
       expect(r.stdout.split("\n").filter((l) => l.startsWith("Login"))).toEqual([
-        expect.stringMatching(new RegExp(`^Login impossible: configuration: ${file.replaceAll(".", "\\.")}: mdb_ulr: `))
+        expect.stringMatching(new RegExp(`^Login impossible: configuration: ${key.source}`))
       ])
       expect(r.stdout).not.toContain("Checking user")
       expect(await site.homeMounts("pas-a")).toEqual([])
     } finally {
       await fs.writeFile(file, good)
+      await bootMachine(site, "pas-a")
     }
   }, 60_000)
 })

@@ -46,6 +46,8 @@ export const GW_IP = "10.12.1.254"
 const SERVICE_POOL = "10.12.1.0/24"
 const USER_POOL = "10.12.0.0/24"
 const NODE_PORT = 20000
+/** pam.yml's default helper_socket (the machines keep the default state_dir). */
+const HELPER_SOCKET = "/run/prolo-pam/.helper.sock"
 const PRESENCE_TCP_PORT = 20061
 
 export interface MachineSpec {
@@ -272,7 +274,7 @@ const addNs = async (site: Site, name: string, ip: string, index: number) => {
 const pamService = async (config: string) => {
   const ours = (await fs.readFile(path.join(checkout, "etc/pam.d/prolo"), "utf8")).replaceAll(
     "/usr/bin/prolo-pam",
-    `${path.join(checkout, "bin/prolo-pam.js")} --config ${config}`
+    `${path.join(checkout, "bin/prolo-pam")} --config ${config}`
   )
   return {
     prolo: ours,
@@ -345,10 +347,25 @@ export const rebootMachine = async (site: Site, name: string) => {
   await bootMachine(site, name)
 }
 
-/** Starts the node of a machine (presenced, passwd sync) inside its namespaces. */
+/** Starts the node of a machine (presenced, passwd sync, the login helper) inside its namespaces. */
 export const bootMachine = async (site: Site, name: string) => {
   const m = site.machine(name)
-  m.node = await startNodeIn(site, name, ["--layer", "user", "--listen", `${m.ip}:${NODE_PORT}`, "--config", m.config], site.enter(name))
+  m.node = await startNodeIn(site, name, ["--layer", "user,login", "--listen", `${m.ip}:${NODE_PORT}`, "--config", m.config], site.enter(name))
+  await waitForHelper(site, name)
+}
+
+/** The login helper's socket is there (its loop starts after the node says it listens). */
+const waitForHelper = (site: Site, name: string) =>
+  waitUntil(`${name}'s login helper socket`, async () => (await site.inMachine(name, ["test", "-S", HELPER_SOCKET])).code === 0)
+
+/**
+ * A light machine's login helper alone (`--layer login`, its only process besides the logins),
+ * so that bin/prolo-pam hands it the stages as on a real machine.
+ */
+export const startLightHelper = async (site: Site, name: string) => {
+  const m = site.machine(name)
+  m.node = await startNodeIn(site, name, ["--layer", "login", "--listen", `${m.ip}:${NODE_PORT}`, "--config", m.config], site.enter(name))
+  await waitForHelper(site, name)
 }
 
 /** Every thread of `pid` has exited (a zombie whose other threads still run has not). */
