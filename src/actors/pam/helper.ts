@@ -1,4 +1,4 @@
-import { Duration, Effect, Either, Fiber, FiberSet, Schema, type Scope } from "effect"
+import { Clock, Duration, Effect, Either, Fiber, FiberSet, Schema, type Scope } from "effect"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
@@ -28,8 +28,8 @@ export interface LoginHelperOptions {
   readonly drainTimeout?: Duration.DurationInput
   /** Each connection accepted (/__actors). */
   readonly onStart?: () => void
-  /** Each answered connection (tests, /__actors). */
-  readonly onAnswer?: (answer: { readonly request: PamRequest | null; readonly code: number }) => void
+  /** Each answered connection (tests, /__actors, metrics): its request, status and time (Clock). */
+  readonly onAnswer?: (answer: { readonly request: PamRequest | null; readonly code: number; readonly seconds: number }) => void
 }
 
 const readRequest = (socket: net.Socket): Effect.Effect<PamRequest, string> =>
@@ -107,23 +107,26 @@ export const serveLoginHelper = (options: LoginHelperOptions): Effect.Effect<voi
     const drain = Duration.decode(options.drainTimeout ?? "25 seconds")
     const fibers = yield* FiberSet.make()
     const run = yield* FiberSet.runtime(fibers)<never>()
-    const answer = (socket: net.Socket, request: PamRequest | null, code: number) =>
+    const answer = (socket: net.Socket, request: PamRequest | null, code: number, started: number) =>
       Effect.zipRight(
         write(socket, encodeStatus(code)),
-        Effect.sync(() => {
-          socket.end()
-          options.onAnswer?.({ request, code })
-        })
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.sync(() => {
+            socket.end()
+            options.onAnswer?.({ request, code, seconds: (now - started) / 1000 })
+          })
+        )
       )
     const serve = (socket: net.Socket) =>
       Effect.gen(function* () {
+        const started = yield* Clock.currentTimeMillis
         const request = yield* readRequest(socket).pipe(
           Effect.timeoutFail({ duration: timeout, onTimeout: () => `no complete request within ${Duration.format(timeout)}` }),
           Effect.either
         )
         if (Either.isLeft(request)) {
           yield* write(socket, encodeLine(`Login impossible: prolo-pam helper: ${request.left}`))
-          return yield* answer(socket, null, EXIT.systemError)
+          return yield* answer(socket, null, EXIT.systemError, started)
         }
         const say = (line: string) => write(socket, encodeLine(line))
         // Not a child of this connection: a caller going away, or the node stopping, must not
@@ -132,7 +135,7 @@ export const serveLoginHelper = (options: LoginHelperOptions): Effect.Effect<voi
         running.add(stage)
         stage.addObserver(() => running.delete(stage))
         const code = yield* Fiber.join(stage)
-        yield* answer(socket, request.right, code)
+        yield* answer(socket, request.right, code, started)
       })
 
     // The directory is the state directory (root-only): nobody else can reach the socket.

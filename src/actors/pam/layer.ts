@@ -5,7 +5,8 @@ import { loadPamSetup } from "./base.js"
 import { longLivedClients } from "./clients.js"
 import { helperSocketOf } from "./config.js"
 import { serveLoginHelper } from "./helper.js"
-import type { PamBase } from "./run-stage.js"
+import { loginMetrics } from "./metrics.js"
+import { type PamBase, PAM_STAGES } from "./run-stage.js"
 import { lookupAccount } from "./stages.js"
 
 // `prolo-node --layer login` on a user machine: the resident login helper (helper.ts) on
@@ -35,6 +36,7 @@ export const LoginLayer = Layer.unwrapEffect(
     const setup = yield* loadPamSetup
     const socketPath = helperSocketOf(setup.profile)
     const load = { running: 0, handled: 0 }
+    const metrics = yield* loginMetrics
     yield* Effect.logInfo(`login helper: prolo-pam stages of ${setup.hostname} on ${socketPath}`)
     const serve = Effect.flatMap(longLivedClients(setup), (clients) =>
       Effect.zipRight(
@@ -43,9 +45,12 @@ export const LoginLayer = Layer.unwrapEffect(
           socketPath,
           base: { ...setup, clients },
           onStart: () => void load.running++,
-          onAnswer: () => {
+          onAnswer: ({ request, code, seconds }) => {
             load.running = Math.max(0, load.running - 1)
             load.handled++
+            // Bad requests count as stage "invalid": the label set stays the three stages and it.
+            const stage = request === null ? "invalid" : (PAM_STAGES as ReadonlyArray<string>).includes(request.stage) ? request.stage : "other"
+            metrics.record(stage, code, seconds)
           }
         })
       )

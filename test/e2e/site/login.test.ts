@@ -110,6 +110,11 @@ describe.skipIf(skip)("site: prolo-pam under real PAM, homes over NBD, in networ
     await login("pas-a", user)
     expect((await site.inMachine("pas-a", ["cat", `/home/${user}/notes.txt`])).stdout).toBe("hello\n")
     await logout("pas-a", user)
+
+    // every stage went through pas-a's login helper (its metrics), none in process
+    const metrics = (await site.inMachine("pas-a", ["curl", "-sf", `http://${site.machine("pas-a").ip}:20000/metrics`])).stdout
+    const count = (stage: string) => Number(new RegExp(`^prolo_login_stages_total\\{stage="${stage}",status="0"\\} (\\d+)$`, "m").exec(metrics)?.[1] ?? 0)
+    expect([count("account"), count("open_session"), count("close_session")]).toEqual([2, 2, 2])
   }, 120_000)
 
   it("(2) login on pas-b (hfs1): the home moves from hfs0, the file is there, e2fsck finds it clean", async () => {
