@@ -4,7 +4,8 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
 import { WINDOW } from "../../../src/actors/hfs/transfer/digest.js"
-import { encodeHello, makeDecoder } from "../../../src/actors/hfs/transfer/frames.js"
+import { encodeEnd, encodeHello, encodeWindowHead, type Frame, makeDecoder, makeFrameParser, WINDOW_MAX_BODY } from "../../../src/actors/hfs/transfer/frames.js"
+import { frameSocket } from "../../../src/actors/hfs/transfer/socket-io.js"
 import { imageDigestPromise } from "../../../src/actors/hfs/transfer/image-digest.js"
 import { readProgress } from "../../../src/actors/hfs/transfer/receive.js"
 import { transferMessage } from "../../../src/actors/hfs/transfer/token.js"
@@ -326,3 +327,102 @@ it("the frame decoder is total: random and mutated bytes yield frames or a reaso
     expect(d.buffered()).toBeLessThanOrEqual(base.length)
   }
 })
+
+it("read in place (a read fills at most the parser's target), with window buffers lent and withheld at random, the decoder is total too", () => {
+  const seed = seedFrom("HFS_TRANSFER_INPLACE_FUZZ_SEED", "in-place frame parser fuzz")
+  let x = seed || 1
+  const rnd = () => ((x = (x * 1103515245 + 12345) >>> 0) / 2 ** 32)
+  const hello = encodeHello({ login: "ivy", generation: 1, from: 0, token: "1:ab" })
+  const payload = Buffer.alloc(8192, 7)
+  const window = Buffer.concat([encodeWindowHead(WINDOW, Buffer.alloc(32, 1), [{ offset: WINDOW, length: 4096 }, { offset: WINDOW + 8192, length: 4096 }], payload.length), payload])
+  // One window buffer for every frame: nothing is allocated per window frame.
+  const lent = Buffer.alloc(WINDOW_MAX_BODY)
+  let windows = 0
+  for (let i = 0; i < 3000; i++) {
+    let lend = rnd() < 0.5
+    const p = makeFrameParser(["hello", "start", "window", "end", "fail"], () => (lend ? lent : undefined))
+    const kind = i % 3
+    const base = kind === 0 ? Buffer.from(hello) : kind === 1 ? Buffer.from(window) : Buffer.alloc(1 + Math.floor(rnd() * 200))
+    for (let j = 0; j < base.length; j++) if (kind === 2 || rnd() < (i % 6 < 3 ? 0.02 : 0)) base[j] = Math.floor(rnd() * 256)
+    let at = 0
+    let bad: string | undefined
+    const frames: Array<Frame> = []
+    for (let guard = 0; at < base.length && bad === undefined && guard < 100_000; guard++) {
+      const t = p.target()
+      if (t === undefined) {
+        // Withheld: the reader stops; later the consumer lends one.
+        lend = true
+        continue
+      }
+      const n = Math.min(t.length, base.length - at, 1 + Math.floor(rnd() * (rnd() < 0.5 ? 16 : 4096)))
+      base.copy(t, 0, at, at + n)
+      at += n
+      // A throw fails the test.
+      const r = p.advance(n)
+      if (r !== undefined) "_tag" in r ? (bad = r.reason) : frames.push(r)
+      if (rnd() < 0.3) lend = rnd() < 0.5
+    }
+    expect(at === base.length || bad !== undefined).toBe(true)
+    expect(p.buffered()).toBeLessThanOrEqual(base.length)
+    if (bad !== undefined) expect(p.target()).toBeUndefined()
+    for (const f of frames) if (f.type === "window") {
+      windows++
+      expect(f.payload.buffer).toBe(lent.buffer)
+    }
+  }
+  // The unmutated window frames decoded, in the lent buffer.
+  expect(windows).toBeGreaterThan(300)
+})
+
+it.live("a socket read in place with one window buffer, given back late (the reader stops and reads on): every frame arrives whole, in order", () =>
+  Effect.gen(function* () {
+    const count = 40
+    const frames = Array.from({ length: count }, (_, k) => {
+      const payload = Buffer.alloc(4096 * (1 + (k % 5)), k + 1)
+      return Buffer.concat([encodeWindowHead(k * WINDOW, Buffer.alloc(32, k), [{ offset: k * WINDOW, length: payload.length }], payload.length), payload])
+    })
+    const server = yield* Effect.acquireRelease(
+      Effect.async<net.Server>((resume) => {
+        const srv = net.createServer((s) => {
+          s.on("error", () => {})
+          s.end(Buffer.concat([...frames, encodeEnd(count * WINDOW, count, Buffer.alloc(32))]))
+        })
+        srv.listen(0, "127.0.0.1", () => resume(Effect.succeed(srv)))
+      }),
+      (srv) => Effect.async<void>((resume) => void srv.close(() => resume(Effect.void)))
+    )
+    const one = Buffer.from(new SharedArrayBuffer(WINDOW_MAX_BODY))
+    let free = true
+    const input = frameSocket(["window", "end"], {
+      windowBody: () => {
+        if (!free) return undefined
+        free = false
+        return one
+      }
+    })
+    const got = yield* Effect.async<Array<number>, string>((resume) => {
+      const socket = net.createConnection({ host: "127.0.0.1", port: (server.address() as net.AddressInfo).port, onread: input.onread })
+      const reader = input.attach(socket)
+      const seen: Array<number> = []
+      reader.follow(
+        (f) => {
+          if (f.type === "end") {
+            socket.destroy()
+            return resume(Effect.succeed(seen))
+          }
+          if (f.type !== "window") return resume(Effect.fail(`unexpected ${f.type}`))
+          const k = f.offset / WINDOW
+          if (!f.payload.equals(frames[k]!.subarray(frames[k]!.length - f.payload.length)) || f.hash[0] !== k) return resume(Effect.fail(`window ${k} damaged`))
+          seen.push(k)
+          // Given back later: the reader holds the socket meanwhile.
+          setImmediate(() => {
+            free = true
+            reader.wake()
+          })
+        },
+        (end) => resume(Effect.fail(JSON.stringify(end)))
+      )
+    })
+    expect(got).toEqual(Array.from({ length: count }, (_, k) => k))
+  }).pipe(Effect.scoped)
+)
