@@ -308,6 +308,84 @@ it.effect("a source that says nothing times out on the Clock", () =>
   }).pipe(Effect.scoped)
 )
 
+it.effect("a source that stops in the middle of a window times out on the Clock (the window pipeline's idle watch)", () =>
+  Effect.gen(function* () {
+    const w = workDir("timeout-window")
+    yield* Effect.addFinalizer(() => Effect.sync(w.remove))
+    let accepted = false
+    const sockets = new Set<net.Socket>()
+    // START of an 8 MiB image, then the first 100 bytes of a window frame, then silence.
+    const start = Buffer.alloc(33)
+    start.writeUInt8(2, 0)
+    start.writeUInt32BE(28, 1)
+    start.writeBigUInt64BE(BigInt(8 * MiB), 5)
+    start.writeUInt32BE(WINDOW, 21)
+    const payload = Buffer.alloc(4096, 1)
+    const win = Buffer.concat([encodeWindowHead(0, Buffer.alloc(32), [{ offset: 0, length: 4096 }], 4096), payload]).subarray(0, 100)
+    const stalled = yield* Effect.acquireRelease(
+      Effect.async<net.Server>((resume) => {
+        const server = net.createServer((s) => {
+          sockets.add(s)
+          s.on("error", () => {})
+          s.once("data", () => {
+            s.write(Buffer.concat([start, win]))
+            accepted = true
+          })
+        })
+        server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+      }),
+      (server) =>
+        Effect.async<void>((resume) => {
+          for (const s of sockets) s.destroy()
+          server.close(() => resume(Effect.void))
+        })
+    )
+    const fiber = yield* Effect.fork(receive((stalled.address() as net.AddressInfo).port, w.b, "iris", 1, { idleTimeout: "30 seconds" }))
+    for (let i = 0; i < 100_000 && fiber.unsafePoll() === null; i++) {
+      yield* Effect.promise(() => new Promise((r) => setImmediate(r)))
+      if (accepted) yield* TestClock.adjust("2 seconds")
+    }
+    const e = failureOf(yield* Fiber.await(fiber))
+    expect(e._tag).toBe("TransferTimeout")
+    expect(e._tag === "TransferTimeout" && e.phase).toBe("window")
+    expect(fs.existsSync(path.join(w.b, "iris.nbd"))).toBe(false)
+  }).pipe(Effect.scoped)
+)
+
+it.effect("a destination that stops reading times out on the source's Clock (the window pipeline's idle watch)", () =>
+  Effect.gen(function* () {
+    const w = workDir("timeout-source")
+    yield* Effect.addFinalizer(() => Effect.sync(w.remove))
+    // More data than the loopback buffers hold, so that the source's writes stay pending.
+    const src = path.join(w.a, "jack.nbd")
+    writeScatteredImage(src, 96 * MiB, 64 * MiB, 13)
+    const outcomes: Array<unknown> = []
+    const srv = yield* source(src, { idleTimeout: "30 seconds", onDone: (o) => outcomes.push(o) })
+    const token = yield* timeauth.generate(secret, transferMessage("jack", 1, "127.0.0.1"))
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const s = net.createConnection({ host: "127.0.0.1", port: srv.port })
+        s.on("error", () => {})
+        // Never reads: the kernel's buffers fill, then nothing moves.
+        s.pause()
+        s.write(encodeHello({ login: "jack", generation: 1, from: 0, token }))
+        return s
+      }),
+      (s) => Effect.sync(() => s.destroy())
+    )
+    expect(client.destroyed).toBe(false)
+    for (let i = 0; i < 100_000 && outcomes.length === 0; i++) {
+      yield* Effect.promise(() => new Promise((r) => setImmediate(r)))
+      // Real I/O first (the source fills the buffers), then the clock moves; a window
+      // written meanwhile resets the watch, so this only bounds the test's time.
+      if (i > 2000) yield* TestClock.adjust("2 seconds")
+    }
+    const o = outcomes[0] as { error?: { _tag: string; phase?: string } }
+    expect(o.error?._tag).toBe("TransferTimeout")
+    expect(o.error?.phase).toBe("window")
+  }).pipe(Effect.scoped)
+)
+
 it("the frame decoder is total: random and mutated bytes yield frames or a reason, never a throw", () => {
   const seed = seedFrom("HFS_TRANSFER_FUZZ_SEED", "frame decoder fuzz")
   let x = seed || 1
