@@ -195,6 +195,8 @@ export const makeFrameParser = (
   let body: Buffer | undefined
   let bodyFill = 0
   let dead: Unreadable | undefined
+  // The current target, until bytes land in it (a socket asks twice per read).
+  let current: Buffer | undefined
 
   const finish = (): Frame | Unreadable => {
     const decoded = decodeBody(type, body ?? Buffer.alloc(0))
@@ -220,17 +222,18 @@ export const makeFrameParser = (
   }
 
   const target = (): Buffer | undefined => {
-    if (dead !== undefined) return undefined
-    if (headerFill < HEADER) return header.subarray(headerFill)
+    if (current !== undefined || dead !== undefined) return current
+    if (headerFill < HEADER) return (current = headerFill === 0 ? header : header.subarray(headerFill))
     if (body === undefined) {
       const b = windowBody(length)
       if (b === undefined) return undefined
       body = b.length === length ? b : b.subarray(0, length)
     }
-    return body.subarray(bodyFill)
+    return (current = bodyFill === 0 ? body : body.subarray(bodyFill))
   }
 
   const advance = (n: number): Frame | Unreadable | undefined => {
+    current = undefined
     if (dead !== undefined) return dead
     if (headerFill < HEADER) {
       headerFill += n
