@@ -88,15 +88,19 @@ export const readProgress = async (dir: string, login: string, generation: numbe
 const io = <A>(file: string, op: string, f: () => Promise<A>): Effect.Effect<A, TransferIoError | DiskFull> =>
   Effect.tryPromise({ try: f, catch: (err) => fileFailure(file, op, err) })
 
-const fsyncDir = (dir: string) =>
-  io(dir, "fsync directory", async () => {
-    const h = await fsp.open(dir, "r")
-    try {
-      await h.sync()
-    } finally {
-      await h.close()
-    }
-  })
+const syncDir = async (dir: string): Promise<void> => {
+  const h = await fsp.open(dir, "r")
+  try {
+    await h.sync()
+  } finally {
+    await h.close()
+  }
+}
+
+const fsyncDir = (dir: string) => io(dir, "fsync directory", () => syncDir(dir))
+
+/** `p`, failing with the transfer error of `op` on `file`. */
+const fileOp = <A>(file: string, op: string, p: Promise<A>): Promise<A> => p.catch((e: unknown) => Promise.reject(fileFailure(file, op, e)))
 
 const removeQuietly = (...files: ReadonlyArray<string>) => Effect.promise(() => Promise.all(files.map((f) => fsp.rm(f, { force: true }))))
 
@@ -228,12 +232,19 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
     const image = yield* openFile(paths.image, journal === undefined ? "w+" : "r+")
     const journalFile = yield* openFile(paths.journal, journal === undefined ? "w+" : "r+")
     let journalEnd: number
+    // A new copy's files are made durable (the journal's header, the image's size, both
+    // names) beside the first windows: only the first checkpoint's records need them.
+    let prepared: Promise<void> = Promise.resolve()
     if (journal === undefined) {
       yield* io(paths.image, "truncate", () => image.truncate(size))
       yield* io(paths.journal, "write", () => journalFile.write(encodeHeader(size, login, generation), 0, JOURNAL_HEADER, 0))
-      yield* io(paths.journal, "fsync", () => journalFile.datasync())
-      yield* io(paths.image, "fsync", () => image.sync())
-      yield* fsyncDir(paths.incoming)
+      prepared = (async () => {
+        await fileOp(paths.journal, "fsync", journalFile.datasync())
+        await fileOp(paths.image, "fsync", image.sync())
+        await fileOp(paths.incoming, "fsync directory", syncDir(paths.incoming))
+      })()
+      // Awaited by the first checkpoint, the end, and the finalizer.
+      prepared.catch(() => undefined)
       journalEnd = JOURNAL_HEADER
     } else {
       // Whatever an earlier attempt wrote past its last record is unverified: back to holes.
@@ -253,9 +264,10 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
     // flush overlaps the network; the next checkpoint waits for it (records stay in order).
     let flushing: Promise<void> | undefined
     const flush = async (records: Buffer, at: number): Promise<void> => {
-      await image.datasync().catch((e: unknown) => Promise.reject(fileFailure(paths.image, "fdatasync", e)))
-      await journalFile.write(records, 0, records.length, at).catch((e: unknown) => Promise.reject(fileFailure(paths.journal, "write", e)))
-      await journalFile.datasync().catch((e: unknown) => Promise.reject(fileFailure(paths.journal, "fdatasync", e)))
+      await prepared
+      await fileOp(paths.image, "fdatasync", image.datasync())
+      await fileOp(paths.journal, "write", journalFile.write(records, 0, records.length, at))
+      await fileOp(paths.journal, "fdatasync", journalFile.datasync())
     }
     const checkpoint = (): Promise<void> => {
       const records = encodeRecords(login, generation, pending)
@@ -370,6 +382,7 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
           new BadFrame({ reason: "end does not match", message: `transfer of ${login}: the source ended with ${frame.windows} windows of a ${frame.size}-byte image, received ${windows} of ${size}` })
         )
       }
+      yield* Effect.tryPromise({ try: () => prepared, catch: (e) => e as TransferError })
       if (flushing !== undefined) yield* Effect.tryPromise({ try: () => flushing!, catch: (e) => e as TransferError })
       if (pending.length > 0) yield* Effect.tryPromise({ try: checkpoint, catch: (e) => e as TransferError })
       const digest = makeImageDigest(size)
@@ -405,7 +418,10 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
       Effect.ensuring(
         Effect.zipRight(
           threadsDone,
-          Effect.promise(() => (flushing === undefined ? Promise.resolve() : flushing.catch(() => undefined)))
+          Effect.promise(async () => {
+            await prepared.catch(() => undefined)
+            await flushing?.catch(() => undefined)
+          })
         )
       )
     )
