@@ -42,6 +42,10 @@ const newWorker = (): Worker =>
       )
     : new Worker(new URL("./hfs-hash-worker.mjs", import.meta.url))
 
+/** A `failed` reply as an error (what the thread threw: its errno name and message). */
+export const threadFailure = (code: string | undefined, message: string | undefined): Error =>
+  Object.assign(new Error(message ?? "hash thread failed"), { code: code ?? "EIO" })
+
 /** How a request ended: a Status, and for `failed` the errno name and message. */
 export type Done = (status: number, code?: string, message?: string) => void
 

@@ -21,7 +21,7 @@ import {
   TransferIoError
 } from "./errors.js"
 import { encodeHello, type Fail, type Frame, windowProblem } from "./frames.js"
-import { leaseSlots, submit, warmHashPool } from "./hash-pool.js"
+import { leaseSlots, submit, threadFailure, warmHashPool } from "./hash-pool.js"
 import { encodeHeader, encodeRecords, JOURNAL_HEADER, readJournal, resumeOffset, type VerifiedWindow } from "./journal.js"
 import { connectionEnded, fileFailure, idleTimeout, idleWatch, peerIdle } from "./peer-failures.js"
 import { frameSocket, writeFrames } from "./socket-io.js"
@@ -321,7 +321,7 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
               new ChecksumMismatch({ login, offset: w.offset, message: `transfer of ${login}: checksum mismatch in the window at offset ${w.offset}: refused, nothing of it written` })
             )
           }
-          if (w.status !== Status.ok) return fail(fileFailure(paths.image, "write", { code: w.code, message: w.message }))
+          if (w.status !== Status.ok) return fail(fileFailure(paths.image, "write", threadFailure(w.code, w.message)))
           const v = { offset: w.offset, hash: Buffer.from(w.hash) }
           verified.push(v)
           pending.push(v)

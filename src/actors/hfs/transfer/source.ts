@@ -3,7 +3,7 @@ import * as fs from "node:fs"
 import type * as net from "node:net"
 import { LOGIN_PATTERN } from "../../../protocols/udb.js"
 import * as timeauth from "../../../runtime/timeauth.js"
-import * as libc from "../../../nbd/libc.js"
+import type * as libc from "../../../nbd/libc.js"
 import { HASH_BYTES, makeImageDigest, WINDOW } from "./digest.js"
 import {
   BadFrame,
@@ -15,7 +15,7 @@ import {
 } from "./errors.js"
 import { nextData, windowRuns } from "./extents.js"
 import { encodeEnd, encodeFail, encodeStart, type Hello } from "./frames.js"
-import { leaseSlots, submit } from "./hash-pool.js"
+import { leaseSlots, submit, threadFailure } from "./hash-pool.js"
 import { connectionEnded, errorCode, idleTimeout, idleWatch, ioFailure, peerIdle } from "./peer-failures.js"
 import { frameReader, writeFrames } from "./socket-io.js"
 import { Op, Status } from "./thread-protocol.js"
@@ -133,7 +133,7 @@ const sendWindows = (socket: net.Socket, fd: number, size: number, from: number,
     const send = () => {
       for (let w = order[0]; !done && w !== undefined && w.status >= 0; w = order[0]) {
         order.shift()
-        if (w.status !== Status.ok) return finish(Effect.fail(ioFailure(path, "read", { code: w.code, message: w.message })))
+        if (w.status !== Status.ok) return finish(Effect.fail(ioFailure(path, "read", threadFailure(w.code, w.message))))
         const buf = slots.buffers[w.slot]!
         const hashAt = w.at + HEADER + BODY_HASH_AT
         digest.add(w.start, buf.subarray(hashAt, hashAt + HASH_BYTES))
