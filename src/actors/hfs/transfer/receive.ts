@@ -180,7 +180,8 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
     if (journal === undefined) yield* removeQuietly(paths.image, paths.journal)
     const from = journal === undefined ? 0 : resumeOffset(journal)
 
-    // The slots live as long as this receive (their finalizer waits for the threads first).
+    // The slots are given back after the socket is closed (scope order) and the threads are
+    // done with them (the `ensuring` at the end).
     const slots = yield* Effect.acquireRelease(
       Effect.sync(() => leaseSlots(SLOTS, WINDOW_MAX_BODY)),
       (s) => Effect.sync(s.release)
