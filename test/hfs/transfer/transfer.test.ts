@@ -4,7 +4,8 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
 import { WINDOW } from "../../../src/actors/hfs/transfer/digest.js"
-import { encodeHello, makeDecoder } from "../../../src/actors/hfs/transfer/frames.js"
+import { encodeEnd, encodeHello, encodeWindowHead, type Frame, makeDecoder, makeFrameParser, WINDOW_MAX_BODY } from "../../../src/actors/hfs/transfer/frames.js"
+import { frameSocket } from "../../../src/actors/hfs/transfer/socket-io.js"
 import { imageDigestPromise } from "../../../src/actors/hfs/transfer/image-digest.js"
 import { readProgress } from "../../../src/actors/hfs/transfer/receive.js"
 import { transferMessage } from "../../../src/actors/hfs/transfer/token.js"
@@ -307,6 +308,84 @@ it.effect("a source that says nothing times out on the Clock", () =>
   }).pipe(Effect.scoped)
 )
 
+it.effect("a source that stops in the middle of a window times out on the Clock (the window pipeline's idle watch)", () =>
+  Effect.gen(function* () {
+    const w = workDir("timeout-window")
+    yield* Effect.addFinalizer(() => Effect.sync(w.remove))
+    let accepted = false
+    const sockets = new Set<net.Socket>()
+    // START of an 8 MiB image, then the first 100 bytes of a window frame, then silence.
+    const start = Buffer.alloc(33)
+    start.writeUInt8(2, 0)
+    start.writeUInt32BE(28, 1)
+    start.writeBigUInt64BE(BigInt(8 * MiB), 5)
+    start.writeUInt32BE(WINDOW, 21)
+    const payload = Buffer.alloc(4096, 1)
+    const win = Buffer.concat([encodeWindowHead(0, Buffer.alloc(32), [{ offset: 0, length: 4096 }], 4096), payload]).subarray(0, 100)
+    const stalled = yield* Effect.acquireRelease(
+      Effect.async<net.Server>((resume) => {
+        const server = net.createServer((s) => {
+          sockets.add(s)
+          s.on("error", () => {})
+          s.once("data", () => {
+            s.write(Buffer.concat([start, win]))
+            accepted = true
+          })
+        })
+        server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+      }),
+      (server) =>
+        Effect.async<void>((resume) => {
+          for (const s of sockets) s.destroy()
+          server.close(() => resume(Effect.void))
+        })
+    )
+    const fiber = yield* Effect.fork(receive((stalled.address() as net.AddressInfo).port, w.b, "iris", 1, { idleTimeout: "30 seconds" }))
+    for (let i = 0; i < 100_000 && fiber.unsafePoll() === null; i++) {
+      yield* Effect.promise(() => new Promise((r) => setImmediate(r)))
+      if (accepted) yield* TestClock.adjust("2 seconds")
+    }
+    const e = failureOf(yield* Fiber.await(fiber))
+    expect(e._tag).toBe("TransferTimeout")
+    expect(e._tag === "TransferTimeout" && e.phase).toBe("window")
+    expect(fs.existsSync(path.join(w.b, "iris.nbd"))).toBe(false)
+  }).pipe(Effect.scoped)
+)
+
+it.effect("a destination that stops reading times out on the source's Clock (the window pipeline's idle watch)", () =>
+  Effect.gen(function* () {
+    const w = workDir("timeout-source")
+    yield* Effect.addFinalizer(() => Effect.sync(w.remove))
+    // More data than the loopback buffers hold, so that the source's writes stay pending.
+    const src = path.join(w.a, "jack.nbd")
+    writeScatteredImage(src, 96 * MiB, 64 * MiB, 13)
+    const outcomes: Array<unknown> = []
+    const srv = yield* source(src, { idleTimeout: "30 seconds", onDone: (o) => outcomes.push(o) })
+    const token = yield* timeauth.generate(secret, transferMessage("jack", 1, "127.0.0.1"))
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const s = net.createConnection({ host: "127.0.0.1", port: srv.port })
+        s.on("error", () => {})
+        // Never reads: the kernel's buffers fill, then nothing moves.
+        s.pause()
+        s.write(encodeHello({ login: "jack", generation: 1, from: 0, token }))
+        return s
+      }),
+      (s) => Effect.sync(() => s.destroy())
+    )
+    expect(client.destroyed).toBe(false)
+    for (let i = 0; i < 100_000 && outcomes.length === 0; i++) {
+      yield* Effect.promise(() => new Promise((r) => setImmediate(r)))
+      // Real I/O first (the source fills the buffers), then the clock moves; a window
+      // written meanwhile resets the watch, so this only bounds the test's time.
+      if (i > 2000) yield* TestClock.adjust("2 seconds")
+    }
+    const o = outcomes[0] as { error?: { _tag: string; phase?: string } }
+    expect(o.error?._tag).toBe("TransferTimeout")
+    expect(o.error?.phase).toBe("window")
+  }).pipe(Effect.scoped)
+)
+
 it("the frame decoder is total: random and mutated bytes yield frames or a reason, never a throw", () => {
   const seed = seedFrom("HFS_TRANSFER_FUZZ_SEED", "frame decoder fuzz")
   let x = seed || 1
@@ -326,3 +405,102 @@ it("the frame decoder is total: random and mutated bytes yield frames or a reaso
     expect(d.buffered()).toBeLessThanOrEqual(base.length)
   }
 })
+
+it("read in place (a read fills at most the parser's target), with window buffers lent and withheld at random, the decoder is total too", () => {
+  const seed = seedFrom("HFS_TRANSFER_INPLACE_FUZZ_SEED", "in-place frame parser fuzz")
+  let x = seed || 1
+  const rnd = () => ((x = (x * 1103515245 + 12345) >>> 0) / 2 ** 32)
+  const hello = encodeHello({ login: "ivy", generation: 1, from: 0, token: "1:ab" })
+  const payload = Buffer.alloc(8192, 7)
+  const window = Buffer.concat([encodeWindowHead(WINDOW, Buffer.alloc(32, 1), [{ offset: WINDOW, length: 4096 }, { offset: WINDOW + 8192, length: 4096 }], payload.length), payload])
+  // One window buffer for every frame: nothing is allocated per window frame.
+  const lent = Buffer.alloc(WINDOW_MAX_BODY)
+  let windows = 0
+  for (let i = 0; i < 3000; i++) {
+    let lend = rnd() < 0.5
+    const p = makeFrameParser(["hello", "start", "window", "end", "fail"], () => (lend ? lent : undefined))
+    const kind = i % 3
+    const base = kind === 0 ? Buffer.from(hello) : kind === 1 ? Buffer.from(window) : Buffer.alloc(1 + Math.floor(rnd() * 200))
+    for (let j = 0; j < base.length; j++) if (kind === 2 || rnd() < (i % 6 < 3 ? 0.02 : 0)) base[j] = Math.floor(rnd() * 256)
+    let at = 0
+    let bad: string | undefined
+    const frames: Array<Frame> = []
+    for (let guard = 0; at < base.length && bad === undefined && guard < 100_000; guard++) {
+      const t = p.target()
+      if (t === undefined) {
+        // Withheld: the reader stops; later the consumer lends one.
+        lend = true
+        continue
+      }
+      const n = Math.min(t.length, base.length - at, 1 + Math.floor(rnd() * (rnd() < 0.5 ? 16 : 4096)))
+      base.copy(t, 0, at, at + n)
+      at += n
+      // A throw fails the test.
+      const r = p.advance(n)
+      if (r !== undefined) "_tag" in r ? (bad = r.reason) : frames.push(r)
+      if (rnd() < 0.3) lend = rnd() < 0.5
+    }
+    expect(at === base.length || bad !== undefined).toBe(true)
+    expect(p.buffered()).toBeLessThanOrEqual(base.length)
+    if (bad !== undefined) expect(p.target()).toBeUndefined()
+    for (const f of frames) if (f.type === "window") {
+      windows++
+      expect(f.payload.buffer).toBe(lent.buffer)
+    }
+  }
+  // The unmutated window frames decoded, in the lent buffer.
+  expect(windows).toBeGreaterThan(300)
+})
+
+it.live("a socket read in place with one window buffer, given back late (the reader stops and reads on): every frame arrives whole, in order", () =>
+  Effect.gen(function* () {
+    const count = 40
+    const frames = Array.from({ length: count }, (_, k) => {
+      const payload = Buffer.alloc(4096 * (1 + (k % 5)), k + 1)
+      return Buffer.concat([encodeWindowHead(k * WINDOW, Buffer.alloc(32, k), [{ offset: k * WINDOW, length: payload.length }], payload.length), payload])
+    })
+    const server = yield* Effect.acquireRelease(
+      Effect.async<net.Server>((resume) => {
+        const srv = net.createServer((s) => {
+          s.on("error", () => {})
+          s.end(Buffer.concat([...frames, encodeEnd(count * WINDOW, count, Buffer.alloc(32))]))
+        })
+        srv.listen(0, "127.0.0.1", () => resume(Effect.succeed(srv)))
+      }),
+      (srv) => Effect.async<void>((resume) => void srv.close(() => resume(Effect.void)))
+    )
+    const one = Buffer.from(new SharedArrayBuffer(WINDOW_MAX_BODY))
+    let free = true
+    const input = frameSocket(["window", "end"], {
+      windowBody: () => {
+        if (!free) return undefined
+        free = false
+        return one
+      }
+    })
+    const got = yield* Effect.async<Array<number>, string>((resume) => {
+      const socket = net.createConnection({ host: "127.0.0.1", port: (server.address() as net.AddressInfo).port, onread: input.onread })
+      const reader = input.attach(socket)
+      const seen: Array<number> = []
+      reader.follow(
+        (f) => {
+          if (f.type === "end") {
+            socket.destroy()
+            return resume(Effect.succeed(seen))
+          }
+          if (f.type !== "window") return resume(Effect.fail(`unexpected ${f.type}`))
+          const k = f.offset / WINDOW
+          if (!f.payload.equals(frames[k]!.subarray(frames[k]!.length - f.payload.length)) || f.hash[0] !== k) return resume(Effect.fail(`window ${k} damaged`))
+          seen.push(k)
+          // Given back later: the reader holds the socket meanwhile.
+          setImmediate(() => {
+            free = true
+            reader.wake()
+          })
+        },
+        (end) => resume(Effect.fail(JSON.stringify(end)))
+      )
+    })
+    expect(got).toEqual(Array.from({ length: count }, (_, k) => k))
+  }).pipe(Effect.scoped)
+)

@@ -1,19 +1,16 @@
 import { Either, Schema } from "effect"
 import { HASH_BYTES, PAGE, type Run, WINDOW } from "./digest.js"
+import { BODY_HASH_AT, HEADER, MAX_RUNS, readRunTable, readU64, RUN_BYTES, WINDOW_HEAD, WINDOW_MAX_BODY, writeWindowHead } from "./window-frame.js"
 
 // The transfer's wire format (README.md): every frame is u8 type ‖ u32be body length ‖ body.
 // Decoding is total: any byte string yields frames or one reason, never a throw, and nothing
 // is allocated beyond one frame's declared (bounded) length.
 
 export const FrameType = { hello: 1, start: 2, window: 3, end: 4, fail: 5 } as const
-const HEADER = 5
 const JSON_MAX = 4096
 const START_BODY = 28
 const END_BODY = 44
-const WINDOW_HEAD = 8 + 2 + HASH_BYTES
-const RUN_BYTES = 12
-export const MAX_RUNS = WINDOW / PAGE
-const WINDOW_MAX = WINDOW_HEAD + MAX_RUNS * RUN_BYTES + WINDOW
+export { MAX_RUNS, WINDOW_MAX_BODY }
 
 export const Hello = Schema.Struct({
   login: Schema.String.pipe(Schema.maxLength(64)),
@@ -65,17 +62,9 @@ export const encodeStart = (size: number, allocated: number, from: number): Buff
 
 /** The frame's head (everything before the payload); the payload is written after it as is. */
 export const encodeWindowHead = (offset: number, hash: Buffer, runs: ReadonlyArray<Run>, payloadLength: number): Buffer => {
-  const body = WINDOW_HEAD + runs.length * RUN_BYTES
-  const b = head(FrameType.window, body + payloadLength, body)
-  b.writeBigUInt64BE(BigInt(offset), 5)
-  b.writeUInt16BE(runs.length, 13)
-  hash.copy(b, 15)
-  let at = 15 + HASH_BYTES
-  for (const run of runs) {
-    b.writeBigUInt64BE(BigInt(run.offset), at)
-    b.writeUInt32BE(run.length, at + 8)
-    at += RUN_BYTES
-  }
+  const b = Buffer.allocUnsafe(HEADER + WINDOW_HEAD + runs.length * RUN_BYTES)
+  writeWindowHead(b, 0, offset, runs, payloadLength)
+  hash.copy(b, HEADER + BODY_HASH_AT)
   return b
 }
 
@@ -89,10 +78,7 @@ export const encodeEnd = (size: number, windows: number, digest: Buffer): Buffer
 
 // ---- decoding -----------------------------------------------------------------------------
 
-const u64 = (b: Buffer, at: number): number | undefined => {
-  const v = b.readBigUInt64BE(at)
-  return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : undefined
-}
+const u64 = readU64
 
 const maxBody = (type: number): number | undefined => {
   switch (type) {
@@ -104,7 +90,7 @@ const maxBody = (type: number): number | undefined => {
     case FrameType.end:
       return END_BODY
     case FrameType.window:
-      return WINDOW_MAX
+      return WINDOW_MAX_BODY
     default:
       return undefined
   }
@@ -153,20 +139,15 @@ const decodeBody = (type: number, body: Buffer): Either.Either<Frame, string> =>
       if (count > MAX_RUNS) return Either.left(`window: ${count} runs, at most ${MAX_RUNS}`)
       const headEnd = WINDOW_HEAD + count * RUN_BYTES
       if (body.length < headEnd) return Either.left(`window: ${count} runs do not fit in ${body.length} bytes`)
-      const runs: Array<Run> = []
+      const runs = readRunTable(body, WINDOW_HEAD, count)
+      if (runs === undefined) return Either.left("window: run offset beyond 2^53")
       let total = 0
-      for (let at = WINDOW_HEAD; at < headEnd; at += RUN_BYTES) {
-        const runOffset = u64(body, at)
-        if (runOffset === undefined) return Either.left("window: run offset beyond 2^53")
-        const length = body.readUInt32BE(at + 8)
-        runs.push({ offset: runOffset, length })
-        total += length
-      }
+      for (const run of runs) total += run.length
       if (total !== body.length - headEnd) return Either.left(`window: runs total ${total} bytes, payload is ${body.length - headEnd}`)
       return Either.right({
         type: "window",
         offset,
-        hash: body.subarray(10, 10 + HASH_BYTES),
+        hash: body.subarray(BODY_HASH_AT, BODY_HASH_AT + HASH_BYTES),
         runs,
         payload: body.subarray(headEnd)
       })
@@ -176,74 +157,120 @@ const decodeBody = (type: number, body: Buffer): Either.Either<Frame, string> =>
   }
 }
 
-export interface DecoderOptions {
-  /**
-   * A buffer of at least WINDOW_MAX_BODY bytes to decode the next window frame into (the
-   * frame's runs and payload stay views of it until the caller gives it back), or undefined
-   * to allocate one. Lets the destination reuse a few shared buffers instead of a fresh
-   * 4 MiB allocation per frame (10 % of its time went to the GC).
-   */
-  readonly windowBuffer?: () => Buffer | undefined
+/** The stream is unreadable: why (the parser is dead after it). */
+export interface Unreadable {
+  readonly _tag: "Bad"
+  readonly reason: string
 }
 
-/** The largest window frame body: head, a full run table and a full window. */
-export const WINDOW_MAX_BODY = WINDOW_MAX
+export interface FrameParser {
+  /**
+   * Where the next bytes of the stream go: exactly the rest of the current part (a frame's
+   * 5-byte header, or its body), so that a socket can read straight into it (socket-io.ts).
+   * A window body goes into the buffer `windowBody` gave; undefined while it gives none (the
+   * caller stops reading and asks again later), and once the stream is unreadable.
+   */
+  readonly target: () => Buffer | undefined
+  /** `n` bytes landed at the start of `target()`: the frame they completed, if any, or why the stream is unreadable. */
+  readonly advance: (n: number) => Frame | Unreadable | undefined
+  /** Bytes of the frame in progress received so far. */
+  readonly buffered: () => number
+}
 
 /**
- * An incremental decoder accepting only the frame types in `accept`. `push` returns the frames
- * completed by this chunk, or the reason the stream is unreadable (then the decoder is dead).
- * Every chunk is consumed (copied) before `push` returns, so the caller may reuse it; at most
- * one partial frame is held.
+ * The incremental decoder, accepting only the frame types in `accept`, reading in place:
+ * `target()` says where the next bytes go, `advance(n)` that they arrived. Bodies are checked
+ * (decodeBody) once complete. A window frame's body goes into the first `length` bytes of
+ * `windowBody(length)` (its runs and payload stay views of it until the caller reuses it);
+ * any other body into a fresh buffer of its declared length, bounded per type.
  */
-export const makeDecoder = (accept: ReadonlyArray<FrameName>, options: DecoderOptions = {}) => {
+export const makeFrameParser = (
+  accept: ReadonlyArray<FrameName>,
+  windowBody: (length: number) => Buffer | undefined = (length) => Buffer.allocUnsafe(length)
+): FrameParser => {
   const header = Buffer.alloc(HEADER)
   let headerFill = 0
+  let type = 0
+  let length = 0
   let body: Buffer | undefined
   let bodyFill = 0
-  let bodyType = 0
-  let dead: string | undefined
+  let dead: Unreadable | undefined
+  // The current target, until bytes land in it (a socket asks twice per read).
+  let current: Buffer | undefined
 
-  const push = (chunk: Buffer): Either.Either<ReadonlyArray<Frame>, string> => {
-    if (dead !== undefined) return Either.left(dead)
-    const frames: Array<Frame> = []
-    let at = 0
-    for (;;) {
-      if (body === undefined) {
-        if (headerFill < HEADER) {
-          const k = Math.min(HEADER - headerFill, chunk.length - at)
-          chunk.copy(header, headerFill, at, at + k)
-          headerFill += k
-          at += k
-          if (headerFill < HEADER) return Either.right(frames)
-        }
-        const type = header.readUInt8(0)
-        const length = header.readUInt32BE(1)
-        const name = nameOf(type)
-        const max = maxBody(type)
-        if (name === undefined || max === undefined) return Either.left((dead = `unknown frame type ${type}`))
-        if (!accept.includes(name)) return Either.left((dead = `unexpected ${name} frame`))
-        if (length > max) return Either.left((dead = `${name} frame of ${length} bytes, at most ${max}`))
-        const reused = type === FrameType.window ? options.windowBuffer?.() : undefined
-        body = reused !== undefined && reused.length >= length ? reused.subarray(0, length) : Buffer.allocUnsafe(length)
-        bodyFill = 0
-        bodyType = type
-      }
-      const k = Math.min(body.length - bodyFill, chunk.length - at)
-      chunk.copy(body, bodyFill, at, at + k)
-      bodyFill += k
-      at += k
-      if (bodyFill < body.length) return Either.right(frames)
-      const decoded = decodeBody(bodyType, body)
-      body = undefined
-      headerFill = 0
-      bodyFill = 0
-      if (Either.isLeft(decoded)) return Either.left((dead = decoded.left))
-      frames.push(decoded.right)
-      if (at === chunk.length) return Either.right(frames)
-    }
+  const finish = (): Frame | Unreadable => {
+    const decoded = decodeBody(type, body ?? Buffer.alloc(0))
+    headerFill = 0
+    body = undefined
+    bodyFill = 0
+    if (Either.isLeft(decoded)) return (dead = { _tag: "Bad", reason: decoded.left })
+    return decoded.right
   }
 
-  return { push, buffered: () => headerFill + bodyFill }
+  const begin = (): Frame | Unreadable | undefined => {
+    type = header.readUInt8(0)
+    length = header.readUInt32BE(1)
+    const name = nameOf(type)
+    const max = maxBody(type)
+    if (name === undefined || max === undefined) return (dead = { _tag: "Bad", reason: `unknown frame type ${type}` })
+    if (!accept.includes(name)) return (dead = { _tag: "Bad", reason: `unexpected ${name} frame` })
+    if (length > max) return (dead = { _tag: "Bad", reason: `${name} frame of ${length} bytes, at most ${max}` })
+    if (length === 0) return finish()
+    // A window body waits for its buffer (target); any other is small.
+    if (type !== FrameType.window) body = Buffer.allocUnsafe(length)
+    return undefined
+  }
+
+  const target = (): Buffer | undefined => {
+    if (current !== undefined || dead !== undefined) return current
+    if (headerFill < HEADER) return (current = headerFill === 0 ? header : header.subarray(headerFill))
+    if (body === undefined) {
+      const b = windowBody(length)
+      if (b === undefined) return undefined
+      body = b.length === length ? b : b.subarray(0, length)
+    }
+    return (current = bodyFill === 0 ? body : body.subarray(bodyFill))
+  }
+
+  const advance = (n: number): Frame | Unreadable | undefined => {
+    current = undefined
+    if (dead !== undefined) return dead
+    if (headerFill < HEADER) {
+      headerFill += n
+      return headerFill < HEADER ? undefined : begin()
+    }
+    bodyFill += n
+    return bodyFill < length ? undefined : finish()
+  }
+
+  return { target, advance, buffered: () => headerFill + bodyFill }
+}
+
+/**
+ * The parser fed with chunks (copied in): `push` returns the frames completed by this chunk,
+ * or the reason the stream is unreadable (then the decoder is dead). Every chunk is consumed
+ * before `push` returns, so the caller may reuse it; at most one partial frame is held.
+ */
+export const makeDecoder = (accept: ReadonlyArray<FrameName>) => {
+  const parser = makeFrameParser(accept)
+  const push = (chunk: Buffer): Either.Either<ReadonlyArray<Frame>, string> => {
+    const frames: Array<Frame> = []
+    let at = 0
+    do {
+      const t = parser.target()
+      // Dead (the only way a parser with its own window buffers has no target).
+      if (t === undefined) return Either.left((parser.advance(0) as Unreadable).reason)
+      const k = Math.min(t.length, chunk.length - at)
+      chunk.copy(t, 0, at, at + k)
+      at += k
+      const r = parser.advance(k)
+      if (r === undefined) continue
+      if ("_tag" in r) return Either.left(r.reason)
+      frames.push(r)
+    } while (at < chunk.length)
+    return Either.right(frames)
+  }
+  return { push, buffered: parser.buffered }
 }
 
 /**

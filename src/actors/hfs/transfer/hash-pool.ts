@@ -2,30 +2,18 @@ import { createRequire } from "node:module"
 import * as os from "node:os"
 import { pathToFileURL } from "node:url"
 import { Worker } from "node:worker_threads"
-import { type Run, windowHash } from "./digest.js"
+import { type Control, type Reply, type Request, Status } from "./thread-protocol.js"
 
-// W (digest.ts) off the event loop: a small fixed pool of worker threads shared by every
-// transfer of the process, fed windows that live in SharedArrayBuffer-backed buffers, so
-// nothing is copied to or from a thread. Both sides of a transfer hash every byte once; on
-// the event loop that serialised hashing with reading, decoding and writing (the bench's
-// destination was 44 % idle waiting for a source busy hashing). With the pool, the loop
-// reads/writes window k while a thread hashes window k+1.
+// The heavy per-window work of both sides of a transfer, off the event loop: a small fixed
+// pool of worker threads shared by every transfer of the process. A source thread reads a
+// window's runs from the image into a slot and computes its W; a destination thread computes
+// W of a received window, compares it with the frame's and, only when they match, writes the
+// runs into the partial image. Slots are SharedArrayBuffers posted to every thread once, when
+// they are made (thread-protocol.ts): nothing is copied or cloned per window. File
+// descriptors are the process's, so a thread reads and writes the very files the loop opened.
 //
-// A buffer not backed by shared memory is hashed inline (tests, the fuzz decoder). A thread
-// that dies fails its requests (the transfer fails and is retried, resuming) and is replaced
-// on the next request.
-
-export interface HashRequest {
-  readonly id: number
-  readonly buffer: SharedArrayBuffer
-  readonly byteOffset: number
-  readonly length: number
-  readonly runs: ReadonlyArray<Run>
-}
-export type HashReply = { readonly id: number; readonly hash: Uint8Array } | { readonly id: number; readonly error: string }
-
-/** A buffer of `size` bytes the hash threads can read without a copy. */
-export const sharedBuffer = (size: number): Buffer => Buffer.from(new SharedArrayBuffer(size))
+// A thread that dies fails its requests (the transfer fails and is retried, resuming) and is
+// replaced on the next request.
 
 // Two threads: the boxes have 2 cores, and each side of a transfer keeps at most a few
 // windows in flight; more threads only compete with the event loop.
@@ -54,32 +42,42 @@ const newWorker = (): Worker =>
       )
     : new Worker(new URL("./hfs-hash-worker.mjs", import.meta.url))
 
+/** A `failed` reply as an error (what the thread threw: its errno name and message). */
+export const threadFailure = (code: string | undefined, message: string | undefined): Error =>
+  Object.assign(new Error(message ?? "hash thread failed"), { code: code ?? "EIO" })
+
+/** How a request ended: a Status, and for `failed` the errno name and message. */
+export type Done = (status: number, code?: string, message?: string) => void
+
 interface Thread {
   readonly worker: Worker
-  readonly waiting: Map<number, { resolve: (h: Buffer) => void; reject: (e: Error) => void }>
+  readonly waiting: Map<number, Done>
   dead: boolean
 }
 
 const threads: Array<Thread | undefined> = []
-let nextId = 0
+// Every slot the threads know, by id (posted to a thread when it starts).
+const registered = new Map<number, SharedArrayBuffer>()
+let nextSlot = 0
 
 const spawnThread = (): Thread => {
   const worker = newWorker()
   const thread: Thread = { worker, waiting: new Map(), dead: false }
   // Idle threads must not keep the process alive.
   worker.unref()
-  worker.on("message", (reply: HashReply) => {
-    const w = thread.waiting.get(reply.id)
-    if (w === undefined) return
-    thread.waiting.delete(reply.id)
+  for (const [id, buffer] of registered) worker.postMessage({ register: id, buffer } satisfies Control)
+  worker.on("message", (reply: Reply) => {
+    const done = thread.waiting.get(reply[0])
+    if (done === undefined) return
+    thread.waiting.delete(reply[0])
     if (thread.waiting.size === 0) worker.unref()
-    if ("hash" in reply) w.resolve(Buffer.from(reply.hash.buffer, reply.hash.byteOffset, reply.hash.length))
-    else w.reject(new Error(`hash thread: ${reply.error}`))
+    done(reply[1], reply[2], reply[3])
   })
   const fail = (e: Error) => {
     thread.dead = true
-    for (const w of thread.waiting.values()) w.reject(e)
+    const waiting = [...thread.waiting.values()]
     thread.waiting.clear()
+    for (const done of waiting) done(Status.failed, "EIO", `hash thread: ${e.message}`)
   }
   worker.on("error", fail)
   worker.on("exit", (code) => fail(new Error(`hash thread exited (${code})`)))
@@ -105,21 +103,71 @@ export const warmHashPool = (): void => {
   pick()
 }
 
-/** W of a window whose payload is `payload` (see digest.ts `windowHash`), on a hash thread when it can. */
-export const windowHashAsync = (runs: ReadonlyArray<Run>, payload: Buffer): Promise<Buffer> => {
-  if (!(payload.buffer instanceof SharedArrayBuffer)) {
-    try {
-      return Promise.resolve(windowHash(runs, payload))
-    } catch (e) {
-      return Promise.reject(e)
+/** Sends `request` to the least busy thread; `done` is called once, on the loop. */
+export const submit = (request: Request, done: Done): void => {
+  const thread = pick()
+  thread.waiting.set(request[1], done)
+  if (thread.waiting.size === 1) thread.worker.ref()
+  thread.worker.postMessage(request)
+}
+
+export interface Slots {
+  /** The slots' ids, as requests name them. */
+  readonly ids: ReadonlyArray<number>
+  readonly buffers: ReadonlyArray<Buffer>
+  /**
+   * Gives them back (no request on them may be in flight); `reuse` false when something
+   * else may still read them (a socket write that did not complete): then they are dropped.
+   */
+  readonly release: (reuse?: boolean) => void
+}
+
+// Slots given back are kept (still posted to the threads) for the next transfer, up to this
+// many bytes per process: a fresh SharedArrayBuffer costs a page fault per 4 KiB at first use
+// (~10 ms a transfer here). Beyond, they are forgotten by the threads and collected.
+const IDLE_BYTES = 64 * 1024 * 1024
+const idle: Array<{ readonly id: number; readonly buffer: Buffer }> = []
+
+const forget = (id: number) => {
+  registered.delete(id)
+  for (const t of threads) if (t !== undefined && !t.dead) t.worker.postMessage({ unregister: id } satisfies Control)
+}
+
+/** `count` slots of `bytes` bytes each, shared with the threads. */
+export const leaseSlots = (count: number, bytes: number): Slots => {
+  const taken: Array<{ readonly id: number; readonly buffer: Buffer }> = []
+  for (let i = 0; i < count; i++) {
+    const k = idle.findIndex((s) => s.buffer.length === bytes)
+    if (k >= 0) {
+      taken.push(idle.splice(k, 1)[0]!)
+      continue
+    }
+    const id = nextSlot++
+    const buffer = new SharedArrayBuffer(bytes)
+    registered.set(id, buffer)
+    for (const t of threads) if (t !== undefined && !t.dead) t.worker.postMessage({ register: id, buffer } satisfies Control)
+    taken.push({ id, buffer: Buffer.from(buffer) })
+  }
+  let released = false
+  return {
+    ids: taken.map((s) => s.id),
+    buffers: taken.map((s) => s.buffer),
+    release: (reuse = true) => {
+      if (released) return
+      released = true
+      for (const s of taken) {
+        if (!reuse) {
+          forget(s.id)
+          continue
+        }
+        idle.push(s)
+        let idleBytes = idle.reduce((n, x) => n + x.buffer.length, 0)
+        while (idleBytes > IDLE_BYTES) {
+          const old = idle.shift()!
+          idleBytes -= old.buffer.length
+          forget(old.id)
+        }
+      }
     }
   }
-  const thread = pick()
-  const id = nextId++
-  return new Promise<Buffer>((resolve, reject) => {
-    thread.waiting.set(id, { resolve, reject })
-    if (thread.waiting.size === 1) thread.worker.ref()
-    const req: HashRequest = { id, buffer: payload.buffer as SharedArrayBuffer, byteOffset: payload.byteOffset, length: payload.length, runs }
-    thread.worker.postMessage(req)
-  })
 }

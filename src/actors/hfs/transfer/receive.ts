@@ -1,5 +1,4 @@
-import { Duration, Effect, Fiber, type Redacted } from "effect"
-import * as fs from "node:fs"
+import { Duration, Effect, type Redacted } from "effect"
 import * as fsp from "node:fs/promises"
 import * as net from "node:net"
 import * as path from "node:path"
@@ -22,10 +21,12 @@ import {
   TransferIoError
 } from "./errors.js"
 import { encodeHello, type Fail, type Frame, windowProblem } from "./frames.js"
-import { warmHashPool, windowHashAsync } from "./hash-pool.js"
+import { leaseSlots, submit, threadFailure, warmHashPool } from "./hash-pool.js"
 import { encodeHeader, encodeRecords, JOURNAL_HEADER, readJournal, resumeOffset, type VerifiedWindow } from "./journal.js"
-import { connectionEnded, errorCode, ioFailure, peerIdle } from "./peer-failures.js"
-import { frameReader, readInto, writeFrames } from "./socket-io.js"
+import { connectionEnded, fileFailure, idleTimeout, idleWatch, peerIdle } from "./peer-failures.js"
+import { frameSocket, writeFrames } from "./socket-io.js"
+import { Op, Status } from "./thread-protocol.js"
+import { WINDOW_MAX_BODY } from "./window-frame.js"
 import { transferMessage } from "./token.js"
 
 // The destination side (HFS B): pull a home from the source into a partial sparse image
@@ -85,25 +86,21 @@ export const readProgress = async (dir: string, login: string, generation: numbe
 }
 
 const io = <A>(file: string, op: string, f: () => Promise<A>): Effect.Effect<A, TransferIoError | DiskFull> =>
-  Effect.tryPromise({
-    try: f,
-    catch: (err) => {
-      const code = errorCode(err)
-      return code === "ENOSPC" || code === "EDQUOT"
-        ? new DiskFull({ path: file, neededBytes: 0, availableBytes: 0, message: `${op} of ${file}: no space left (${code})` })
-        : ioFailure(file, op, err)
-    }
-  })
+  Effect.tryPromise({ try: f, catch: (err) => fileFailure(file, op, err) })
 
-const fsyncDir = (dir: string) =>
-  io(dir, "fsync directory", async () => {
-    const h = await fsp.open(dir, "r")
-    try {
-      await h.sync()
-    } finally {
-      await h.close()
-    }
-  })
+const syncDir = async (dir: string): Promise<void> => {
+  const h = await fsp.open(dir, "r")
+  try {
+    await h.sync()
+  } finally {
+    await h.close()
+  }
+}
+
+const fsyncDir = (dir: string) => io(dir, "fsync directory", () => syncDir(dir))
+
+/** `p`, failing with the transfer error of `op` on `file`. */
+const fileOp = <A>(file: string, op: string, p: Promise<A>): Promise<A> => p.catch((e: unknown) => Promise.reject(fileFailure(file, op, e)))
 
 const removeQuietly = (...files: ReadonlyArray<string>) => Effect.promise(() => Promise.all(files.map((f) => fsp.rm(f, { force: true }))))
 
@@ -130,7 +127,7 @@ const remoteFailure = (login: string, fail: Fail): TransferError => {
   }
 }
 
-const connect = (host: string, port: number, timeout: Duration.Duration, onread: ReturnType<typeof readInto>["onread"]) =>
+const connect = (host: string, port: number, timeout: Duration.Duration, onread: ReturnType<typeof frameSocket>["onread"]) =>
   Effect.acquireRelease(
     Effect.async<net.Socket, PeerUnreachable>((resume) => {
       const socket = net.createConnection({ host, port, noDelay: true, onread })
@@ -154,12 +151,9 @@ const connect = (host: string, port: number, timeout: Duration.Duration, onread:
     (socket) => Effect.sync(() => socket.destroy())
   )
 
-// Window frames decoded ahead (socket-io's READ_AHEAD) plus those being hashed and written:
-// the reader's reused buffers, about 4 MiB each.
-const HASHING = 2
-const WINDOW_BUFFERS = 7
-// Bytes per read call (node's default is 64 KiB, freshly allocated each time).
-const READ_BYTES = 1024 * 1024
+// Window frames in flight (being received, verified and written on the hash threads, or
+// waiting to be landed in order): the reader's slots, one window frame body each (~4.02 MiB).
+const SLOTS = 6
 
 const openFile = (file: string, flags: string) =>
   Effect.acquireRelease(io(file, "open", () => fsp.open(file, flags, 0o600)), (h) => Effect.promise(() => h.close().catch(() => undefined)))
@@ -186,9 +180,22 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
     if (journal === undefined) yield* removeQuietly(paths.image, paths.journal)
     const from = journal === undefined ? 0 : resumeOffset(journal)
 
-    const input = readInto(READ_BYTES)
+    // The slots are given back after the socket is closed (scope order) and the threads are
+    // done with them (the `ensuring` at the end).
+    const slots = yield* Effect.acquireRelease(
+      Effect.sync(() => leaseSlots(SLOTS, WINDOW_MAX_BODY)),
+      (s) => Effect.sync(s.release)
+    )
+    const slotOf = new Map(slots.buffers.map((b, i) => [b.buffer, i] as const))
+    const freeSlots = slots.buffers.map((_, i) => i)
+    const input = frameSocket(["start", "window", "end", "fail"], {
+      windowBody: () => {
+        const i = freeSlots.pop()
+        return i === undefined ? undefined : slots.buffers[i]
+      }
+    })
     const socket = yield* connect(options.host, options.port, Duration.decode(options.connectTimeout ?? "10 seconds"), input.onread)
-    const reader = frameReader(socket, ["start", "window", "end", "fail"], { windowBuffers: WINDOW_BUFFERS, input: input.attach })
+    const reader = input.attach(socket)
     let sentBytes = 0
     const next = (phase: string): Effect.Effect<Frame, TransferError> =>
       reader.next.pipe(
@@ -226,12 +233,19 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
     const image = yield* openFile(paths.image, journal === undefined ? "w+" : "r+")
     const journalFile = yield* openFile(paths.journal, journal === undefined ? "w+" : "r+")
     let journalEnd: number
+    // A new copy's files are made durable (the journal's header, the image's size, both
+    // names) beside the first windows: only the first checkpoint's records need them.
+    let prepared: Promise<void> = Promise.resolve()
     if (journal === undefined) {
       yield* io(paths.image, "truncate", () => image.truncate(size))
       yield* io(paths.journal, "write", () => journalFile.write(encodeHeader(size, login, generation), 0, JOURNAL_HEADER, 0))
-      yield* io(paths.journal, "fsync", () => journalFile.datasync())
-      yield* io(paths.image, "fsync", () => image.sync())
-      yield* fsyncDir(paths.incoming)
+      prepared = (async () => {
+        await fileOp(paths.journal, "fsync", journalFile.datasync())
+        await fileOp(paths.image, "fsync", image.sync())
+        await fileOp(paths.incoming, "fsync directory", syncDir(paths.incoming))
+      })()
+      // Awaited by the first checkpoint, the end, and the finalizer.
+      prepared.catch(() => undefined)
       journalEnd = JOURNAL_HEADER
     } else {
       // Whatever an earlier attempt wrote past its last record is unverified: back to holes.
@@ -249,117 +263,167 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
     // also covers anything written after the snapshot), then their records, then fdatasync
     // of the journal. It runs beside the reception of the next windows, so that the disk
     // flush overlaps the network; the next checkpoint waits for it (records stay in order).
-    let flushing: Fiber.Fiber<void, TransferError> | undefined
-    const checkpoint = (wait: boolean) =>
-      Effect.gen(function* () {
-        if (flushing !== undefined) yield* Fiber.join(flushing)
-        flushing = undefined
-        if (pending.length === 0) return
-        const records = encodeRecords(login, generation, pending)
-        pending = []
-        pendingBytes = 0
-        const at = journalEnd
-        journalEnd += records.length
-        const flush = Effect.gen(function* () {
-          yield* io(paths.image, "fdatasync", () => image.datasync())
-          yield* io(paths.journal, "write", () => journalFile.write(records, 0, records.length, at))
-          yield* io(paths.journal, "fdatasync", () => journalFile.datasync())
-        })
-        if (wait) yield* flush
-        else flushing = yield* Effect.fork(flush)
-      })
+    let flushing: Promise<void> | undefined
+    const flush = async (records: Buffer, at: number): Promise<void> => {
+      await prepared
+      await fileOp(paths.image, "fdatasync", image.datasync())
+      await fileOp(paths.journal, "write", journalFile.write(records, 0, records.length, at))
+      await fileOp(paths.journal, "fdatasync", journalFile.datasync())
+    }
+    const checkpoint = (): Promise<void> => {
+      const records = encodeRecords(login, generation, pending)
+      pending = []
+      pendingBytes = 0
+      const at = journalEnd
+      journalEnd += records.length
+      const p = flush(records, at)
+      flushing = p
+      return p
+    }
 
-    // A window is hashed on a hash thread (hash-pool.ts) while the loop writes the window
-    // before it and decodes the one after: at most HASHING windows wait for their hash.
-    type WindowFrame = Extract<Frame, { type: "window" }>
-    const hashing: Array<{ readonly frame: WindowFrame; readonly hash: Effect.Effect<Buffer, TransferError> }> = []
-    const land = (frame: WindowFrame, hash: Buffer) =>
-      Effect.gen(function* () {
-        if (!hash.equals(frame.hash)) {
-          return yield* Effect.fail(
-            new ChecksumMismatch({ login, offset: frame.offset, message: `transfer of ${login}: checksum mismatch in the window at offset ${frame.offset}: refused, nothing of it written` })
-          )
-        }
-        // Synchronous pwrite into the page cache (as the NBD file backend does for its
-        // writes): a threadpool round trip per run cost more than the copy.
-        yield* io(paths.image, "write", async () => {
-          let at = 0
-          for (const run of frame.runs) {
-            for (let done = 0; done < run.length; ) done += fs.writeSync(image.fd, frame.payload, at + done, run.length - done, run.offset + done)
-            at += run.length
-          }
-        })
-        const w = { offset: frame.offset, hash }
-        verified.push(w)
-        pending.push(w)
-        pendingBytes += frame.payload.length
-        reader.release(frame)
-        if (pendingBytes >= checkpointBytes) yield* checkpoint(false)
-        options.onWindow?.(frame.offset)
-      })
-    const landOldest = Effect.suspend(() => {
-      const oldest = hashing.shift()!
-      return Effect.flatMap(oldest.hash, (hash) => land(oldest.frame, hash))
-    })
-
-    const stream = Effect.gen(function* () {
+    // Window frames, on the loop's callbacks (no effect per window): the reader reads each
+    // body into a free slot; a hash thread computes its W, compares it with the frame's and
+    // writes its runs only if they match (hash-pool.ts); windows are then landed in order
+    // (records, onWindow, the slot given back), a checkpoint every checkpointBytes.
+    type EndFrame = Extract<Frame, { type: "end" }>
+    let inFlight = 0
+    let settle: (() => void) | undefined
+    let landed = 0
+    const windowsIn = Effect.async<{ readonly end: EndFrame; readonly windows: number }, TransferError>((resume) => {
+      let done = false
       let after = from
       let windows = 0
-      for (;;) {
-        const frame = yield* next("window")
+      let end: EndFrame | undefined
+      let checkpointing = false
+      const order: Array<{ readonly slot: number; readonly offset: number; readonly hash: Buffer; readonly bytes: number; status: number; code?: string; message?: string }> = []
+      const fail = (e: TransferError) => {
+        if (done) return
+        done = true
+        resume(Effect.fail(e))
+      }
+      const land = () => {
+        while (!done) {
+          if (pendingBytes >= checkpointBytes && pending.length > 0) {
+            if (checkpointing) return
+            checkpointing = true
+            checkpoint().then(
+              () => {
+                checkpointing = false
+                land()
+              },
+              fail
+            )
+          }
+          const w = order[0]
+          if (w === undefined || w.status < 0) break
+          order.shift()
+          if (w.status === Status.mismatch) {
+            return fail(
+              new ChecksumMismatch({ login, offset: w.offset, message: `transfer of ${login}: checksum mismatch in the window at offset ${w.offset}: refused, nothing of it written` })
+            )
+          }
+          if (w.status !== Status.ok) return fail(fileFailure(paths.image, "write", threadFailure(w.code, w.message)))
+          const v = { offset: w.offset, hash: Buffer.from(w.hash) }
+          verified.push(v)
+          pending.push(v)
+          pendingBytes += w.bytes
+          landed++
+          freeSlots.push(w.slot)
+          reader.wake()
+          options.onWindow?.(w.offset)
+        }
+        if (!done && end !== undefined && order.length === 0) {
+          done = true
+          resume(Effect.succeed({ end, windows }))
+        }
+      }
+      const onFrame = (frame: Frame) => {
+        if (done) return
         if (frame.type === "window") {
           const problem = windowProblem(frame, size, after)
-          if (problem !== undefined) return yield* Effect.fail(new BadFrame({ reason: problem, message: `transfer of ${login}: bad window frame: ${problem}` }))
+          const slot = slotOf.get(frame.payload.buffer)
+          if (problem !== undefined) return fail(new BadFrame({ reason: problem, message: `transfer of ${login}: bad window frame: ${problem}` }))
           after = frame.offset + WINDOW
           windows++
-          // Started now (the promise never rejects: a dead hash thread is an error value).
-          const started = windowHashAsync(frame.runs, frame.payload).then(
-            (h) => ({ h }),
-            (e: unknown) => ({ e })
-          )
-          const hash = Effect.flatMap(Effect.promise(() => started), (r) => ("h" in r ? Effect.succeed(r.h) : Effect.fail(ioFailure(paths.image, "hash", r.e))))
-          hashing.push({ frame, hash })
-          if (hashing.length >= HASHING) yield* landOldest
-          continue
+          const w = { slot: slot!, offset: frame.offset, hash: frame.hash, bytes: frame.payload.length, status: -1 } as (typeof order)[number]
+          order.push(w)
+          inFlight++
+          submit([Op.verifyWrite, slots.ids[slot!]!, frame.payload.byteOffset + frame.payload.length, image.fd], (status, code, message) => {
+            inFlight--
+            if (inFlight === 0) settle?.()
+            w.status = status
+            if (code !== undefined) w.code = code
+            if (message !== undefined) w.message = message
+            land()
+          })
+          return
         }
-        while (hashing.length > 0) yield* landOldest
-        if (frame.type !== "end") return yield* Effect.fail(new BadFrame({ reason: `unexpected ${frame.type} frame`, message: `transfer of ${login}: ${frame.type} frame in the middle of the stream` }))
-        if (frame.size !== size || frame.windows !== windows) {
-          return yield* Effect.fail(
-            new BadFrame({ reason: "end does not match", message: `transfer of ${login}: the source ended with ${frame.windows} windows of a ${frame.size}-byte image, received ${windows} of ${size}` })
-          )
-        }
-        yield* checkpoint(true)
-        const digest = makeImageDigest(size)
-        for (const w of verified) digest.add(w.offset, w.hash)
-        const actual = digest.digest()
-        if (!actual.equals(frame.digest)) {
-          yield* removeQuietly(paths.image, paths.journal)
-          return yield* Effect.fail(
-            new DigestMismatch({
-              login,
-              expected: frame.digest.toString("hex"),
-              actual: actual.toString("hex"),
-              message: `transfer of ${login}: whole-image digest mismatch: partial copy discarded, the source stays the home`
-            })
-          )
-        }
-        yield* io(paths.image, "fsync", () => image.sync())
-        const allocatedBytes = yield* io(paths.image, "stat", () => image.stat().then((s) => s.blocks * 512))
-        yield* io(options.finalPath, "rename", () => fsp.rename(paths.image, options.finalPath))
-        yield* fsyncDir(path.dirname(options.finalPath))
-        yield* removeQuietly(paths.journal)
-        return {
-          bytes: size,
-          allocatedBytes,
-          wireBytes: reader.bytes() + sentBytes,
-          digest: actual.toString("hex"),
-          resumedFrom: from
-        } satisfies ReceivedHome
+        if (frame.type === "fail") return fail(remoteFailure(login, frame.fail))
+        if (frame.type !== "end") return fail(new BadFrame({ reason: `unexpected ${frame.type} frame`, message: `transfer of ${login}: ${frame.type} frame in the middle of the stream` }))
+        end = frame
+        land()
       }
+      reader.follow(onFrame, (e) => {
+        if (end === undefined) fail(connectionEnded(login, "source")(e))
+      })
+      return Effect.sync(() => {
+        done = true
+      })
+    })
+    // In-flight requests write into the image (and read the slots): both stay open until they are done.
+    const threadsDone = Effect.promise(() => (inFlight === 0 ? Promise.resolve() : new Promise<void>((r) => (settle = r))))
+
+    const stream = Effect.gen(function* () {
+      const { end: frame, windows } = yield* Effect.raceFirst(
+        windowsIn,
+        idleWatch(idle, () => reader.bytes() + landed, reader.waitingOnPeer, () => idleTimeout(login, "source", "window", idle))
+      )
+      if (frame.size !== size || frame.windows !== windows) {
+        return yield* Effect.fail(
+          new BadFrame({ reason: "end does not match", message: `transfer of ${login}: the source ended with ${frame.windows} windows of a ${frame.size}-byte image, received ${windows} of ${size}` })
+        )
+      }
+      yield* Effect.tryPromise({ try: () => prepared, catch: (e) => e as TransferError })
+      if (flushing !== undefined) yield* Effect.tryPromise({ try: () => flushing!, catch: (e) => e as TransferError })
+      if (pending.length > 0) yield* Effect.tryPromise({ try: checkpoint, catch: (e) => e as TransferError })
+      const digest = makeImageDigest(size)
+      for (const w of verified) digest.add(w.offset, w.hash)
+      const actual = digest.digest()
+      if (!actual.equals(frame.digest)) {
+        yield* removeQuietly(paths.image, paths.journal)
+        return yield* Effect.fail(
+          new DigestMismatch({
+            login,
+            expected: frame.digest.toString("hex"),
+            actual: actual.toString("hex"),
+            message: `transfer of ${login}: whole-image digest mismatch: partial copy discarded, the source stays the home`
+          })
+        )
+      }
+      yield* io(paths.image, "fsync", () => image.sync())
+      const allocatedBytes = yield* io(paths.image, "stat", () => image.stat().then((s) => s.blocks * 512))
+      yield* io(options.finalPath, "rename", () => fsp.rename(paths.image, options.finalPath))
+      yield* fsyncDir(path.dirname(options.finalPath))
+      yield* removeQuietly(paths.journal)
+      return {
+        bytes: size,
+        allocatedBytes,
+        wireBytes: reader.bytes() + sentBytes,
+        digest: actual.toString("hex"),
+        resumedFrom: from
+      } satisfies ReceivedHome
     })
     // A failure (damaged window, lost source) still lets the checkpoint in flight land: the
-    // next attempt resumes after it.
-    return yield* stream.pipe(Effect.ensuring(Effect.suspend(() => (flushing === undefined ? Effect.void : Fiber.await(flushing)))))
+    // next attempt resumes after it. The threads finish their windows before the files close.
+    return yield* stream.pipe(
+      Effect.ensuring(
+        Effect.zipRight(
+          threadsDone,
+          Effect.promise(async () => {
+            await prepared.catch(() => undefined)
+            await flushing?.catch(() => undefined)
+          })
+        )
+      )
+    )
   }).pipe(Effect.scoped, Effect.annotateLogs({ transfer: "destination", login: options.login }))
-

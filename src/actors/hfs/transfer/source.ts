@@ -1,9 +1,10 @@
-import { Duration, Effect, Fiber, type Redacted } from "effect"
+import { Duration, Effect, type Redacted } from "effect"
 import * as fs from "node:fs"
 import type * as net from "node:net"
 import { LOGIN_PATTERN } from "../../../protocols/udb.js"
 import * as timeauth from "../../../runtime/timeauth.js"
-import { makeImageDigest, WINDOW } from "./digest.js"
+import type * as libc from "../../../nbd/libc.js"
+import { HASH_BYTES, makeImageDigest, WINDOW } from "./digest.js"
 import {
   BadFrame,
   SourceImageMissing,
@@ -12,12 +13,14 @@ import {
   type TransferIoError,
   TransferTimeout
 } from "./errors.js"
-import { nextData, readRuns, windowRuns } from "./extents.js"
-import { encodeEnd, encodeFail, encodeStart, encodeWindowHead, type Hello } from "./frames.js"
-import { connectionEnded, errorCode, ioFailure, peerIdle } from "./peer-failures.js"
-import { sharedBuffer, windowHashAsync } from "./hash-pool.js"
+import { nextData, windowRuns } from "./extents.js"
+import { encodeEnd, encodeFail, encodeStart, type Hello } from "./frames.js"
+import { leaseSlots, submit, threadFailure } from "./hash-pool.js"
+import { connectionEnded, errorCode, idleTimeout, idleWatch, ioFailure, peerIdle } from "./peer-failures.js"
 import { frameReader, writeFrames } from "./socket-io.js"
+import { Op, Status } from "./thread-protocol.js"
 import { transferMessage } from "./token.js"
+import { BODY_HASH_AT, frameStart, HEADER, SLOT_PAYLOAD_AT, SOURCE_SLOT_BYTES, writeWindowHead } from "./window-frame.js"
 
 // The source side (HFS A) of one connection: check the request, then stream the allocated
 // windows of the image from the resume offset, each with its checksum, then the whole-image
@@ -66,8 +69,102 @@ const openImage = (login: string, path: string) =>
     ({ fd }) => Effect.async<void>((resume) => fs.close(fd, () => resume(Effect.void)))
   )
 
-// Windows in flight per transfer (memory: SLOTS × 4 MiB).
+// Windows in flight per transfer (memory: SLOTS × ~4.01 MiB).
 const SLOTS = 4
+
+interface Sent {
+  readonly windows: number
+  readonly payloadBytes: number
+  readonly digest: Buffer
+}
+
+/**
+ * The windows of the image from 0, on the loop's callbacks (no effect per window): the loop
+ * finds a window's runs (lseek) and writes its frame head into a free slot; a hash thread
+ * reads the runs into the slot and writes W into the head (hash-pool.ts); in window order,
+ * the loop adds W to D and writes the frame (one buffer, no copy), and the slot is free again
+ * once node handed it to the kernel. Windows before `from` are hashed for D, not sent.
+ */
+const sendWindows = (socket: net.Socket, fd: number, size: number, from: number, path: string, login: string, options: SourceOptions) => {
+  const slots = leaseSlots(SLOTS, SOURCE_SLOT_BYTES)
+  const free = slots.buffers.map((_, i) => i)
+  let inFlight = 0
+  let settle: (() => void) | undefined
+  let written = 0
+  let writing = 0
+  const pump = Effect.async<Sent, TransferError>((resume) => {
+    const digest = makeImageDigest(size)
+    const order: Array<{ readonly slot: number; readonly start: number; readonly at: number; readonly n: number; status: number; code?: string; message?: string }> = []
+    let done = false
+    let windows = 0
+    let payloadBytes = 0
+    let pos: number | libc.SyscallError = nextData(fd, 0, size)
+    const finish = (r: Effect.Effect<Sent, TransferError>) => {
+      if (done) return
+      done = true
+      resume(r)
+    }
+    const fill = () => {
+      while (!done && free.length > 0 && typeof pos === "number" && pos < size) {
+        const start = pos - (pos % WINDOW)
+        const runs = windowRuns(fd, start, size)
+        if (!Array.isArray(runs)) return finish(Effect.fail(ioFailure(path, "lseek", runs)))
+        const slot = free.pop()!
+        let n = 0
+        for (const run of runs) n += run.length
+        const at = frameStart(runs.length)
+        writeWindowHead(slots.buffers[slot]!, at, start, runs, n)
+        const w = { slot, start, at, n, status: -1 } as (typeof order)[number]
+        order.push(w)
+        inFlight++
+        submit([Op.readHash, slots.ids[slot]!, fd, at], (status, code, message) => {
+          inFlight--
+          if (inFlight === 0) settle?.()
+          w.status = status
+          if (code !== undefined) w.code = code
+          if (message !== undefined) w.message = message
+          send()
+        })
+        pos = nextData(fd, start + WINDOW, size)
+      }
+      if (typeof pos !== "number") return finish(Effect.fail(ioFailure(path, "lseek", pos)))
+      if (pos >= size && order.length === 0 && writing === 0) finish(Effect.succeed({ windows, payloadBytes, digest: digest.digest() }))
+    }
+    const send = () => {
+      for (let w = order[0]; !done && w !== undefined && w.status >= 0; w = order[0]) {
+        order.shift()
+        if (w.status !== Status.ok) return finish(Effect.fail(ioFailure(path, "read", threadFailure(w.code, w.message))))
+        const buf = slots.buffers[w.slot]!
+        const hashAt = w.at + HEADER + BODY_HASH_AT
+        digest.add(w.start, buf.subarray(hashAt, hashAt + HASH_BYTES))
+        if (w.start < from) {
+          free.push(w.slot)
+          continue
+        }
+        windows++
+        payloadBytes += w.n
+        writing++
+        socket.write(buf.subarray(w.at, SLOT_PAYLOAD_AT + w.n), (err) => {
+          writing--
+          if (err) return finish(Effect.fail(connectionEnded(login, "destination")({ _tag: "Closed", message: err.message })))
+          written++
+          free.push(w.slot)
+          options.onWindow?.(login, w.start)
+          fill()
+        })
+      }
+      fill()
+    }
+    fill()
+    return Effect.sync(() => {
+      done = true
+    })
+  })
+  const waiting = () => writing > 0
+  // In-flight requests read the image into the slots: both stay until they are done.
+  const threadsDone = Effect.promise(() => (inFlight === 0 ? Promise.resolve() : new Promise<void>((r) => (settle = r))))
+  return { pump, progress: () => written, waiting, release: Effect.zipRight(threadsDone, Effect.sync(() => slots.release(writing === 0))) }
+}
 
 const stream = (socket: net.Socket, hello: Hello, path: string, options: SourceOptions) =>
   Effect.gen(function* () {
@@ -76,54 +173,17 @@ const stream = (socket: net.Socket, hello: Hello, path: string, options: SourceO
     const write = (buffers: ReadonlyArray<Buffer>, phase: string) =>
       writeFrames(socket, buffers).pipe(Effect.mapError(connectionEnded(login, "destination")), peerIdle(login, "destination", phase, idle))
     const image = yield* openImage(login, path)
-    const ioError = (op: string) => (err: unknown) => ioFailure(path, op, err)
     yield* write([encodeStart(image.size, image.allocated, from)], "start")
-    const digest = makeImageDigest(image.size)
-    // SLOTS shared buffers: the loop reads window k+1 while a hash thread hashes window k and
-    // the kernel takes window k-1. Each window's step (wait for its hash, add it to D, send)
-    // runs after the previous window's, so frames and D stay in window order.
-    const buffers = Array.from({ length: SLOTS }, () => sharedBuffer(WINDOW))
-    const steps: Array<Fiber.Fiber<void, TransferError> | undefined> = buffers.map(() => undefined)
-    let previous: Fiber.Fiber<void, TransferError> | undefined
-    let slot = 0
-    let windows = 0
-    let payloadBytes = 0
-    let pos = nextData(image.fd, 0, image.size)
-    while (typeof pos === "number" && pos < image.size) {
-      const start = pos - (pos % WINDOW)
-      const runs = windowRuns(image.fd, start, image.size)
-      if (!Array.isArray(runs)) return yield* Effect.fail(ioError("lseek")(runs))
-      const inFlight = steps[slot]
-      if (inFlight !== undefined) yield* Fiber.join(inFlight)
-      const buf = buffers[slot]!
-      const n = yield* Effect.tryPromise({ try: () => readRuns(image.fd, runs, buf), catch: ioError("read") })
-      const payload = buf.subarray(0, n)
-      const hashed = Effect.tryPromise({ try: () => windowHashAsync(runs, payload), catch: ioError("hash") })
-      // Windows before the resume offset are on the destination already: hashed for the
-      // digest (which covers the whole image), not sent.
-      const send = start >= from
-      const after = previous
-      const step: Effect.Effect<void, TransferError> = Effect.gen(function* () {
-        const hash = yield* hashed
-        if (after !== undefined) yield* Fiber.join(after)
-        digest.add(start, hash)
-        if (send) {
-          yield* write([encodeWindowHead(start, hash, runs, n), payload], "window")
-          options.onWindow?.(login, start)
-        }
-      })
-      steps[slot] = previous = yield* Effect.fork(step)
-      slot = (slot + 1) % SLOTS
-      if (send) {
-        windows++
-        payloadBytes += n
-      }
-      pos = nextData(image.fd, start + WINDOW, image.size)
-    }
-    if (typeof pos !== "number") return yield* Effect.fail(ioError("lseek")(pos))
-    if (previous !== undefined) yield* Fiber.join(previous)
-    yield* write([encodeEnd(image.size, windows, digest.digest())], "end")
-    return { login, from, windows, payloadBytes } satisfies SentHome
+    const windows = yield* Effect.acquireRelease(
+      Effect.sync(() => sendWindows(socket, image.fd, image.size, from, path, login, options)),
+      (w) => w.release
+    )
+    const sent = yield* Effect.raceFirst(
+      windows.pump,
+      idleWatch(idle, windows.progress, windows.waiting, () => idleTimeout(login, "destination", "window", idle))
+    )
+    yield* write([encodeEnd(image.size, sent.windows, sent.digest)], "end")
+    return { login, from, windows: sent.windows, payloadBytes: sent.payloadBytes } satisfies SentHome
   }).pipe(Effect.scoped)
 
 /** Serves one accepted connection to its end; the socket is closed when this completes. */
