@@ -1,3 +1,4 @@
+import { Effect } from "effect"
 import { createRequire } from "node:module"
 import * as os from "node:os"
 import { pathToFileURL } from "node:url"
@@ -109,6 +110,37 @@ export const submit = (request: Request, done: Done): void => {
   thread.waiting.set(request[1], done)
   if (thread.waiting.size === 1) thread.worker.ref()
   thread.worker.postMessage(request)
+}
+
+/** A window's request on the threads: its reply, once it came (`status` -1 until then). */
+export interface Pending {
+  status: number
+  code?: string
+  message?: string
+}
+
+/**
+ * One transfer's requests: `send` records each reply into its window and calls `then`, on the
+ * loop; `settled` waits until none is in flight (the threads read the slots and write the image:
+ * both stay open until then).
+ */
+export const makeRequests = () => {
+  let inFlight = 0
+  let settle: (() => void) | undefined
+  return {
+    send: (request: Request, pending: Pending, then: () => void): void => {
+      inFlight++
+      submit(request, (status, code, message) => {
+        inFlight--
+        if (inFlight === 0) settle?.()
+        pending.status = status
+        if (code !== undefined) pending.code = code
+        if (message !== undefined) pending.message = message
+        then()
+      })
+    },
+    settled: Effect.promise(() => (inFlight === 0 ? Promise.resolve() : new Promise<void>((r) => (settle = r))))
+  }
 }
 
 export interface Slots {

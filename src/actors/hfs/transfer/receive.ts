@@ -21,7 +21,7 @@ import {
   TransferIoError
 } from "./errors.js"
 import { encodeHello, type Fail, type Frame, windowProblem } from "./frames.js"
-import { leaseSlots, submit, threadFailure, warmHashPool } from "./hash-pool.js"
+import { leaseSlots, makeRequests, type Pending, threadFailure, warmHashPool } from "./hash-pool.js"
 import { encodeHeader, encodeRecords, JOURNAL_HEADER, readJournal, resumeOffset, type VerifiedWindow } from "./journal.js"
 import { connectionEnded, fileFailure, idleTimeout, idleWatch, peerIdle } from "./peer-failures.js"
 import { frameSocket, writeFrames } from "./socket-io.js"
@@ -286,8 +286,7 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
     // writes its runs only if they match (hash-pool.ts); windows are then landed in order
     // (records, onWindow, the slot given back), a checkpoint every checkpointBytes.
     type EndFrame = Extract<Frame, { type: "end" }>
-    let inFlight = 0
-    let settle: (() => void) | undefined
+    const requests = makeRequests()
     let landed = 0
     const windowsIn = Effect.async<{ readonly end: EndFrame; readonly windows: number }, TransferError>((resume) => {
       let done = false
@@ -295,7 +294,7 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
       let windows = 0
       let end: EndFrame | undefined
       let checkpointing = false
-      const order: Array<{ readonly slot: number; readonly offset: number; readonly hash: Buffer; readonly bytes: number; status: number; code?: string; message?: string }> = []
+      const order: Array<Pending & { readonly slot: number; readonly offset: number; readonly hash: Buffer; readonly bytes: number }> = []
       const fail = (e: TransferError) => {
         if (done) return
         done = true
@@ -347,15 +346,7 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
           windows++
           const w = { slot: slot!, offset: frame.offset, hash: frame.hash, bytes: frame.payload.length, status: -1 } as (typeof order)[number]
           order.push(w)
-          inFlight++
-          submit([Op.verifyWrite, slots.ids[slot!]!, frame.payload.byteOffset + frame.payload.length, image.fd], (status, code, message) => {
-            inFlight--
-            if (inFlight === 0) settle?.()
-            w.status = status
-            if (code !== undefined) w.code = code
-            if (message !== undefined) w.message = message
-            land()
-          })
+          requests.send([Op.verifyWrite, slots.ids[slot!]!, frame.payload.byteOffset + frame.payload.length, image.fd], w, land)
           return
         }
         if (frame.type === "fail") return fail(remoteFailure(login, frame.fail))
@@ -371,7 +362,6 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
       })
     })
     // In-flight requests write into the image (and read the slots): both stay open until they are done.
-    const threadsDone = Effect.promise(() => (inFlight === 0 ? Promise.resolve() : new Promise<void>((r) => (settle = r))))
 
     const stream = Effect.gen(function* () {
       const { end: frame, windows } = yield* Effect.raceFirst(
@@ -418,7 +408,7 @@ export const receiveHome = (options: ReceiveOptions): Effect.Effect<ReceivedHome
     return yield* stream.pipe(
       Effect.ensuring(
         Effect.zipRight(
-          threadsDone,
+          requests.settled,
           Effect.promise(async () => {
             await prepared.catch(() => undefined)
             await flushing?.catch(() => undefined)

@@ -15,7 +15,7 @@ import {
 } from "./errors.js"
 import { nextData, windowRuns } from "./extents.js"
 import { encodeEnd, encodeFail, encodeStart, type Hello } from "./frames.js"
-import { leaseSlots, submit, threadFailure } from "./hash-pool.js"
+import { leaseSlots, makeRequests, type Pending, threadFailure } from "./hash-pool.js"
 import { connectionEnded, errorCode, idleTimeout, idleWatch, ioFailure, peerIdle } from "./peer-failures.js"
 import { frameReader, writeFrames } from "./socket-io.js"
 import { Op, Status } from "./thread-protocol.js"
@@ -88,13 +88,12 @@ interface Sent {
 const sendWindows = (socket: net.Socket, fd: number, size: number, from: number, path: string, login: string, options: SourceOptions) => {
   const slots = leaseSlots(SLOTS, SOURCE_SLOT_BYTES)
   const free = slots.buffers.map((_, i) => i)
-  let inFlight = 0
-  let settle: (() => void) | undefined
+  const requests = makeRequests()
   let written = 0
   let writing = 0
   const pump = Effect.async<Sent, TransferError>((resume) => {
     const digest = makeImageDigest(size)
-    const order: Array<{ readonly slot: number; readonly start: number; readonly at: number; readonly n: number; status: number; code?: string; message?: string }> = []
+    const order: Array<Pending & { readonly slot: number; readonly start: number; readonly at: number; readonly n: number }> = []
     let done = false
     let windows = 0
     let payloadBytes = 0
@@ -116,15 +115,7 @@ const sendWindows = (socket: net.Socket, fd: number, size: number, from: number,
         writeWindowHead(slots.buffers[slot]!, at, start, runs, n)
         const w = { slot, start, at, n, status: -1 } as (typeof order)[number]
         order.push(w)
-        inFlight++
-        submit([Op.readHash, slots.ids[slot]!, fd, at], (status, code, message) => {
-          inFlight--
-          if (inFlight === 0) settle?.()
-          w.status = status
-          if (code !== undefined) w.code = code
-          if (message !== undefined) w.message = message
-          send()
-        })
+        requests.send([Op.readHash, slots.ids[slot]!, fd, at], w, send)
         pos = nextData(fd, start + WINDOW, size)
       }
       if (typeof pos !== "number") return finish(Effect.fail(ioFailure(path, "lseek", pos)))
@@ -162,8 +153,7 @@ const sendWindows = (socket: net.Socket, fd: number, size: number, from: number,
   })
   const waiting = () => writing > 0
   // In-flight requests read the image into the slots: both stay until they are done.
-  const threadsDone = Effect.promise(() => (inFlight === 0 ? Promise.resolve() : new Promise<void>((r) => (settle = r))))
-  return { pump, progress: () => written, waiting, release: Effect.zipRight(threadsDone, Effect.sync(() => slots.release(writing === 0))) }
+  return { pump, progress: () => written, waiting, release: Effect.zipRight(requests.settled, Effect.sync(() => slots.release(writing === 0))) }
 }
 
 const stream = (socket: net.Socket, hello: Hello, path: string, options: SourceOptions) =>
