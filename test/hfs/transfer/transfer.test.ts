@@ -7,6 +7,7 @@ import { WINDOW } from "../../../src/actors/hfs/transfer/digest.js"
 import { encodeEnd, encodeHello, encodeWindowHead, type Frame, makeDecoder, makeFrameParser, WINDOW_MAX_BODY } from "../../../src/actors/hfs/transfer/frames.js"
 import { frameSocket } from "../../../src/actors/hfs/transfer/socket-io.js"
 import { imageDigestPromise } from "../../../src/actors/hfs/transfer/image-digest.js"
+import { stopHashThreads } from "../../../src/actors/hfs/transfer/hash-pool.js"
 import { readProgress } from "../../../src/actors/hfs/transfer/receive.js"
 import { transferMessage } from "../../../src/actors/hfs/transfer/token.js"
 import * as timeauth from "../../../src/runtime/timeauth.js"
@@ -138,6 +139,35 @@ it.live(
       const fsck = yield* Effect.promise(() => run("e2fsck", ["-fn", dst]))
       expect(fsck.code, fsck.out).toBe(0)
       expect(r.wireBytes).toBeLessThanOrEqual(1.05 * allocatedBytes(src))
+    }).pipe(Effect.scoped),
+  60_000
+)
+
+it.live(
+  "hash threads that die in the middle fail the transfer, nothing reaches the final path, and the retry resumes with fresh threads",
+  () =>
+    Effect.gen(function* () {
+      const w = workDir("threads")
+      yield* Effect.addFinalizer(() => Effect.sync(w.remove))
+      const src = path.join(w.a, "cyd.nbd")
+      writeScatteredImage(src, 64 * MiB, 40 * MiB, 7)
+      const before = yield* Effect.promise(() => imageDigestPromise(src))
+      const srv = yield* source(src)
+      let windows = 0
+      // Both sides' threads are this process's: whichever side notices first, the transfer fails.
+      const exit = yield* Effect.exit(
+        receive(srv.port, w.b, "cyd", 4, { checkpointBytes: 1, onWindow: () => void (++windows === 3 && stopHashThreads()) })
+      )
+      const e = failureOf(exit)
+      expect(e.message).toMatch(/hash thread/)
+      expect(fs.existsSync(path.join(w.b, "cyd.nbd"))).toBe(false)
+      // The checkpoint started when the first window landed completes despite the failure.
+      const verified = yield* Effect.promise(() => readProgress(w.b, "cyd", 4))
+      expect(verified).toBeGreaterThan(0)
+      const r = yield* receive(srv.port, w.b, "cyd", 4)
+      expect(r.resumedFrom).toBe(verified)
+      expect(yield* Effect.promise(() => sameBytes(src, path.join(w.b, "cyd.nbd")))).toBe(true)
+      expect(r.digest).toBe(before)
     }).pipe(Effect.scoped),
   60_000
 )

@@ -96,6 +96,17 @@ const pick = (): Thread => {
 }
 
 /**
+ * Ends every hash thread now, as a crash of each would: the requests they hold fail (their
+ * transfers fail, the destination's journal keeps what was verified), and the next request
+ * starts fresh threads. For the tests of that path; a node never needs it (idle threads do not
+ * keep it alive).
+ */
+export const stopHashThreads = async (): Promise<void> => {
+  const live = threads.filter((t): t is Thread => t !== undefined && !t.dead)
+  await Promise.all(live.map((t) => t.worker.terminate()))
+}
+
+/**
  * Starts the hash threads now if they are not running, so that a transfer does not wait for
  * them at its first window (a thread takes ~50 ms to start from the bundle, up to a second
  * from the sources under tsx). Called when a transfer listener opens and when a receive starts.
