@@ -8,6 +8,7 @@ import { HfsRpcs } from "../../src/protocols/hfs.js"
 import { makeRpcTcpClient } from "../../src/runtime/rpc-tcp.js"
 import { fsck } from "../hfs/support/images.js"
 import { probe } from "../hfs/support/mount.js"
+import { copyProfiles, hfsServerIn } from "./config-copy.js"
 import { checkout, exitWithin, killAll, spawnBin, startNode, waitForOutput } from "./node-process.js"
 
 // The real binaries: `prolo-node --layer all --hfs 0,1` runs two HFS (127.0.10.1 and
@@ -24,22 +25,18 @@ afterEach(killAll)
 const START_MS = 180_000
 const MARK_AT = 512
 
-const configFor = async (root: string, extra: (server: string) => string = (s) => s) => {
-  const dir = path.join(root, "config")
-  await fs.mkdir(dir, { recursive: true })
-  const source = path.join(checkout, "etc/prologin")
-  for (const f of await fs.readdir(source)) if (f.endsWith(".yml")) await fs.copyFile(path.join(source, f), path.join(dir, f))
-  const server = (await fs.readFile(path.join(dir, "hfs-server.yml"), "utf8"))
-    .replace(/^export_base: .*$/m, `export_base: ${path.join(root, "export")}`)
-    .replace(/^skeleton: .*$/m, `skeleton: ${path.join(checkout, "etc/skeleton")}`)
-    .replace(/^bind: .*$/m, `bind: { "0": 127.0.10.1, "1": 127.0.10.2 }`)
-    .replace(/^quota: .*$/m, "quota: { user: 64M, orga: 64M, root: 64M }")
-    .replace(/^free_reserve: .*$/m, "free_reserve: 0")
-    // no grace after a getHome: the test has no NBD session open when it moves the home
-    .replace(/^live_grant_seconds: .*$/m, "live_grant_seconds: 0")
-  await fs.writeFile(path.join(dir, "hfs-server.yml"), extra(server))
-  return dir
-}
+const configFor = (root: string, extra: (server: string) => string = (s) => s) =>
+  copyProfiles(path.join(root, "config"), {
+    "hfs-server.yml": (text) =>
+      extra(
+        hfsServerIn(path.join(root, "export"))(text)
+          .replace(/^bind: .*$/m, `bind: { "0": 127.0.10.1, "1": 127.0.10.2 }`)
+          .replace(/^quota: .*$/m, "quota: { user: 64M, orga: 64M, root: 64M }")
+          .replace(/^free_reserve: .*$/m, "free_reserve: 0")
+          // no grace after a getHome: the test has no NBD session open when it moves the home
+          .replace(/^live_grant_seconds: .*$/m, "live_grant_seconds: 0")
+      )
+  })
 
 const cli = async (env: NodeJS.ProcessEnv, ...args: Array<string>) => {
   const p = spawnBin("prolo", args, env)

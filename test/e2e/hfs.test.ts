@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest"
 import { HfsRpcs } from "../../src/protocols/hfs.js"
 import { makeRpcTcpClient } from "../../src/runtime/rpc-tcp.js"
 import { probe } from "../hfs/support/mount.js"
+import { copyProfiles, hfsServerIn } from "./config-copy.js"
 import { checkout, exitWithin, killAll, spawnBin, startNode, waitForOutput } from "./node-process.js"
 
 // The real binaries: `prolo-node --layer all` runs HFS 0 beside the gateway on the embedded
@@ -16,17 +17,8 @@ afterEach(killAll)
 
 const START_MS = 180_000
 
-const configFor = async (root: string) => {
-  const dir = path.join(root, "config")
-  await fs.mkdir(dir, { recursive: true })
-  const source = path.join(checkout, "etc/prologin")
-  for (const f of await fs.readdir(source)) if (f.endsWith(".yml")) await fs.copyFile(path.join(source, f), path.join(dir, f))
-  const server = (await fs.readFile(path.join(dir, "hfs-server.yml"), "utf8"))
-    .replace(/^export_base: .*$/m, `export_base: ${path.join(root, "export")}`)
-    .replace(/^skeleton: .*$/m, `skeleton: ${path.join(checkout, "etc/skeleton")}`)
-  await fs.writeFile(path.join(dir, "hfs-server.yml"), server)
-  return dir
-}
+const configFor = (root: string) =>
+  copyProfiles(path.join(root, "config"), { "hfs-server.yml": hfsServerIn(path.join(root, "export")) })
 
 const cli = async (env: NodeJS.ProcessEnv, ...args: Array<string>) => {
   const p = spawnBin("prolo", args, env)

@@ -7,6 +7,7 @@ import * as path from "node:path"
 import pg from "pg"
 import { Redacted } from "effect"
 import { running } from "../../../src/runtime/process-alive.js"
+import { copyProfiles, hfsServerIn } from "../config-copy.js"
 import { checkout, LISTENING, type Spawned, spawnTracked, waitForOutput } from "../node-process.js"
 
 // A small contest site in network namespaces, every part real: a switch namespace holding a
@@ -227,12 +228,9 @@ export class Site {
   }
 }
 
-const copyConfig = async (dir: string, edits: Record<string, string>) => {
-  await fs.mkdir(dir, { recursive: true })
-  const source = path.join(checkout, "etc/prologin")
-  for (const f of await fs.readdir(source)) if (f.endsWith(".yml")) await fs.copyFile(path.join(source, f), path.join(dir, f))
-  for (const [file, text] of Object.entries(edits)) await fs.writeFile(path.join(dir, file), text)
-}
+/** The example profiles with `edits` (whole texts) in their place. */
+const copyConfig = (dir: string, edits: Record<string, string>) =>
+  copyProfiles(dir, Object.fromEntries(Object.entries(edits).map(([name, text]) => [name, () => text])))
 
 const urlOfGw = `http://${GW_IP}:${NODE_PORT}/`
 
@@ -476,9 +474,7 @@ export const makeSite = async (options: SiteOptions): Promise<Site> => {
         const name = `rhfs${id}`
         const ns = await addNs(site, name, `10.12.1.1${id}`, 1 + id)
         const config = path.join(root, `cfg-${name}`)
-        const server = (await fs.readFile(path.join(checkout, "etc/prologin/hfs-server.yml"), "utf8"))
-          .replace(/^export_base: .*$/m, `export_base: ${path.join(root, `export-${name}`)}`)
-          .replace(/^skeleton: .*$/m, `skeleton: ${path.join(checkout, "etc/skeleton")}`)
+        const server = hfsServerIn(path.join(root, `export-${name}`))(await fs.readFile(path.join(checkout, "etc/prologin/hfs-server.yml"), "utf8"))
           .replace(/^rpc_port: .*$/m, "rpc_port: 20100")
           .replace(/^nbd_port: .*$/m, "nbd_port: 10809")
           .replace(/^bind: .*$/m, "")
